@@ -1,0 +1,265 @@
+"""Server specs: what `%mcp connect` and `mcpServers` files describe.
+
+Specs keep secrets (header values, env values) out of their reprs, and keep
+`$VAR` references unexpanded until the moment of connecting, so what a notebook
+stores or prints never holds the secret itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_VAR_PATTERN = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class ConfigError(ValueError):
+    """Bad connect arguments or a bad `mcpServers` file (a one-line message)."""
+
+
+def _hidden(mapping: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{key!r}: '***'" for key in mapping) + "}"
+
+
+@dataclass(frozen=True)
+class StdioSpec:
+    """A server started as a child process and spoken to over stdin/stdout."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    cwd: str | None = None
+
+    transport: Literal["stdio"] = "stdio"
+
+    def __repr__(self) -> str:
+        return (
+            f"StdioSpec(command={self.command!r}, args={self.args!r}, "
+            f"env={_hidden(self.env)}, cwd={self.cwd!r})"
+        )
+
+    @property
+    def target(self) -> str:
+        return " ".join([Path(self.command).name, *self.args])
+
+    def secrets(self) -> list[str]:
+        return _secret_values(self.env.values())
+
+
+@dataclass(frozen=True)
+class HttpSpec:
+    """A remote server over streamable HTTP or SSE."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    transport: Literal["http", "sse"] = "http"
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpSpec(url={self.target!r}, headers={_hidden(self.headers)}, "
+            f"transport={self.transport!r})"
+        )
+
+    @property
+    def target(self) -> str:
+        """The URL without user info, which may hold a password."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return parts._replace(netloc=host).geturl()
+
+    def secrets(self) -> list[str]:
+        values = list(self.headers.values())
+        parts = urlsplit(self.url)
+        if parts.password:
+            values.append(parts.password)
+        return _secret_values(values)
+
+
+ServerSpec = StdioSpec | HttpSpec
+
+
+def _secret_values(templates) -> list[str]:
+    """Every value a template may expand to: worth redacting wherever it shows up."""
+    values: set[str] = set()
+    for template in templates:
+        for candidate in (template, expand_vars(template, strict=False)):
+            values.add(candidate)
+            # "Bearer abc": the credential alone may show up too.
+            values.update(part for part in candidate.split() if len(part) >= 6)
+    return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+
+
+def expand_vars(text: str, *, strict: bool = True) -> str:
+    """Expand `$VAR`, `${VAR}` and `${env:VAR}` from the kernel's environment.
+
+    With `strict`, a variable that is not set is an error naming it (never its value).
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        value = os.environ.get(name)
+        if value is None:
+            if strict:
+                raise ConfigError(f"environment variable {name} is not set")
+            return match.group(0)
+        return value
+
+    return _VAR_PATTERN.sub(replace, text)
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(
+            f"invalid server name {name!r}: use letters, digits, '_' or '-', starting with a letter"
+        )
+    return name
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition(":")
+    if not sep or not key.strip() or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", key.strip()):
+        raise ConfigError(f"invalid header {key.strip() or text!r}: expected 'Name: value'")
+    return key.strip(), value.strip()
+
+
+def parse_env(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise ConfigError(f"invalid --env {key or text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = HttpSpec(url).target if parts.scheme in ("http", "https") else url.split("@")[-1]
+        raise ConfigError(f"invalid URL {shown!r}: expected http://host[:port]/path")
+    return url
+
+
+def guess_transport(url: str, transport: str | None) -> Literal["http", "sse"]:
+    if transport in ("http", "streamable-http", "streamable_http", "streamableHttp"):
+        return "http"
+    if transport == "sse":
+        return "sse"
+    if transport is not None:
+        raise ConfigError(f"unknown transport {transport!r}: expected 'http' or 'sse'")
+    return "sse" if urlsplit(url).path.rstrip("/").endswith("/sse") else "http"
+
+
+def http_spec(url: str, headers: list[str] | None = None, transport: str | None = None) -> HttpSpec:
+    check_url(url)
+    parsed = dict(parse_header(h) for h in headers or [])
+    return HttpSpec(url=url, headers=parsed, transport=guess_transport(url, transport))
+
+
+def stdio_spec(
+    command: list[str], env: list[str] | None = None, cwd: str | None = None
+) -> StdioSpec:
+    if not command:
+        raise ConfigError("missing server command: use %mcp connect NAME -- COMMAND [ARGS...]")
+    if cwd is not None and not Path(cwd).expanduser().is_dir():
+        raise ConfigError(f"--cwd {cwd!r} is not a directory")
+    return StdioSpec(
+        command=command[0],
+        args=tuple(command[1:]),
+        env=dict(parse_env(e) for e in env or []),
+        cwd=str(Path(cwd).expanduser()) if cwd else None,
+    )
+
+
+def builtin_spec(
+    db: str | None = None, root: str | None = None, allow_writes: bool = False
+) -> StdioSpec:
+    """The data server shipped in this package, run with this kernel's Python."""
+    args = ["-m", "mcp_magic.server"]
+    if db is not None:
+        if not Path(db).expanduser().is_file():
+            raise ConfigError(f"--db {db!r} does not exist")
+        args += ["--db", str(Path(db).expanduser().resolve())]
+    if root is not None:
+        if not Path(root).expanduser().is_dir():
+            raise ConfigError(f"--root {root!r} is not a directory")
+        args += ["--root", str(Path(root).expanduser().resolve())]
+    else:
+        args += ["--root", os.getcwd()]
+    if allow_writes:
+        args.append("--allow-writes")
+    # The package may not be installed (a source checkout): make it importable.
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    return StdioSpec(command=sys.executable, args=tuple(args), env={"PYTHONPATH": package_parent})
+
+
+def load_config_file(path: str) -> dict[str, ServerSpec | ConfigError]:
+    """Read an `mcpServers` (Claude Desktop, mcphost, Cursor) or `servers` (VS Code) file.
+
+    One bad entry does not spoil the others: it maps to its ConfigError.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"config file {path!r} not found")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"config file {path!r} is not valid JSON: {exc.msg} (line {exc.lineno})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path!r} cannot be read: {exc}") from None
+    servers = data.get("mcpServers", data.get("servers")) if isinstance(data, dict) else None
+    if not isinstance(servers, dict):
+        raise ConfigError(f"config file {path!r} has no 'mcpServers' (or 'servers') object")
+    specs: dict[str, ServerSpec | ConfigError] = {}
+    for name, entry in servers.items():
+        try:
+            check_name(name)
+            if isinstance(entry, dict) and entry.get("disabled"):
+                continue
+            specs[name] = _spec_from_entry(name, entry, base=file.parent)
+        except ConfigError as exc:
+            specs[name] = exc
+    return specs
+
+
+def _spec_from_entry(name: str, entry: object, base: Path) -> ServerSpec:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"server {name!r}: expected an object")
+    kind = entry.get("type", entry.get("transport"))
+    if "url" in entry or kind in ("http", "sse", "streamable-http", "streamableHttp"):
+        url = entry.get("url")
+        if not isinstance(url, str):
+            raise ConfigError(f"server {name!r}: 'url' must be a string")
+        headers = entry.get("headers") or {}
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise ConfigError(f"server {name!r}: 'headers' must map names to strings")
+        check_url(url)
+        return HttpSpec(url=url, headers=dict(headers), transport=guess_transport(url, kind))
+    command = entry.get("command")
+    if not isinstance(command, str) or not command:
+        raise ConfigError(f"server {name!r}: needs 'command' (stdio) or 'url' (remote)")
+    args = entry.get("args") or []
+    env = entry.get("env") or {}
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ConfigError(f"server {name!r}: 'args' must be a list of strings")
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ConfigError(f"server {name!r}: 'env' must map names to strings")
+    cwd = entry.get("cwd")
+    if cwd is not None:
+        cwd = str((base / Path(cwd).expanduser()).resolve())
+    return StdioSpec(command=command, args=tuple(args), env=dict(env), cwd=cwd)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text

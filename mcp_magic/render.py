@@ -1,0 +1,185 @@
+"""What the user sees: small tables, tool text, progress bars.
+
+Every object here renders both as HTML (Jupyter, nbviewer, GitHub) and as plain
+text (terminal IPython, logs), so saved notebooks stay readable anywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+
+class Table:
+    """A small table with an HTML and a text rendering."""
+
+    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = ""):
+        self.columns = list(columns)
+        self.rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+        self.title = title
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td style='text-align:left'>{html.escape(cell)}</td>" for cell in row)
+            + "</tr>"
+            for row in self.rows
+        )
+        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        return (
+            f"<table class='mcp-magic-table'>{caption}"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+
+    def __repr__(self) -> str:
+        if not self.rows:
+            return f"{self.title}\n(none)" if self.title else "(none)"
+        cells = [self.columns, *self.rows]
+        widths = [min(60, max(len(row[i]) for row in cells)) for i in range(len(self.columns))]
+
+        def line(row: Sequence[str]) -> str:
+            return "  ".join(
+                (cell if len(cell) <= w else cell[: w - 1] + "…").ljust(w)
+                for cell, w in zip(row, widths, strict=False)
+            ).rstrip()
+
+        text = [line(self.columns), line(["-" * w for w in widths])]
+        text += [line(row) for row in self.rows]
+        return "\n".join(([self.title] if self.title else []) + text)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+class ToolText(str):
+    """A tool's text answer: a real `str`, displayed as the text itself, not its repr."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 120:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def status_table(sessions: Sequence[Any]) -> Table:
+    rows = [
+        [
+            s.name,
+            s.transport,
+            s.state if not s.error else f"{s.state}: {s.error}",
+            s.protocol_version or "",
+            str(len(s.tools)) if s.state == "connected" else "",
+            str(s.pid) if s.pid else "",
+            format_duration(s.uptime) if s.state == "connected" else "",
+            s.spec.target,
+        ]
+        for s in sessions
+    ]
+    columns = ["name", "transport", "state", "protocol", "tools", "pid", "uptime", "target"]
+    return Table(columns, rows, title="" if rows else "No MCP servers connected.")
+
+
+def _param_summary(schema: dict[str, Any] | None) -> str:
+    schema = schema or {}
+    required = set(schema.get("required") or [])
+    parts = []
+    for name, prop in (schema.get("properties") or {}).items():
+        kind = prop.get("type", "any") if isinstance(prop, dict) else "any"
+        if isinstance(kind, list):
+            kind = "|".join(kind)
+        parts.append(f"{name}{'' if name in required else '?'}: {kind}")
+    return ", ".join(parts)
+
+
+def tools_table(server_tools: dict[str, dict[str, Any]]) -> Table:
+    """`server_tools` maps a server name to its tools (MCP Tool objects)."""
+    rows = []
+    for server, tools in server_tools.items():
+        for tool in tools.values():
+            hints = []
+            annotations = getattr(tool, "annotations", None)
+            if annotations is not None:
+                if annotations.read_only_hint:
+                    hints.append("read-only")
+                if annotations.destructive_hint and not annotations.read_only_hint:
+                    hints.append("destructive")
+            description = (tool.description or "").strip().splitlines()
+            rows.append(
+                [
+                    f"{server}.{tool.name}",
+                    _param_summary(tool.input_schema),
+                    description[0] if description else "",
+                    ", ".join(hints),
+                ]
+            )
+    return Table(["tool", "parameters", "description", "hints"], rows)
+
+
+class Progress:
+    """A live progress bar for a running tool call, in Jupyter or a terminal."""
+
+    def __init__(self, label: str, terminal: bool) -> None:
+        self.label = label
+        self.terminal = terminal
+        self._handle: Any = None
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, progress: float, total: float | None, message: str | None) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.1 and not (total and progress >= total):
+            return
+        self._last = now
+        text = self._text(progress, total, message)
+        if self.terminal:
+            sys.stdout.write("\r" + text.ljust(78)[:78])
+            sys.stdout.flush()
+            self._shown = True
+            return
+        from IPython.display import display
+
+        bundle = {"text/plain": text, "text/html": self._html(progress, total, message)}
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+
+    def _text(self, progress: float, total: float | None, message: str | None) -> str:
+        suffix = f" {message}" if message else ""
+        if total:
+            fraction = max(0.0, min(1.0, progress / total))
+            bar = "#" * int(fraction * 20)
+            return f"{self.label} [{bar:<20}] {fraction:4.0%}{suffix}"
+        return f"{self.label} {progress:g}{suffix}"
+
+    def _html(self, progress: float, total: float | None, message: str | None) -> str:
+        bar = (
+            f"<progress value='{progress:g}' max='{total:g}'></progress>"
+            if total
+            else f"<progress></progress> {progress:g}"
+        )
+        note = html.escape(message or "")
+        return f"<div class='mcp-magic-progress'>{html.escape(self.label)} {bar} {note}</div>"
+
+    def close(self) -> None:
+        if self.terminal and self._shown:
+            sys.stdout.write("\r" + " " * 78 + "\r")
+            sys.stdout.flush()
+        elif self._handle is not None:
+            self._handle.update({"text/plain": ""}, raw=True)

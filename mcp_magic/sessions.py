@@ -1,0 +1,612 @@
+"""MCP sessions owned by one event-loop thread.
+
+The MCP SDK requires a session to be entered and exited in the same task, while
+every notebook cell runs on the main thread. So one background thread runs an
+asyncio loop; each session lives in one long-lived *owner task* on it, and cells
+submit coroutines to that loop and wait for them interruptibly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .config import ConfigError, HttpSpec, ServerSpec, StdioSpec, expand_vars, redact
+
+T = TypeVar("T")
+
+SESSION_MARKER = "MCP_MAGIC_SESSION"
+"""Environment variable that tags a stdio server so its process can be found."""
+
+
+class McpError(Exception):
+    """A failure worth one line to the user (no traceback)."""
+
+
+class UnknownServer(McpError):
+    pass
+
+
+class UnknownTool(McpError):
+    pass
+
+
+class ServerDied(McpError):
+    pass
+
+
+class ToolCallError(McpError):
+    """The tool ran and reported an error."""
+
+
+@dataclass
+class Session:
+    """One connected (or once connected) server, as the user sees it."""
+
+    name: str
+    spec: ServerSpec
+    log_path: Path
+    state: str = "connecting"
+    error: str | None = None
+    protocol_version: str | None = None
+    server_name: str | None = None
+    server_version: str | None = None
+    instructions: str | None = None
+    tools: dict[str, Any] = field(default_factory=dict)
+    pid: int | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    client: Any = field(default=None, repr=False)
+    marker: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _stop: asyncio.Event | None = field(default=None, repr=False)
+    _closed: asyncio.Event | None = field(default=None, repr=False)
+    _owner: asyncio.Task | None = field(default=None, repr=False)
+
+    @property
+    def transport(self) -> str:
+        return self.spec.transport
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def secrets(self) -> list[str]:
+        return self.spec.secrets()
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets())
+
+    def log_tail(self, lines: int | None = None) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        if lines is not None:
+            text = "\n".join(text.splitlines()[-lines:])
+        return self.redact(text)
+
+    def last_log_line(self) -> str:
+        tail = [line for line in self.log_tail(20).splitlines() if line.strip()]
+        return tail[-1].strip()[:200] if tail else ""
+
+
+class _WatchedReadStream:
+    """A transport's read stream that reports when the server side goes away."""
+
+    def __init__(self, inner: Any, on_close: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_close = on_close
+
+    async def receive(self) -> Any:
+        try:
+            return await self._inner.receive()
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                self._on_close()
+            raise
+
+    def __aiter__(self) -> _WatchedReadStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except Exception as exc:
+            import anyio
+
+            if isinstance(exc, anyio.EndOfStream):
+                raise StopAsyncIteration from None
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _WatchedReadStream:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        return await self._inner.__aexit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _WatchedTransport:
+    """Wraps an SDK transport so the owner task learns when the connection ends."""
+
+    def __init__(self, inner: Any, on_close: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_close = on_close
+
+    async def __aenter__(self) -> tuple[Any, Any]:
+        read_stream, write_stream = await self._inner.__aenter__()
+        return _WatchedReadStream(read_stream, self._on_close), write_stream
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        return await self._inner.__aexit__(*exc)
+
+
+def _open_transport(session: Session, errlog: Any) -> Any:
+    """The SDK transport for a spec, with `$VAR`s expanded only now."""
+    spec = session.spec
+    if isinstance(spec, StdioSpec):
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+
+        env = {key: expand_vars(value) for key, value in spec.env.items()}
+        env[SESSION_MARKER] = session.marker
+        params = StdioServerParameters(
+            command=spec.command, args=list(spec.args), env=env, cwd=spec.cwd
+        )
+        return stdio_client(params, errlog=errlog)
+    headers = {key: expand_vars(value) for key, value in spec.headers.items()}
+    if spec.transport == "sse":
+        from mcp.client.sse import sse_client
+
+        return sse_client(spec.url, headers=headers)
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    return _HttpTransport(spec.url, create_mcp_http_client(headers=headers))
+
+
+class _HttpTransport:
+    """Streamable HTTP with an HTTP client that is closed with the transport."""
+
+    def __init__(self, url: str, http_client: Any) -> None:
+        from mcp.client.streamable_http import streamable_http_client
+
+        self._http = http_client
+        self._inner = streamable_http_client(url, http_client=http_client)
+
+    async def __aenter__(self) -> Any:
+        await self._http.__aenter__()
+        try:
+            return await self._inner.__aenter__()
+        except BaseException:
+            await self._http.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        try:
+            return await self._inner.__aexit__(*exc)
+        finally:
+            await self._http.__aexit__(None, None, None)
+
+
+def _find_server_pid(marker: str) -> int | None:
+    """The child process started for a session, found by its environment tag."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.environ().get(SESSION_MARKER) == marker:
+                return child.pid
+        except (psutil.Error, OSError):
+            continue
+    return None
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for any exception, unwrapping the exception groups anyio raises."""
+    while getattr(exc, "exceptions", None):  # anyio's exception groups
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    kind = type(exc).__name__
+    if isinstance(exc, (McpError, ConfigError)):
+        return text
+    return f"{kind}: {text}" if text else kind
+
+
+class LoopThread:
+    """A daemon thread running the asyncio loop that owns every session."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="mcp-magic-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(
+        self,
+        coro: Coroutine[Any, Any, T],
+        on_event: Callable[[Any], None] | None = None,
+        events: queue.SimpleQueue | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        """Run `coro` on the loop and wait for it, interruptibly.
+
+        Items put on `events` (from the loop thread) are handed to `on_event` on this
+        thread while waiting. A KeyboardInterrupt (the kernel's stop button) cancels
+        the coroutine on the loop, waits briefly for that to land, and re-raises.
+        """
+        events = events if events is not None else queue.SimpleQueue()
+        done = object()
+        future = self.submit(coro)
+        future.add_done_callback(lambda _: events.put(done))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    item = events.get(timeout=wait)
+                except queue.Empty:
+                    future.cancel()
+                    raise TimeoutError(f"timed out after {timeout:g} s") from None
+                if item is done:
+                    return future.result()
+                if on_event is not None:
+                    on_event(item)
+        except KeyboardInterrupt:
+            future.cancel()
+            with contextlib.suppress(Exception):
+                concurrent.futures.wait([future], timeout=1.0)
+            raise
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+class SessionManager:
+    """Connect, call, and disconnect MCP servers from synchronous code."""
+
+    def __init__(self, connect_timeout: float = 60.0, client_name: str = "mcp-magic") -> None:
+        self.sessions: dict[str, Session] = {}
+        self.connect_timeout = connect_timeout
+        self.client_name = client_name
+        self._loop: LoopThread | None = None
+        self._log_dir = Path(tempfile.mkdtemp(prefix="mcp_magic-logs-"))
+
+    @property
+    def loop(self) -> LoopThread:
+        if self._loop is None:
+            self._loop = LoopThread()
+        return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T], **kwargs: Any) -> T:
+        return self.loop.run(coro, **kwargs)
+
+    # -- lookups -----------------------------------------------------------
+
+    def get(self, name: str) -> Session:
+        try:
+            return self.sessions[name]
+        except KeyError:
+            known = ", ".join(sorted(self.sessions)) or "none connected"
+            raise UnknownServer(f"no server named {name!r} ({known})") from None
+
+    def connected(self, name: str) -> Session:
+        session = self.get(name)
+        if session.state != "connected":
+            why = f": {session.error}" if session.error else ""
+            raise ServerDied(f"server {name!r} is {session.state}{why} (try %mcp reconnect {name})")
+        return session
+
+    # -- connect / disconnect ------------------------------------------------
+
+    def connect(self, name: str, spec: ServerSpec) -> Session:
+        results = self.connect_many({name: spec})
+        outcome = results[name]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def connect_many(self, specs: dict[str, ServerSpec]) -> dict[str, Session | McpError]:
+        """Start several servers at once; one failure does not stop the others."""
+        for name in specs:
+            if name in self.sessions and self.sessions[name].state in ("connected", "connecting"):
+                raise ConfigError(
+                    f"a server named {name!r} is already connected "
+                    f"(use %mcp disconnect {name} or another name)"
+                )
+        return self.run(self._connect_many(specs), timeout=self.connect_timeout + 10)
+
+    async def _connect_many(self, specs: dict[str, ServerSpec]) -> dict[str, Session | McpError]:
+        sessions = [self._new_session(name, spec) for name, spec in specs.items()]
+        outcomes = await asyncio.gather(*(self._start(s) for s in sessions), return_exceptions=True)
+        results: dict[str, Session | McpError] = {}
+        for session, outcome in zip(sessions, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                why = session.redact(describe_exception(outcome))
+                results[session.name] = McpError(f"could not connect {session.name!r}: {why}")
+            else:
+                results[session.name] = session
+        return results
+
+    def _new_session(self, name: str, spec: ServerSpec) -> Session:
+        old = self.sessions.get(name)
+        if old is not None and old.state in ("connected", "connecting"):
+            raise ConfigError(f"a server named {name!r} is already connected")
+        log_path = self._log_dir / f"{name}.log"
+        return Session(name=name, spec=spec, log_path=log_path)
+
+    async def _start(self, session: Session) -> Session:
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        session._stop = asyncio.Event()
+        session._closed = asyncio.Event()
+        session._owner = asyncio.create_task(self._own(session, ready), name=f"mcp:{session.name}")
+        try:
+            await asyncio.wait_for(asyncio.shield(ready), timeout=self.connect_timeout)
+        except asyncio.TimeoutError:
+            await self._stop_owner(session)
+            raise McpError(
+                f"server did not answer within {self.connect_timeout:g} s"
+                + (
+                    f" (last log line: {session.last_log_line()})"
+                    if session.last_log_line()
+                    else ""
+                )
+            ) from None
+        except BaseException:
+            await self._stop_owner(session)
+            raise
+        self.sessions[session.name] = session
+        return session
+
+    async def _own(self, session: Session, ready: asyncio.Future[None]) -> None:
+        """The owner task: enters the client, waits for stop or loss, exits the client."""
+        from mcp import Client
+        from mcp.types import Implementation
+
+        assert session._stop is not None and session._closed is not None
+        session.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(session.log_path, "a", encoding="utf-8", buffering=1) as errlog:
+                transport = _WatchedTransport(_open_transport(session, errlog), session._closed.set)
+
+                async def on_log(params: Any) -> None:
+                    logger = f" {params.logger}" if params.logger else ""
+                    errlog.write(f"[{params.level}{logger}] {params.data}\n")
+
+                async def on_message(message: Any) -> None:
+                    method = getattr(getattr(message, "root", message), "method", None)
+                    if method == "notifications/tools/list_changed":
+                        asyncio.get_running_loop().create_task(self._refresh_tools(session))
+
+                client = Client(
+                    transport,
+                    logging_callback=on_log,
+                    log_level="info",
+                    message_handler=on_message,
+                    client_info=Implementation(name=self.client_name, version="0.1.0"),
+                )
+                async with client:
+                    session.client = client
+                    session.protocol_version = client.protocol_version
+                    if client.server_info is not None:
+                        session.server_name = client.server_info.name
+                        session.server_version = client.server_info.version
+                    session.instructions = client.instructions
+                    if isinstance(session.spec, StdioSpec):
+                        session.pid = _find_server_pid(session.marker)
+                    await self._refresh_tools(session)
+                    session.state = "connected"
+                    session.started_at = time.monotonic()
+                    ready.set_result(None)
+                    await _first_of(session._stop.wait(), session._closed.wait())
+                    if not session._stop.is_set():
+                        session.state = "dead"
+                        session.error = self._why_closed(session)
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc if isinstance(exc, Exception) else McpError(str(exc)))
+            elif session.state == "connected":
+                session.state = "dead"
+                session.error = session.redact(describe_exception(exc))
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            session.client = None
+            if session._stop.is_set():
+                session.state = "closed"
+
+    def _why_closed(self, session: Session) -> str:
+        if isinstance(session.spec, HttpSpec):
+            return "the connection was closed"
+        last = session.last_log_line()
+        return "the server process exited" + (f" ({last})" if last else "")
+
+    async def _refresh_tools(self, session: Session) -> None:
+        result = await session.client.list_tools(cache_mode="refresh")
+        tools = list(result.tools)
+        cursor = result.next_cursor
+        while cursor:
+            page = await session.client.list_tools(cursor=cursor)
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+        session.tools = {tool.name: tool for tool in tools}
+
+    async def _stop_owner(self, session: Session, timeout: float = 10.0) -> None:
+        if session._stop is not None:
+            session._stop.set()
+        owner = session._owner
+        if owner is None or owner.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(owner), timeout=timeout)
+        except asyncio.TimeoutError:
+            owner.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(owner, timeout=5)
+        except BaseException:
+            pass
+
+    def disconnect(self, name: str) -> None:
+        session = self.get(name)
+        self.run(self._stop_owner(session))
+        session.state = "closed"
+        del self.sessions[name]
+
+    def disconnect_all(self) -> list[str]:
+        names = list(self.sessions)
+        if names and self._loop is not None:
+            sessions = [self.sessions[n] for n in names]
+            self.run(_gather(self._stop_owner(s) for s in sessions))
+        self.sessions.clear()
+        return names
+
+    def reconnect(self, name: str) -> Session:
+        session = self.get(name)
+        self.run(self._stop_owner(session))
+        del self.sessions[name]
+        return self.connect(name, session.spec)
+
+    def close(self) -> None:
+        """Close every session and stop the loop thread (unload, kernel exit)."""
+        with contextlib.suppress(Exception):
+            self.disconnect_all()
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
+        shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    # -- calls -------------------------------------------------------------
+
+    def tool(self, name: str, tool: str) -> Any:
+        session = self.connected(name)
+        try:
+            return session.tools[tool]
+        except KeyError:
+            known = ", ".join(sorted(session.tools)) or "it has no tools"
+            raise UnknownTool(f"server {name!r} has no tool {tool!r} ({known})") from None
+
+    def call_tool(
+        self,
+        name: str,
+        tool: str,
+        arguments: dict[str, Any] | None = None,
+        on_progress: Callable[[float, float | None, str | None], None] | None = None,
+    ) -> Any:
+        """Call a tool and return the SDK's CallToolResult.
+
+        Progress notifications are delivered to `on_progress` on the calling thread.
+        """
+        self.tool(name, tool)
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        progress = None
+        if on_progress is not None:
+
+            async def progress(value: float, total: float | None, message: str | None) -> None:
+                events.put((value, total, message))
+
+        return self.run(
+            self.acall_tool(name, tool, arguments, progress),
+            on_event=(lambda item: on_progress(*item)) if on_progress else None,
+            events=events,
+        )
+
+    async def acall_tool(
+        self,
+        name: str,
+        tool: str,
+        arguments: dict[str, Any] | None = None,
+        progress: Callable[..., Any] | None = None,
+    ) -> Any:
+        """Call a tool from the loop thread (the agent's concurrent calls use this)."""
+        session = self.connected(name)
+        try:
+            return await session.client.call_tool(tool, arguments or {}, progress_callback=progress)
+        except Exception as exc:
+            if (
+                session._closed is not None
+                and session._closed.is_set()
+                or _is_connection_error(exc)
+            ):
+                await _settle(session)
+                raise ServerDied(
+                    f"server {name!r} went away during {tool}: {self._why_closed(session)}"
+                ) from None
+            raise McpError(
+                f"{name}.{tool} failed: {session.redact(describe_exception(exc))}"
+            ) from None
+
+    def request(self, name: str, make: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+        """Run any client request (resources, prompts, ...) with one-line errors."""
+        session = self.connected(name)
+
+        async def go() -> T:
+            try:
+                return await make(session.client)
+            except McpError:
+                raise
+            except Exception as exc:
+                raise McpError(f"{name}: {session.redact(describe_exception(exc))}") from None
+
+        return self.run(go())
+
+    def refresh_tools(self, name: str) -> dict[str, Any]:
+        session = self.connected(name)
+        self.request(name, lambda _client: self._refresh_tools(session))
+        return session.tools
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "connection closed" in text or isinstance(exc, (ConnectionError, EOFError))
+
+
+async def _settle(session: Session, timeout: float = 1.0) -> None:
+    """Give the owner task a moment to notice the lost connection and mark it dead."""
+    deadline = time.monotonic() + timeout
+    while session.state == "connected" and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def _first_of(*awaitables: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _gather(coros: Iterable[Coroutine[Any, Any, Any]]) -> None:
+    await asyncio.gather(*coros, return_exceptions=True)
+
+
+def live_child_pids() -> list[int]:
+    """Processes started by this process that are still running (for tests and checks)."""
+    import psutil
+
+    return [p.pid for p in psutil.Process(os.getpid()).children(recursive=True) if p.is_running()]
