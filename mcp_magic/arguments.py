@@ -39,6 +39,9 @@ def parse_tool_arguments(tokens: list[str], schema: dict[str, Any] | None = None
             raise ConfigError(f"expected key=value, got {token!r}")
         if key in arguments:
             raise ConfigError(f"argument {key!r} given twice")
+        if properties and key not in properties and not schema.get("additionalProperties"):
+            known = ", ".join(properties)
+            raise ConfigError(f"unknown argument {key!r} (the tool takes: {known})")
         arguments[key] = _typed(key, raw, properties.get(key))
     return arguments
 

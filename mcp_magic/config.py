@@ -99,6 +99,29 @@ def _secret_values(templates) -> list[str]:
     return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
 
 
+INHERITED_ENV = (
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+    "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ",
+    "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+)  # fmt: skip
+INHERITED_ENV_PREFIXES = ("UV_", "PIP_", "NPM_CONFIG_", "npm_config_")
+
+
+def inherited_environment() -> dict[str, str]:
+    """What a stdio server gets from the kernel besides the SDK's PATH/HOME/USER basics.
+
+    Proxies, certificates, locale and package-tool settings, so `uvx` and `npx` work
+    behind a corporate proxy; not the whole environment, which may hold API keys.
+    """
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key in INHERITED_ENV or key.startswith(INHERITED_ENV_PREFIXES)
+    }
+
+
 def expand_vars(text: str, *, strict: bool = True) -> str:
     """Expand `$VAR`, `${VAR}` and `${env:VAR}` from the kernel's environment.
 

@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .config import ConfigError, HttpSpec, ServerSpec, StdioSpec, expand_vars, redact
+from .config import (
+    ConfigError,
+    HttpSpec,
+    ServerSpec,
+    StdioSpec,
+    expand_vars,
+    inherited_environment,
+    redact,
+)
 
 T = TypeVar("T")
 
@@ -164,7 +172,8 @@ def _open_transport(session: Session, errlog: Any) -> Any:
     if isinstance(spec, StdioSpec):
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
-        env = {key: expand_vars(value) for key, value in spec.env.items()}
+        env = inherited_environment()
+        env.update({key: expand_vars(value) for key, value in spec.env.items()})
         env[SESSION_MARKER] = session.marker
         params = StdioServerParameters(
             command=spec.command, args=list(spec.args), env=env, cwd=spec.cwd
@@ -348,6 +357,9 @@ class SessionManager:
         for session, outcome in zip(sessions, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 why = session.redact(describe_exception(outcome))
+                last = session.last_log_line()
+                if last and last not in why:
+                    why += f" (server said: {last})"
                 results[session.name] = McpError(f"could not connect {session.name!r}: {why}")
             else:
                 results[session.name] = session

@@ -1,0 +1,117 @@
+"""Shared fixtures: real servers, an in-process IPython shell, free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVERS = Path(__file__).resolve().parent / "servers"
+FAULT_SERVER = SERVERS / "fault_server.py"
+NODE_BIN = Path(__file__).resolve().parent / "node" / "node_modules" / ".bin"
+
+
+def node_server(name: str) -> str:
+    """Path of an npm reference server installed by .ci/run (tests/node)."""
+    path = NODE_BIN / name
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: run `npm ci --prefix tests/node` (see .ci/run)")
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early with code {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def start_http_server(args: list[str], port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
+    try:
+        wait_for_port(port, process)
+    except Exception:
+        process.kill()
+        process.wait()
+        raise
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def fault_http() -> Iterator[str]:
+    """The fault server over streamable HTTP on a loopback port; yields its URL."""
+    port = free_port()
+    process = start_http_server([sys.executable, str(FAULT_SERVER), "--http", str(port)], port)
+    yield f"http://127.0.0.1:{port}/mcp"
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def fault_sse() -> Iterator[str]:
+    port = free_port()
+    process = start_http_server([sys.executable, str(FAULT_SERVER), "--sse", str(port)], port)
+    yield f"http://127.0.0.1:{port}/sse"
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def shell():
+    """One in-process IPython shell with the extension loaded."""
+    from IPython.testing.globalipapp import start_ipython
+
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "mcp_magic")
+    yield ip
+    ip.run_line_magic("unload_ext", "mcp_magic")
+
+
+@pytest.fixture
+def mcp(shell):
+    """Run `%mcp ...` lines; every server connected in a test is closed after it."""
+
+    def run(line: str):
+        return shell.run_line_magic("mcp", line)
+
+    yield run
+    run("disconnect --all")
+
+
+@pytest.fixture
+def fault_cmd() -> str:
+    return f"{sys.executable} {FAULT_SERVER}"
+
+
+@pytest.fixture
+def token_env(monkeypatch) -> str:
+    secret = "tok-" + os.urandom(8).hex()
+    monkeypatch.setenv("MCP_MAGIC_TEST_TOKEN", secret)
+    return secret
