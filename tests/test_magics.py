@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
-from conftest import FAULT_SERVER, node_server
 from mcp_magic.magics import McpRuntimeError
+
+from conftest import FAULT_SERVER, node_server
 
 
 def test_connect_call_and_list_over_stdio(mcp, fault_cmd, capsys):
