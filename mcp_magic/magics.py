@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -17,6 +18,18 @@ from .sessions import McpError, SessionManager, UnknownServer, UnknownTool
 
 TABLE_TOOLS = frozenset({"query_db", "list_files"})
 """Tools whose answers are always tables, even when empty."""
+
+
+def _split(line: str) -> list[str]:
+    """Shell-like words: `sql="select * from t"` is one word, quotes removed."""
+    try:
+        return shlex.split(line, posix=True)
+    except ValueError as exc:
+        raise UsageError(f"cannot parse arguments: {exc}") from None
+
+
+def _parse(parser: Any, rest: str) -> Any:
+    return parser.parser.parse_args(_split(rest))
 
 
 class McpRuntimeError(Exception):
@@ -195,9 +208,7 @@ class McpMagics(Magics):
     # -- subcommands ---------------------------------------------------------
 
     def _do_connect(self, parser: Any, rest: str) -> None:
-        from IPython.utils.process import arg_split
-
-        words = arg_split(rest)
+        words = _split(rest)
         command: list[str] | None = None
         if "--" in words:
             at = words.index("--")
@@ -263,13 +274,13 @@ class McpMagics(Magics):
             print(failure)
 
     def _do_list(self, parser: Any, rest: str) -> Any:
-        parser.parser.parse_argstring(rest)
+        _parse(parser, rest)
         from .render import status_table
 
         return status_table(list(self.manager.sessions.values()))
 
     def _do_tools(self, parser: Any, rest: str) -> Any:
-        args = parser.parser.parse_argstring(rest)
+        args = _parse(parser, rest)
         from .render import tools_table
 
         names = (
@@ -285,7 +296,7 @@ class McpMagics(Magics):
         return tools_table(tools)
 
     def _do_call(self, parser: Any, rest: str) -> Any:
-        args = parser.parser.parse_argstring(rest)
+        args = _parse(parser, rest)
         server, tool_name = parse_target(args.target)
         tool = self.manager.tool(server, tool_name)
         arguments = parse_tool_arguments(args.arguments, tool.input_schema)
@@ -337,7 +348,7 @@ class McpMagics(Magics):
         return ToolText(f"({kinds or 'empty'} result; use --raw to get it)")
 
     def _do_resources(self, parser: Any, rest: str) -> Any:
-        args = parser.parser.parse_argstring(rest)
+        args = _parse(parser, rest)
         from .render import Table
 
         rows = []
@@ -356,7 +367,7 @@ class McpMagics(Magics):
         return Table(["server", "uri", "name", "mime type", "description"], rows)
 
     def _do_read(self, parser: Any, rest: str) -> Any:
-        args = parser.parser.parse_argstring(rest)
+        args = _parse(parser, rest)
         from .render import ToolText
 
         server = args.server or self._server_for_resource(args.uri)
@@ -380,7 +391,7 @@ class McpMagics(Magics):
         raise UsageError(f"no connected server lists {uri!r}; pass --server NAME")
 
     def _do_prompts(self, parser: Any, rest: str) -> Any:
-        args = parser.parser.parse_argstring(rest)
+        args = _parse(parser, rest)
         from .render import Table
 
         rows = []
@@ -400,7 +411,7 @@ class McpMagics(Magics):
         return Table(["prompt", "arguments", "description"], rows)
 
     def _do_prompt(self, parser: Any, rest: str) -> Any:
-        args = parser.parser.parse_argstring(rest)
+        args = _parse(parser, rest)
         from .render import ToolText
 
         server, prompt = parse_target(args.target)
@@ -414,14 +425,14 @@ class McpMagics(Magics):
         return ToolText("\n\n".join(lines))
 
     def _do_log(self, parser: Any, rest: str) -> Any:
-        args = parser.parser.parse_argstring(rest)
+        args = _parse(parser, rest)
         from .render import ToolText
 
         session = self.manager.get(args.name)
         return ToolText(session.log_tail(args.lines) or f"(nothing logged by {args.name!r} yet)")
 
     def _do_disconnect(self, parser: Any, rest: str) -> None:
-        args = parser.parser.parse_argstring(rest)
+        args = _parse(parser, rest)
         if args.all == bool(args.name):
             raise UsageError("usage: %mcp disconnect NAME | --all")
         if args.all:
@@ -432,7 +443,7 @@ class McpMagics(Magics):
             print(f"Disconnected {args.name!r}.")
 
     def _do_reconnect(self, parser: Any, rest: str) -> None:
-        args = parser.parser.parse_argstring(rest)
+        args = _parse(parser, rest)
         session = self.manager.reconnect(args.name)
         print(f"Reconnected {args.name!r}: {len(session.tools)} tools, pid {session.pid or '-'}")
 
