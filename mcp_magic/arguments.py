@@ -47,7 +47,7 @@ def parse_tool_arguments(tokens: list[str], schema: dict[str, Any] | None = None
 
 
 def _typed(key: str, raw: str, prop: Any) -> Any:
-    kinds = _schema_types(prop)
+    kinds = schema_types(prop)
     if kinds == {"string"}:
         return raw
     if kinds and kinds <= {"integer", "number"}:
@@ -75,7 +75,7 @@ def _typed(key: str, raw: str, prop: Any) -> Any:
         return raw
 
 
-def _schema_types(prop: Any) -> set[str]:
+def schema_types(prop: Any) -> set[str]:
     if not isinstance(prop, dict):
         return set()
     kind = prop.get("type")
@@ -86,6 +86,6 @@ def _schema_types(prop: Any) -> set[str]:
     options = prop.get("anyOf") or prop.get("oneOf") or []
     kinds: set[str] = set()
     for option in options:
-        kinds |= _schema_types(option)
+        kinds |= schema_types(option)
     kinds.discard("null")
     return kinds

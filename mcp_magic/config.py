@@ -37,6 +37,7 @@ class StdioSpec:
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     cwd: str | None = None
+    label: str | None = None
 
     transport: Literal["stdio"] = "stdio"
 
@@ -48,7 +49,7 @@ class StdioSpec:
 
     @property
     def target(self) -> str:
-        return " ".join([Path(self.command).name, *self.args])
+        return self.label or " ".join([Path(self.command).name, *self.args])
 
     def secrets(self) -> list[str]:
         return _secret_values(self.env.values())
@@ -216,11 +217,17 @@ def builtin_spec(
         args += ["--root", str(Path(root).expanduser().resolve())]
     else:
         args += ["--root", os.getcwd()]
+    label = f"built-in data server (root {Path(args[args.index('--root') + 1]).name}/)"
     if allow_writes:
         args.append("--allow-writes")
     # The package may not be installed (a source checkout): make it importable.
     package_parent = str(Path(__file__).resolve().parent.parent)
-    return StdioSpec(command=sys.executable, args=tuple(args), env={"PYTHONPATH": package_parent})
+    return StdioSpec(
+        command=sys.executable,
+        args=tuple(args),
+        env={"PYTHONPATH": package_parent},
+        label=label + (", writable" if allow_writes else ""),
+    )
 
 
 def load_config_file(path: str) -> dict[str, ServerSpec | ConfigError]:

@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .arguments import schema_types
+
 
 class Table:
     """A small table with an HTML and a text rendering."""
@@ -100,9 +102,7 @@ def _param_summary(schema: dict[str, Any] | None) -> str:
     required = set(schema.get("required") or [])
     parts = []
     for name, prop in (schema.get("properties") or {}).items():
-        kind = prop.get("type", "any") if isinstance(prop, dict) else "any"
-        if isinstance(kind, list):
-            kind = "|".join(kind)
+        kind = "|".join(sorted(schema_types(prop))) or "any"
         parts.append(f"{name}{'' if name in required else '?'}: {kind}")
     return ", ".join(parts)
 
