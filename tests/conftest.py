@@ -97,12 +97,17 @@ def shell():
 @pytest.fixture
 def mcp(shell):
     """Run `%mcp ...` lines; every server connected in a test is closed after it."""
+    import mcp_magic
+
+    sessions = mcp_magic._magics.manager.sessions
+    before = set(sessions)
 
     def run(line: str):
         return shell.run_line_magic("mcp", line)
 
     yield run
-    run("disconnect --all")
+    for name in set(sessions) - before:
+        run(f"disconnect {name}")
 
 
 @pytest.fixture

@@ -59,18 +59,26 @@ def test_config_sets_connect_timeout(shell):
         shell.run_line_magic("config", "McpMagics.connect_timeout = 60.0")
 
 
+@pytest.fixture(scope="module")
+def kept(shell):
+    """One server kept across the bad-input tests, which must leave it untouched."""
+    shell.run_line_magic("mcp", f"connect keep -- {sys.executable} {FAULT_SERVER}")
+    yield "keep"
+    shell.run_line_magic("mcp", "disconnect keep")
+
+
 BAD_INPUT = [
     ("frobnicate", "unknown subcommand 'frobnicate'"),
     ("call nosuch.tool", "no server named 'nosuch'"),
-    ("call f.nosuchtool", "server 'f' has no tool 'nosuchtool'"),
-    ("call f.echo text", "expected key=value, got 'text'"),
-    ("call f.echo '{\"text\": 1'", "invalid JSON arguments"),
-    ("call f.echo text='unclosed", "cannot parse arguments"),
-    ("call f", "expected SERVER.TOOL"),
+    ("call keep.nosuchtool", "server 'keep' has no tool 'nosuchtool'"),
+    ("call keep.echo text", "expected key=value, got 'text'"),
+    ("call keep.echo '{\"text\": 1'", "invalid JSON arguments"),
+    ("call keep.echo text='unclosed", "cannot parse arguments"),
+    ("call keep", "expected SERVER.TOOL"),
     ("connect r ftp://example", "invalid URL"),
     ("connect r http://", "invalid URL"),
     ("connect lonely", "missing server for 'lonely'"),
-    ("connect f -- python -c pass", "already connected"),
+    ("connect keep -- python -c pass", "already connected"),
     ("connect 1bad -- python", "invalid server name"),
     ("connect r http://127.0.0.1:1/mcp --header NoColon", "invalid header"),
     ("connect --config /no/such/file.json", "not found"),
@@ -81,14 +89,13 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("line,message", BAD_INPUT, ids=[b[0] for b in BAD_INPUT])
-def test_bad_input_is_a_one_line_usage_error_and_keeps_sessions(mcp, fault_cmd, line, message):
-    mcp(f"connect f -- {fault_cmd}")
+def test_bad_input_is_a_one_line_usage_error_and_keeps_sessions(kept, mcp, line, message):
     with pytest.raises(UsageError) as info:
         mcp(line)
     text = str(info.value)
     assert message in text
     assert "\n" not in text
-    assert mcp("call f.echo text=still-here") == "still-here"
+    assert mcp("call keep.echo text=still-here") == "still-here"
 
 
 def test_missing_command_after_separator(mcp):
