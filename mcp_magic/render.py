@@ -87,7 +87,7 @@ def status_table(sessions: Sequence[Any]) -> Table:
             s.state if not s.error else f"{s.state}: {s.error}",
             s.protocol_version or "",
             str(len(s.tools)) if s.state == "connected" else "",
-            str(s.pid) if s.pid else "",
+            str(s.pid) if s.pid and s.state == "connected" else "",
             format_duration(s.uptime) if s.state == "connected" else "",
             s.spec.target,
         ]

@@ -59,7 +59,7 @@ class ToolCallError(McpError):
     """The tool ran and reported an error."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     """One connected (or once connected) server, as the user sees it."""
 
@@ -301,6 +301,7 @@ class SessionManager:
 
     def __init__(self, connect_timeout: float = 60.0, client_name: str = "mcp-magic") -> None:
         self.sessions: dict[str, Session] = {}
+        self._starting: set[Session] = set()
         self.connect_timeout = connect_timeout
         self.client_name = client_name
         self._loop: LoopThread | None = None
@@ -377,6 +378,7 @@ class SessionManager:
         session._stop = asyncio.Event()
         session._closed = asyncio.Event()
         session._owner = asyncio.create_task(self._own(session, ready), name=f"mcp:{session.name}")
+        self._starting.add(session)
         try:
             await asyncio.wait_for(asyncio.shield(ready), timeout=self.connect_timeout)
         except asyncio.TimeoutError:
@@ -392,6 +394,8 @@ class SessionManager:
         except BaseException:
             await self._stop_owner(session)
             raise
+        finally:
+            self._starting.discard(session)
         self.sessions[session.name] = session
         return session
 
@@ -469,11 +473,15 @@ class SessionManager:
         session.tools = {tool.name: tool for tool in tools}
 
     async def _stop_owner(self, session: Session, timeout: float = 10.0) -> None:
+        """End a session's owner task; the SDK then stops the server process."""
         if session._stop is not None:
             session._stop.set()
         owner = session._owner
         if owner is None or owner.done():
             return
+        if session.state == "connecting":
+            # Still in the handshake, where the stop event is not watched.
+            owner.cancel()
         try:
             await asyncio.wait_for(asyncio.shield(owner), timeout=timeout)
         except asyncio.TimeoutError:
@@ -490,9 +498,10 @@ class SessionManager:
         del self.sessions[name]
 
     def disconnect_all(self) -> list[str]:
+        """Close every session, and any still starting (an interrupted connect)."""
         names = list(self.sessions)
-        if names and self._loop is not None:
-            sessions = [self.sessions[n] for n in names]
+        sessions = [*self.sessions.values(), *self._starting]
+        if sessions and self._loop is not None:
             self.run(_gather(self._stop_owner(s) for s in sessions))
         self.sessions.clear()
         return names
