@@ -93,17 +93,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows (default 1,000,000)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
+    parser.add_argument("--quick", action="store_true", help="20,000 rows, for a smoke run")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rows = 20_000
 
     text = make_text(args.rows)
     print(f"rows: {args.rows:,}  text: {len(text) / 1e6:.1f} MB  best of {args.repeat}")
 
     (base_wall, base_cpu), (ours_wall, ours_cpu) = compare(text, args.repeat)
     print(f"{'':51} {'wall':>8}   {'cpu':>8}")
-    print(f"baseline  DataFrame.from_records(json.loads(text)): {base_wall:8.3f} s "
-          f"{base_cpu:8.3f} s")
-    print(f"ours      result_to_table(None, text):              {ours_wall:8.3f} s "
-          f"{ours_cpu:8.3f} s")
+    print(
+        f"baseline  DataFrame.from_records(json.loads(text)): {base_wall:8.3f} s {base_cpu:8.3f} s"
+    )
+    print(
+        f"ours      result_to_table(None, text):              {ours_wall:8.3f} s {ours_cpu:8.3f} s"
+    )
     for label, ours, base in (("wall", ours_wall, base_wall), ("cpu", ours_cpu, base_cpu)):
         ratio = ours / base if base else float("nan")
         verdict = "OK" if ratio <= GOAL else "SLOWER THAN GOAL"
