@@ -295,7 +295,7 @@ class McpMagics(Magics):
         for name in names:
             if args.refresh:
                 self.manager.refresh_tools(name)
-            tools[name] = self.manager.connected(name).tools
+            tools[name] = self.manager.tools(name)
         return tools_table(tools)
 
     def _do_call(self, parser: Any, rest: str) -> Any:

@@ -73,6 +73,7 @@ class Session:
     server_version: str | None = None
     instructions: str | None = None
     tools: dict[str, Any] = field(default_factory=dict)
+    tools_stale: bool = False
     pid: int | None = None
     started_at: float = field(default_factory=time.monotonic)
     client: Any = field(default=None, repr=False)
@@ -417,7 +418,7 @@ class SessionManager:
                 async def on_message(message: Any) -> None:
                     method = getattr(getattr(message, "root", message), "method", None)
                     if method == "notifications/tools/list_changed":
-                        asyncio.get_running_loop().create_task(self._refresh_tools(session))
+                        session.tools_stale = True  # listed again when next needed
 
                 client = Client(
                     transport,
@@ -463,6 +464,7 @@ class SessionManager:
         return "the server process exited" + (f" ({last})" if last else "")
 
     async def _refresh_tools(self, session: Session) -> None:
+        session.tools_stale = False
         result = await session.client.list_tools(cache_mode="refresh")
         tools = list(result.tools)
         cursor = result.next_cursor
@@ -523,8 +525,18 @@ class SessionManager:
 
     # -- calls -------------------------------------------------------------
 
+    def tools(self, name: str) -> dict[str, Any]:
+        """A server's tools, listed again if it said they changed."""
+        session = self.connected(name)
+        if session.tools_stale:
+            self.refresh_tools(name)
+        return session.tools
+
     def tool(self, name: str, tool: str) -> Any:
         session = self.connected(name)
+        if session.tools_stale or tool not in session.tools:
+            # Listed again when the server said so, or when a tool may have been added.
+            self.refresh_tools(name)
         try:
             return session.tools[tool]
         except KeyError:

@@ -293,3 +293,11 @@ def test_unknown_argument_names_the_parameters(mcp, fault_cmd):
     mcp(f"connect f -- {fault_cmd}")
     with pytest.raises(UsageError, match="unknown argument 'txt' \\(the tool takes: text\\)"):
         mcp("call f.echo txt=hi")
+
+
+def test_a_tool_added_at_run_time_can_be_called(mcp, fault_cmd):
+    mcp(f"connect f -- {fault_cmd}")
+    assert "f.late" not in repr(mcp("tools f"))
+    mcp("call f.add_tool name=late")
+    assert mcp("call f.late") == "I am late"
+    assert "f.late" in repr(mcp("tools f --refresh"))

@@ -85,6 +85,17 @@ def getenv(name: str) -> str:
     return os.environ.get(name, "<unset>")
 
 
+@server.tool()
+def add_tool(name: str) -> str:
+    """Register a new tool `name` that answers its own name (tools change at run time)."""
+
+    def answer() -> str:
+        return f"I am {name}"
+
+    server.add_tool(answer, name=name, description=f"Added at run time: {name}")
+    return f"added {name}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, help="serve streamable HTTP on this port")
