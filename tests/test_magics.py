@@ -301,3 +301,69 @@ def test_a_tool_added_at_run_time_can_be_called(mcp, fault_cmd):
     mcp("call f.add_tool name=late")
     assert mcp("call f.late") == "I am late"
     assert "f.late" in repr(mcp("tools f --refresh"))
+
+
+def test_builtin_server_answers_with_typed_dataframes(mcp):
+    mcp("connect data --builtin")
+    df = mcp(
+        'call data.query_db sql="select region, sum(amount) as total, count(*) as n '
+        'from sales group by region"'
+    )
+    assert list(df.columns) == ["region", "total", "n"]
+    assert df["total"].dtype == "float64" and df["n"].dtype == "int64"
+    assert len(df) == 5
+    orders = mcp('call data.query_db sql="select order_id, order_date from orders limit 5"')
+    assert str(orders["order_date"].dtype).startswith("datetime64")
+    files = mcp('call data.list_files path="."')
+    assert {"name", "type", "size", "modified"} <= set(files.columns)
+    assert str(files["modified"].dtype).startswith("datetime64")
+    with pytest.raises(McpRuntimeError, match="read-only"):
+        mcp('call data.query_db sql="drop table orders"')
+
+
+def test_builtin_server_over_http(mcp):
+    from conftest import ROOT, free_port, start_http_server, stop
+
+    port = free_port()
+    process = start_http_server(
+        [
+            sys.executable,
+            "-m",
+            "mcp_magic.server",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+            "--root",
+            str(ROOT),
+        ],
+        port,
+    )
+    try:
+        mcp(f"connect web http://127.0.0.1:{port}/mcp")
+        assert "http" in repr(mcp("list"))
+        df = mcp('call web.query_db sql="select count(*) as n from customers"')
+        assert df["n"][0] > 100
+    finally:
+        stop(process)
+
+
+def test_progress_bar_in_terminal_ipython(tmp_path):
+    import subprocess
+
+    script = tmp_path / "progress.ipy"
+    script.write_text(
+        "%load_ext mcp_magic\n"
+        f"%mcp connect f -- {sys.executable} {FAULT_SERVER}\n"
+        "r = %mcp call f.progress steps=6\n"
+        "print('RESULT', r)\n"
+        "%mcp disconnect --all\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor", str(script)],
+        capture_output=True,
+        timeout=60,
+    )
+    out = done.stdout.decode()  # bytes: text mode would turn the bar's \r into \n
+    assert "RESULT done 6" in out, out + done.stderr.decode()
+    assert "\rf.progress [" in out and "100%" in out
