@@ -1,0 +1,80 @@
+"""What the agent loop publishes while it runs, for a view to show.
+
+The loop runs on the session thread and never touches the display; it puts these
+events on a queue that the kernel's main thread drains and renders, because widgets
+updated from another thread end up in the wrong cell.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .providers.base import Usage
+
+CallStatus = Literal["running", "ok", "error", "denied", "cancelled"]
+
+
+@dataclass
+class TextDelta:
+    """Answer text as it streams in."""
+
+    text: str
+
+
+@dataclass
+class ToolCallStarted:
+    call_id: str
+    server: str
+    tool: str
+    arguments: Any  # the parsed JSON object, or the raw text when it was not valid JSON
+    hosted: bool = False  # run by the provider itself (hosted MCP), not by the kernel
+
+
+@dataclass
+class ToolCallFinished:
+    call_id: str
+    status: CallStatus
+    duration: float
+    result: Any = None  # a DataFrame, text, or JSON-like value: what the user sees
+    variable: str | None = None  # the notebook variable the result was bound to
+    error: str | None = None
+
+
+@dataclass
+class UsageReport:
+    usage: Usage
+    model: str
+    steps: int
+
+
+@dataclass
+class Notice:
+    """A one-line remark: a retry, a step limit reached, a call refused."""
+
+    text: str
+    level: Literal["info", "warning"] = "info"
+
+
+@dataclass
+class Decision:
+    """The user's answer to an approval request."""
+
+    action: Literal["allow", "deny", "answer"]
+    text: str | None = None  # the reply typed in the tool's place, for "answer"
+
+
+@dataclass
+class ApprovalRequest:
+    """The loop waits on `reply` until the main thread sets a Decision on it."""
+
+    call_id: str
+    server: str
+    tool: str
+    arguments: Any
+    reason: str
+    reply: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+
+Event = TextDelta | ToolCallStarted | ToolCallFinished | UsageReport | Notice | ApprovalRequest
