@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 from typing import Any
 
@@ -16,9 +15,6 @@ from traitlets import Bool, Float, Unicode
 from . import config
 from .arguments import parse_target, parse_tool_arguments
 from .sessions import McpError, SessionManager, UnknownServer, UnknownTool
-
-TABLE_TOOLS = frozenset({"query_db", "list_files"})
-"""Tools whose answers are always tables, even when empty."""
 
 
 def _split(line: str) -> list[str]:
@@ -328,32 +324,13 @@ class McpMagics(Magics):
         return Progress(label, terminal=type(self.shell).__name__ == "TerminalInteractiveShell")
 
     def _tool_value(self, server: str, tool: str, result: Any) -> Any:
-        from . import tables
         from .render import ToolText
+        from .results import interpret
 
-        text = "\n".join(
-            block.text for block in result.content if getattr(block, "type", None) == "text"
-        )
-        error = tables.error_text(text, bool(result.is_error))
-        if error is not None:
-            raise McpRuntimeError(f"{server}.{tool}: {error}")
-        frame = tables.result_to_table(
-            result.structured_content, text or None, expect_table=tool in TABLE_TOOLS
-        )
-        if frame is not None:
-            return frame
-        if text:
-            stripped = text.strip()
-            if stripped[:1] in "[{":
-                try:
-                    return json.loads(stripped)
-                except ValueError:
-                    pass
-            return ToolText(text)
-        if result.structured_content is not None:
-            return result.structured_content
-        kinds = ", ".join(sorted({getattr(b, "type", "?") for b in result.content}))
-        return ToolText(f"({kinds or 'empty'} result; use --raw to get it)")
+        outcome = interpret(result, tool)
+        if outcome.error is not None:
+            raise McpRuntimeError(f"{server}.{tool}: {outcome.error}")
+        return ToolText(outcome.value) if isinstance(outcome.value, str) else outcome.value
 
     def _do_resources(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)

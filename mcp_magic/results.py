@@ -1,0 +1,77 @@
+"""What a tool's answer means: an error, a table, JSON, or text.
+
+Shared by `%mcp call` (which returns the value) and the agent (which also tells the
+model about it, compactly when it is large).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+TABLE_TOOLS = frozenset({"query_db", "list_files"})
+"""Tools whose answers are always tables, even when empty."""
+
+
+@dataclass
+class Outcome:
+    value: Any  # DataFrame, parsed JSON, str, or None
+    error: str | None
+    text: str  # the result's text content blocks, joined
+
+
+def interpret(result: Any, tool: str) -> Outcome:
+    """Read an MCP CallToolResult the way a notebook user wants it."""
+    from . import tables
+
+    text = "\n".join(
+        block.text for block in result.content if getattr(block, "type", None) == "text"
+    )
+    error = tables.error_text(text, bool(result.is_error))
+    if error is not None:
+        return Outcome(None, error, text)
+    frame = tables.result_to_table(
+        result.structured_content, text or None, expect_table=tool in TABLE_TOOLS
+    )
+    if frame is not None:
+        return Outcome(frame, None, text)
+    if text:
+        stripped = text.strip()
+        if stripped[:1] in ("[", "{"):
+            try:
+                return Outcome(json.loads(stripped), None, text)
+            except ValueError:
+                pass
+        return Outcome(text, None, text)
+    if result.structured_content is not None:
+        return Outcome(result.structured_content, None, json.dumps(result.structured_content))
+    kinds = ", ".join(sorted({getattr(b, "type", "?") for b in result.content}))
+    note = f"({kinds or 'empty'} result)"
+    return Outcome(note, None, note)
+
+
+def frame_summary(frame: Any, name: str | None = None, preview_rows: int = 5) -> str:
+    """A DataFrame in a few lines: shape, column types and the first rows as CSV."""
+    rows, cols = frame.shape
+    label = f"DataFrame `{name}`" if name else "DataFrame"
+    columns = ", ".join(f"{c} ({t})" for c, t in zip(frame.columns, frame.dtypes.astype(str)))
+    head = frame.head(preview_rows).to_csv(index=False).strip()
+    more = f" (first {min(rows, preview_rows)} shown)" if rows > preview_rows else ""
+    return f"{label}: {rows:,} rows × {cols} columns; columns: {columns}\nrows{more}:\n{head}"
+
+
+def frame_for_model(
+    frame: Any, variable: str | None, max_rows: int = 30, max_chars: int = 4000
+) -> str:
+    """What the model is told about a table: all of it if small, else a summary.
+
+    The full DataFrame stays in the kernel under `variable`, and the model is told so.
+    """
+    bound = f"The full table is in the notebook variable `{variable}`." if variable else ""
+    if len(frame) <= max_rows:
+        csv_text = frame.to_csv(index=False).strip()
+        if len(csv_text) <= max_chars:
+            rows, cols = frame.shape
+            return f"{rows} rows × {cols} columns (CSV):\n{csv_text}\n{bound}".strip()
+    return f"{frame_summary(frame, variable)}\n{bound}".strip()
