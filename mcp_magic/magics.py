@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import dedent
-from traitlets import Bool, Float, Unicode
+from traitlets import Bool, Dict, Float, Int, Unicode
 
 from . import config
 from .arguments import parse_target, parse_tool_arguments
@@ -27,6 +29,13 @@ def _split(line: str) -> list[str]:
         raise UsageError(f"cannot parse arguments: {exc}") from None
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"expected SERVER=TEXT, got {text!r}")
+    return key, value
+
+
 def _parse(parser: Any, rest: str) -> Any:
     return parser.parser.parse_args(_split(rest))
 
@@ -41,7 +50,7 @@ class McpRuntimeError(Exception):
 # -- subcommand parsers (they also write the help that `%mcp?` shows) ------------
 
 
-@magic_arguments(name="%mcp connect")
+@magic_arguments(name="mcp connect")
 @argument("name", nargs="?", help="Name for the server in this notebook.")
 @argument("url", nargs="?", help="http(s) URL of a remote server (streamable HTTP or SSE).")
 @argument("--header", action="append", metavar="'K: V'", help="HTTP header; $VAR expands.")
@@ -68,19 +77,19 @@ def _connect_args(line: str) -> None:
     `NAME --builtin`, or `--config FILE [NAME...]`."""
 
 
-@magic_arguments(name="%mcp list")
+@magic_arguments(name="mcp list")
 def _list_args(line: str) -> None:
     """Show connected servers: transport, state, protocol, tools, pid, uptime."""
 
 
-@magic_arguments(name="%mcp tools")
+@magic_arguments(name="mcp tools")
 @argument("name", nargs="?", help="Only this server's tools.")
 @argument("--refresh", action="store_true", help="Ask the server again.")
 def _tools_args(line: str) -> None:
     """List tools with their parameters (`?` marks optional ones)."""
 
 
-@magic_arguments(name="%mcp call")
+@magic_arguments(name="mcp call")
 @argument("target", help="SERVER.TOOL")
 @argument("arguments", nargs="*", help="key=value ... or one JSON object.")
 @argument("--raw", action="store_true", help="Return the MCP CallToolResult unchanged.")
@@ -89,50 +98,101 @@ def _call_args(line: str) -> None:
     JSON: `df = %mcp call data.query_db sql="select * from customers"`."""
 
 
-@magic_arguments(name="%mcp resources")
+@magic_arguments(name="mcp resources")
 @argument("name", nargs="?", help="Only this server's resources.")
 def _resources_args(line: str) -> None:
     """List the resources servers offer."""
 
 
-@magic_arguments(name="%mcp read")
+@magic_arguments(name="mcp read")
 @argument("uri", help="Resource URI (see %%mcp resources).")
 @argument("--server", help="Which server to ask (default: the one that lists the URI).")
 def _read_args(line: str) -> None:
     """Read a resource."""
 
 
-@magic_arguments(name="%mcp prompts")
+@magic_arguments(name="mcp prompts")
 @argument("name", nargs="?", help="Only this server's prompts.")
 def _prompts_args(line: str) -> None:
     """List the prompts servers offer."""
 
 
-@magic_arguments(name="%mcp prompt")
+@magic_arguments(name="mcp prompt")
 @argument("target", help="SERVER.PROMPT")
 @argument("arguments", nargs="*", help="key=value ...")
 def _prompt_args(line: str) -> None:
     """Get a prompt's messages."""
 
 
-@magic_arguments(name="%mcp log")
+@magic_arguments(name="mcp log")
 @argument("name", help="Server name.")
 @argument("--lines", "-n", type=int, default=200, help="How many lines from the end.")
 def _log_args(line: str) -> None:
     """Show what a server wrote to stderr and its log messages."""
 
 
-@magic_arguments(name="%mcp disconnect")
+@magic_arguments(name="mcp disconnect")
 @argument("name", nargs="?", help="Server name.")
 @argument("--all", action="store_true", help="Disconnect every server.")
 def _disconnect_args(line: str) -> None:
     """Close a session and stop its server process."""
 
 
-@magic_arguments(name="%mcp reconnect")
+@magic_arguments(name="mcp reconnect")
 @argument("name", help="Server name.")
 def _reconnect_args(line: str) -> None:
     """Close and start a session again with the same settings."""
+
+
+@magic_arguments(name="%agent")
+@argument(
+    "model",
+    nargs="?",
+    help="provider:model, e.g. openrouter:openai/gpt-4o-mini "
+    "(default: %%config McpMagics.default_model).",
+)
+@argument("--base-url", help="Any OpenAI-compatible endpoint (vLLM, LM Studio, a proxy).")
+@argument(
+    "--allow",
+    action="append",
+    metavar="GLOB",
+    help="Servers or server.tool the model may use (repeatable; default: all).",
+)
+@argument("--deny", action="append", metavar="GLOB", help="Servers or server.tool it may not use.")
+@argument("--max-steps", type=int, help="Model requests per run before stopping (default 10).")
+@argument(
+    "--approve",
+    choices=["never", "always", "writes"],
+    help="Ask before running: never, always, or for tools not marked read-only.",
+)
+@argument("--system", help="System prompt (server instructions are added to it).")
+@argument("--new", action="store_true", help="Start a new conversation.")
+@argument("--temperature", type=float, help="Sampling temperature.")
+@argument("--no-stream", action="store_true", help="Wait for whole replies.")
+@argument("--out", help="Variable for the final answer (default: answer).")
+@argument(
+    "--results",
+    metavar="PREFIX",
+    help="Tables are bound to PREFIX_1, PREFIX_2, ... (default: result).",
+)
+@argument(
+    "--describe",
+    action="append",
+    metavar="SERVER=TEXT",
+    help="Tell the model what a server is for.",
+)
+@argument(
+    "--hosted",
+    choices=["auto", "always", "never"],
+    help="Responses API only: let the provider call remote servers itself (auto: public URLs).",
+)
+def _agent_args(line: str) -> None:
+    """Ask a model to answer the cell's text, using the connected servers' tools.
+
+    The answer streams into the cell; each tool call shows as a collapsible block, and
+    table results are bound to notebook variables. `{name}` fills in a notebook variable
+    ({{ for a brace). The conversation continues in the next %%agent cell until --new.
+    One-line form: %agent [MODEL] [options] PROMPT."""
 
 
 SUBCOMMANDS = {
@@ -175,10 +235,19 @@ class McpMagics(Magics):
         config=True
     )
     default_model = Unicode("", help="Model for %%agent, as provider:model.").tag(config=True)
+    default_approval = Unicode("never", help="%%agent approval: never, always, writes.").tag(
+        config=True
+    )
+    max_steps = Int(10, help="%%agent: model requests per run before stopping.").tag(config=True)
+    endpoints = Dict(
+        help="Aliases for OpenAI-compatible endpoints: {'lmstudio': 'http://localhost:1234/v1'}"
+        " makes 'lmstudio:MODEL' work."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.manager = SessionManager(connect_timeout=self.connect_timeout)
+        self.agent: Any = None
         self.observe(self._timeout_changed, names="connect_timeout")
 
     def _timeout_changed(self, change: dict[str, Any]) -> None:
@@ -438,5 +507,128 @@ class McpMagics(Magics):
             return [name]
         return [n for n, s in self.manager.sessions.items() if s.state == "connected"]
 
+    # -- %%agent -----------------------------------------------------------------
+
+    @line_cell_magic
+    def agent(self, line: str, cell: str | None = None) -> None:
+        from .agent import PromptError
+        from .providers.base import ProviderError
+
+        try:
+            args, prompt = self._agent_line(line, cell)
+            self._run_agent(args, prompt)
+        except (PromptError, config.ConfigError) as exc:
+            raise UsageError(str(exc)) from None
+        except (ProviderError, McpError) as exc:
+            raise McpRuntimeError(str(exc)) from None
+
+    agent.__doc__ = dedent(_agent_args.__doc__ or "")
+
+    def _agent_line(self, line: str, cell: str | None) -> tuple[Any, str]:
+        words = _split(line)
+        if cell is not None:
+            args = _agent_args.parser.parse_args(words)
+            return args, cell
+        return self._agent_one_line(line)
+
+    def _agent_one_line(self, line: str) -> tuple[Any, str]:
+        """`%agent [MODEL] [options] PROMPT`: the prompt is the raw rest of the line.
+
+        Only the leading model and options are split like a shell, so a prompt with an
+        apostrophe ("what's ...") needs no quoting.
+        """
+        parser = _agent_args.parser
+        takes_value = {
+            flag: action.nargs != 0 for action in parser._actions for flag in action.option_strings
+        }
+        tokens = list(re.finditer(r"\"[^\"]*\"|'[^']*'|\S+", line))
+        leading: list[str] = []
+        prompt = ""
+        index = 0
+        while index < len(tokens):
+            word = tokens[index].group()
+            flag = word.split("=", 1)[0]
+            if word == "--":
+                prompt = line[tokens[index].end() :]
+                break
+            if flag in takes_value:
+                leading.append(word)
+                if takes_value[flag] and "=" not in word and index + 1 < len(tokens):
+                    index += 1
+                    leading.append(tokens[index].group())
+            elif index == 0 and self._looks_like_model(word):
+                leading.append(word)
+            else:
+                prompt = line[tokens[index].start() :]
+                break
+            index += 1
+        return parser.parse_args(_split(" ".join(leading))), prompt.strip()
+
+    def _looks_like_model(self, word: str) -> bool:
+        from .providers import PROVIDERS
+
+        provider, sep, model = word.partition(":")
+        return bool(sep and model) and (provider in PROVIDERS or provider in self.endpoints)
+
+    def _run_agent(self, args: Any, template: str) -> None:
+        from .agent import AgentOptions, interpolate
+        from .driver import ask_user, run_agent
+
+        model = args.model or self.default_model
+        if not model:
+            raise UsageError(
+                "no model: give one (%%agent openrouter:openai/gpt-4o-mini) or set "
+                "%config McpMagics.default_model"
+            )
+        prompt = interpolate(template, self.shell.user_ns).strip()
+        if not prompt:
+            raise UsageError("the prompt is empty: write the question in the cell")
+        agent = self._agent_for(model, args.base_url)
+        if args.new:
+            agent.reset()
+        options = AgentOptions(
+            allow=args.allow or [],
+            deny=args.deny or [],
+            max_steps=args.max_steps or self.max_steps,
+            approval=args.approve or self.default_approval,
+            system=args.system,
+            temperature=args.temperature,
+            stream=not args.no_stream,
+            results_prefix=args.results or "result",
+            hosted=args.hosted or "auto",
+            server_descriptions=dict(_key_value(d) for d in args.describe or []),
+        )
+        view = self._agent_view()
+        try:
+            result = run_agent(self.manager, agent, prompt, options, view.handle, ask_user)
+        finally:
+            view.close()
+        self.shell.user_ns[args.out or "answer"] = result.text
+
+    def _agent_for(self, model: str, base_url: str | None) -> Any:
+        """The notebook's agent; a new model keeps the conversation."""
+        from .agent import Agent
+        from .providers import make_provider, resolve
+
+        config_ = resolve(model, base_url=base_url, aliases=dict(self.endpoints))
+        if self.agent is None:
+            self.agent = Agent(self.manager, make_provider(config_), self.shell.user_ns)
+        elif getattr(self.agent.provider, "config", None) != config_:
+            old = self.agent.provider
+            self.agent.provider = make_provider(config_)
+            self.manager.run(old.aclose())
+        return self.agent
+
+    def _agent_view(self) -> Any:
+        from .agent_view import AgentView
+
+        terminal = type(self.shell).__name__ == "TerminalInteractiveShell"
+        live = not terminal and getattr(self.shell, "kernel", None) is not None
+        return AgentView(live=live, terminal=terminal)
+
     def close(self) -> None:
+        if self.agent is not None and self.manager._loop is not None:
+            with contextlib.suppress(Exception):
+                self.manager.run(self.agent.provider.aclose(), timeout=5)
+            self.agent = None
         self.manager.close()

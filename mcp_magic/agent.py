@@ -1,0 +1,506 @@
+"""The tool-calling loop, provider-neutral.
+
+Gather tools from the allowed sessions, send the conversation, run every tool call
+the model asks for (concurrently, each validated first), append the results, and go
+again until the model answers in text or the step limit is reached. The loop runs on
+the session thread and only publishes events; it never touches the display.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from .config import HttpSpec, expand_vars
+from .events import (
+    ApprovalRequest,
+    Decision,
+    Event,
+    Notice,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    UsageReport,
+)
+from .providers.base import (
+    HostedMcpServer,
+    Message,
+    Provider,
+    Request,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from .sessions import McpError, Session, SessionManager
+
+ApprovalMode = Literal["never", "always", "writes"]
+HostedMode = Literal["auto", "always", "never"]
+
+NAME_LIMIT = 64
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+DEFAULT_SYSTEM = (
+    "You are a data analysis assistant working inside a Jupyter notebook. Use the tools "
+    "to look things up instead of guessing. Tables that tools return are kept in notebook "
+    "variables whose names you are told; mention them when they hold what the user needs."
+)
+
+
+@dataclass
+class AgentOptions:
+    """One `%%agent` run's settings (the magic's options, or the Python API's kwargs)."""
+
+    allow: list[str] = field(default_factory=list)  # globs on "server" or "server.tool"
+    deny: list[str] = field(default_factory=list)
+    max_steps: int = 10
+    approval: ApprovalMode = "never"
+    system: str | None = None
+    temperature: float | None = None
+    stream: bool = True
+    results_prefix: str = "result"
+    hosted: HostedMode = "auto"
+    server_descriptions: dict[str, str] = field(default_factory=dict)
+    max_table_rows_inline: int = 30
+    max_result_chars: int = 20_000
+
+
+@dataclass
+class BoundTool:
+    """A tool offered to the model, and where it really lives."""
+
+    qualified: str
+    server: str
+    tool: str
+    schema: dict[str, Any]
+    read_only: bool
+    description: str
+
+
+@dataclass
+class RunResult:
+    """What one run produced."""
+
+    text: str
+    usage: Usage
+    steps: int
+    variables: dict[str, Any] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+def qualify(server: str, tool: str, taken: set[str]) -> str:
+    """`server__tool`, sanitized for every provider's name rules, unique among `taken`.
+
+    Allowed: letters, digits, `_` and `-`, starting with a letter, at most 64 characters
+    (the strictest of OpenAI, Anthropic and Gemini). Clashes and cut names get a short hash.
+    """
+    raw = f"{server}__{tool}"
+    name = _NAME_CHARS.sub("_", raw)
+    if not name[:1].isalpha():
+        name = "t_" + name
+    digest = hashlib.sha1(raw.encode()).hexdigest()[:6]
+    if len(name) > NAME_LIMIT:
+        name = f"{name[: NAME_LIMIT - 7]}_{digest}"
+    if name in taken:
+        name = f"{name[: NAME_LIMIT - 7]}_{digest}"
+    counter = 2
+    base = name
+    while name in taken:
+        name = f"{base[: NAME_LIMIT - 3]}_{counter}"
+        counter += 1
+    return name
+
+
+def _matches(server: str, tool: str, patterns: list[str]) -> bool:
+    for pattern in patterns:
+        target = f"{server}.{tool}" if "." in pattern else server
+        if fnmatch.fnmatchcase(target, pattern) or fnmatch.fnmatchcase(f"{server}.{tool}", pattern):
+            return True
+    return False
+
+
+def is_allowed(server: str, tool: str, allow: list[str], deny: list[str]) -> bool:
+    if allow and not _matches(server, tool, allow):
+        return False
+    return not (deny and _matches(server, tool, deny))
+
+
+def _is_public_url(url: str) -> bool:
+    import ipaddress
+
+    host = urlsplit(url).hostname or ""
+    if host in ("localhost", "") or host.endswith(".local"):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return not (address.is_loopback or address.is_private or address.is_link_local)
+
+
+class Agent:
+    """A conversation with one model, using the tools of a SessionManager's servers."""
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        provider: Provider,
+        namespace: MutableMapping[str, Any] | None = None,
+    ) -> None:
+        self.manager = manager
+        self.provider = provider
+        self.namespace = namespace if namespace is not None else {}
+        self.messages: list[Message] = []
+        self.usage = Usage()
+
+    def reset(self) -> None:
+        self.messages.clear()
+
+    # -- tools -----------------------------------------------------------------
+
+    def gather_tools(
+        self, options: AgentOptions
+    ) -> tuple[dict[str, BoundTool], list[HostedMcpServer], list[Session]]:
+        bound: dict[str, BoundTool] = {}
+        hosted: list[HostedMcpServer] = []
+        used: list[Session] = []
+        for session in self.manager.sessions.values():
+            if session.state != "connected":
+                continue
+            if self._host_remotely(session, options):
+                names = [
+                    t
+                    for t in session.tools
+                    if is_allowed(session.name, t, options.allow, options.deny)
+                ]
+                if names:
+                    hosted.append(self._hosted_server(session, options, names))
+                    used.append(session)
+                continue
+            offered = False
+            for tool in session.tools.values():
+                if not is_allowed(session.name, tool.name, options.allow, options.deny):
+                    continue
+                name = qualify(session.name, tool.name, set(bound))
+                annotations = tool.annotations
+                bound[name] = BoundTool(
+                    qualified=name,
+                    server=session.name,
+                    tool=tool.name,
+                    schema=tool.input_schema or {"type": "object", "properties": {}},
+                    read_only=bool(annotations and annotations.read_only_hint),
+                    description=(tool.description or tool.title or tool.name).strip(),
+                )
+                offered = True
+            if offered:
+                used.append(session)
+        return bound, hosted, used
+
+    def _host_remotely(self, session: Session, options: AgentOptions) -> bool:
+        """Whether the provider should call this server itself (Responses API `type: mcp`)."""
+        info = getattr(getattr(self.provider, "config", None), "info", None)
+        spec = session.spec
+        if options.hosted == "never" or info is None or info.wire != "responses":
+            return False
+        if not isinstance(spec, HttpSpec) or spec.transport not in info.hosted_transports:
+            return False
+        return options.hosted == "always" or _is_public_url(spec.url)
+
+    def _hosted_server(
+        self, session: Session, options: AgentOptions, tools: list[str]
+    ) -> HostedMcpServer:
+        spec = session.spec
+        assert isinstance(spec, HttpSpec)
+        description = options.server_descriptions.get(session.name) or (session.instructions or "")
+        return HostedMcpServer(
+            label=session.name,
+            url=spec.url,
+            description=description.strip()[:500],
+            headers={k: expand_vars(v) for k, v in spec.headers.items()},
+            allowed_tools=tools if len(tools) < len(session.tools) else None,
+        )
+
+    def system_prompt(self, options: AgentOptions, sessions: list[Session]) -> str:
+        parts = [options.system or DEFAULT_SYSTEM]
+        for session in sessions:
+            about = [options.server_descriptions.get(session.name, ""), session.instructions or ""]
+            about = [a.strip() for a in about if a and a.strip()]
+            if about:
+                parts.append(f"Server `{session.name}`: " + " ".join(about))
+        return "\n\n".join(parts)
+
+    # -- the loop --------------------------------------------------------------
+
+    async def run(
+        self, prompt: str, options: AgentOptions, publish: Callable[[Event], None]
+    ) -> RunResult:
+        tools, hosted, sessions = self.gather_tools(options)
+        specs = [ToolSpec(t.qualified, t.description, t.schema) for t in tools.values()]
+        system = self.system_prompt(options, sessions)
+        start = len(self.messages)
+        self.messages.append(Message(role="user", content=prompt))
+        usage = Usage()
+        variables: dict[str, Any] = {}
+        counter = _Counter(options.results_prefix)
+        text = ""
+        step = 0
+        answered = False
+        try:
+            while step < options.max_steps:
+                step += 1
+                request = Request(
+                    messages=list(self.messages),
+                    tools=specs,
+                    system=system,
+                    temperature=options.temperature,
+                    stream=options.stream,
+                    hosted_servers=hosted,
+                )
+                turn = await self.provider.complete(
+                    request, on_text=lambda delta: publish(TextDelta(delta))
+                )
+                usage.add(turn.usage)
+                for call in turn.hosted_calls:
+                    self._publish_hosted(call, publish)
+                if turn.text and not options.stream:
+                    publish(TextDelta(turn.text))
+                text = turn.text
+                self.messages.append(
+                    Message(
+                        role="assistant",
+                        content=turn.text,
+                        tool_calls=list(turn.tool_calls),
+                        extra=list(turn.extra),
+                    )
+                )
+                if not turn.tool_calls:
+                    answered = True
+                    break
+                if turn.text:
+                    publish(TextDelta("\n\n"))
+                names = [counter.peek_name(call, tools) for call in turn.tool_calls]
+                results = await asyncio.gather(
+                    *(
+                        self._run_call(call, name, tools, options, publish, variables)
+                        for call, name in zip(turn.tool_calls, names)
+                    )
+                )
+                for call, content in zip(turn.tool_calls, results):
+                    self.messages.append(
+                        Message(role="tool", content=content, tool_call_id=call.id, name=call.name)
+                    )
+            if not answered:
+                publish(
+                    Notice(
+                        f"Stopped after {options.max_steps} steps while the model was still "
+                        "calling tools; raise --max-steps to let it go on.",
+                        level="warning",
+                    )
+                )
+        except BaseException:
+            self._repair(start)
+            raise
+        finally:
+            self.usage.add(usage)
+            publish(UsageReport(usage, f"{self.provider.name}:{self.provider.model}", step))
+        return RunResult(text, usage, step, variables, stopped_early=not answered)
+
+    def _repair(self, start: int) -> None:
+        """Keep the conversation valid after an interrupt or an error.
+
+        Every assistant tool call gets a result (providers reject dangling calls); a run
+        that got no reply at all is dropped, so the next cell starts clean.
+        """
+        if not any(m.role == "assistant" for m in self.messages[start:]):
+            del self.messages[start:]
+            return
+        answered = {m.tool_call_id for m in self.messages[start:] if m.role == "tool"}
+        last = max(i for i, m in enumerate(self.messages) if m.role == "assistant")
+        missing = [c for c in self.messages[last].tool_calls if c.id not in answered]
+        for call in missing:
+            self.messages.append(
+                Message(
+                    role="tool",
+                    content="Cancelled: the user stopped the run.",
+                    tool_call_id=call.id,
+                    name=call.name,
+                )
+            )
+
+    def _publish_hosted(self, call: Any, publish: Callable[[Event], None]) -> None:
+        call_id = f"hosted-{id(call)}"
+        try:
+            arguments = json.loads(call.arguments) if call.arguments else {}
+        except ValueError:
+            arguments = call.arguments
+        publish(ToolCallStarted(call_id, call.server, call.tool, arguments, hosted=True))
+        publish(
+            ToolCallFinished(
+                call_id,
+                "error" if call.error else "ok",
+                0.0,
+                result=call.output,
+                error=call.error,
+            )
+        )
+
+    async def _run_call(
+        self,
+        call: ToolCall,
+        variable: str | None,
+        tools: dict[str, BoundTool],
+        options: AgentOptions,
+        publish: Callable[[Event], None],
+        variables: dict[str, Any],
+    ) -> str:
+        """Run one tool call and return what the model is told. Never raises but on cancel."""
+        started = time.monotonic()
+        bound = tools.get(call.name)
+        server, tool = (bound.server, bound.tool) if bound else ("?", call.name)
+        try:
+            arguments: Any = json.loads(call.arguments or "{}")
+        except ValueError as exc:
+            arguments = call.arguments
+            publish(ToolCallStarted(call.id, server, tool, arguments))
+            return self._fail(call, started, publish, f"invalid JSON arguments: {exc}")
+        publish(ToolCallStarted(call.id, server, tool, arguments))
+        if bound is None:
+            known = ", ".join(sorted(tools)) or "none"
+            return self._fail(call, started, publish, f"unknown tool {call.name!r}; tools: {known}")
+        problem = validate_arguments(arguments, bound.schema)
+        if problem:
+            return self._fail(call, started, publish, f"invalid arguments: {problem}")
+        if needs_approval(options.approval, bound):
+            decision = await self._ask(call, bound, arguments, publish)
+            if decision.action == "deny":
+                publish(
+                    ToolCallFinished(
+                        call.id, "denied", time.monotonic() - started, error="denied by the user"
+                    )
+                )
+                return "The user denied this tool call. Do not retry it; ask or continue."
+            if decision.action == "answer":
+                reply = decision.text or ""
+                publish(ToolCallFinished(call.id, "ok", time.monotonic() - started, result=reply))
+                return f"(answered by the user in place of the tool) {reply}"
+        try:
+            result = await self.manager.acall_tool(bound.server, bound.tool, arguments)
+        except McpError as exc:
+            return self._fail(call, started, publish, str(exc))
+        from .results import frame_for_model, interpret
+
+        outcome = interpret(result, bound.tool)
+        duration = time.monotonic() - started
+        if outcome.error is not None:
+            publish(ToolCallFinished(call.id, "error", duration, error=outcome.error))
+            return f"Error: {outcome.error}"
+        value = outcome.value
+        if hasattr(value, "to_csv") and variable:
+            self.namespace[variable] = value
+            variables[variable] = value
+            publish(ToolCallFinished(call.id, "ok", duration, result=value, variable=variable))
+            return frame_for_model(value, variable, max_rows=options.max_table_rows_inline)
+        publish(ToolCallFinished(call.id, "ok", duration, result=value))
+        text = outcome.text
+        if len(text) > options.max_result_chars:
+            text = text[: options.max_result_chars] + f"\n[... cut at {options.max_result_chars}"
+            text += f" of {len(outcome.text)} characters]"
+        return text
+
+    def _fail(
+        self, call: ToolCall, started: float, publish: Callable[[Event], None], message: str
+    ) -> str:
+        publish(ToolCallFinished(call.id, "error", time.monotonic() - started, error=message))
+        return f"Error: {message}"
+
+    async def _ask(
+        self, call: ToolCall, bound: BoundTool, arguments: Any, publish: Callable[[Event], None]
+    ) -> Decision:
+        reason = "it may change data" if not bound.read_only else "approval is on for every call"
+        request = ApprovalRequest(call.id, bound.server, bound.tool, arguments, reason)
+        publish(request)
+        return await asyncio.wrap_future(request.reply)
+
+
+class _Counter:
+    """Variable names for table results, stable when a cell is re-run: prefix_1, prefix_2, ..."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.count = 0
+
+    def peek_name(self, call: ToolCall, tools: dict[str, BoundTool]) -> str | None:
+        if call.name not in tools:
+            return None
+        self.count += 1
+        return f"{self.prefix}_{self.count}"
+
+
+def needs_approval(mode: ApprovalMode, tool: BoundTool) -> bool:
+    return mode == "always" or (mode == "writes" and not tool.read_only)
+
+
+def validate_arguments(arguments: Any, schema: dict[str, Any]) -> str | None:
+    """One line saying why the arguments do not fit the tool's input schema, or None."""
+    if not isinstance(arguments, dict):
+        return "arguments must be a JSON object"
+    import jsonschema
+
+    try:
+        validator_class = jsonschema.validators.validator_for(schema)
+        errors = sorted(validator_class(schema).iter_errors(arguments), key=lambda e: e.path)
+    except jsonschema.SchemaError:
+        return None  # the server's schema is broken; let the server judge
+    if not errors:
+        return None
+    error = errors[0]
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{where + ': ' if where else ''}{error.message}"
+
+
+def interpolate(template: str, namespace: MutableMapping[str, Any]) -> str:
+    """Fill `{name}` (and `{name.attr}`, `{name[key]}`) from notebook variables.
+
+    `{{` and `}}` are literal braces. A DataFrame becomes a compact summary rather than
+    its full text; an unknown name is an error naming it.
+    """
+    import string
+
+    formatter = string.Formatter()
+    pieces: list[str] = []
+    try:
+        parsed = list(formatter.parse(template))
+    except ValueError as exc:
+        raise PromptError(f"cannot read the prompt's {{...}} fields: {exc}") from None
+    for literal, field_name, spec, conversion in parsed:
+        pieces.append(literal)
+        if field_name is None:
+            continue
+        if not field_name:
+            raise PromptError("empty {} in the prompt: write {{}} for literal braces")
+        root = re.split(r"[.\[]", field_name, maxsplit=1)[0]
+        if root not in namespace:
+            raise PromptError(f"name {root!r} in the prompt is not defined in the notebook")
+        try:
+            value, _ = formatter.get_field(field_name, (), namespace)
+        except (AttributeError, KeyError, IndexError, TypeError) as exc:
+            raise PromptError(f"cannot fill {{{field_name}}}: {exc}") from None
+        if hasattr(value, "to_csv") and hasattr(value, "dtypes") and not spec and not conversion:
+            from .results import frame_summary
+
+            pieces.append(frame_summary(value, root if root == field_name else field_name))
+            continue
+        value = formatter.convert_field(value, conversion)
+        pieces.append(formatter.format_field(value, spec or ""))
+    return "".join(pieces)
+
+
+class PromptError(ValueError):
+    """A `{name}` in the prompt that cannot be filled."""
