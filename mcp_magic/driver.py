@@ -22,6 +22,7 @@ def run_agent(
     options: AgentOptions,
     show: Callable[[Event], None],
     ask: Callable[[ApprovalRequest], Decision],
+    idle: Callable[[], None] | None = None,
 ) -> RunResult:
     """Run one agent turn; returns when the model answers, raises on error or interrupt."""
     events: queue.SimpleQueue = queue.SimpleQueue()
@@ -36,7 +37,9 @@ def run_agent(
             show(event)
 
     try:
-        return manager.run(agent.run(prompt, options, events.put), on_event=on_event, events=events)
+        return manager.run(
+            agent.run(prompt, options, events.put), on_event=on_event, events=events, on_idle=idle
+        )
     finally:
         # What the loop published while it was being cancelled (usage, last results).
         while True:

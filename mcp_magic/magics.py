@@ -600,7 +600,9 @@ class McpMagics(Magics):
         )
         view = self._agent_view()
         try:
-            result = run_agent(self.manager, agent, prompt, options, view.handle, ask_user)
+            result = run_agent(
+                self.manager, agent, prompt, options, view.handle, ask_user, idle=view.tick
+            )
         finally:
             view.close()
         self.shell.user_ns[args.out or "answer"] = result.text

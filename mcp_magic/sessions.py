@@ -259,12 +259,15 @@ class LoopThread:
         on_event: Callable[[Any], None] | None = None,
         events: queue.SimpleQueue | None = None,
         timeout: float | None = None,
+        on_idle: Callable[[], None] | None = None,
+        idle_interval: float = 0.1,
     ) -> T:
         """Run `coro` on the loop and wait for it, interruptibly.
 
         Items put on `events` (from the loop thread) are handed to `on_event` on this
-        thread while waiting. A KeyboardInterrupt (the kernel's stop button) cancels
-        the coroutine on the loop, waits briefly for that to land, and re-raises.
+        thread while waiting; `on_idle` runs when no event came for `idle_interval`
+        (a display flushing throttled updates). A KeyboardInterrupt (the kernel's stop
+        button) cancels the coroutine on the loop, waits briefly for that, and re-raises.
         """
         events = events if events is not None else queue.SimpleQueue()
         done = object()
@@ -274,9 +277,14 @@ class LoopThread:
         try:
             while True:
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if on_idle is not None:
+                    wait = idle_interval if wait is None else min(wait, idle_interval)
                 try:
                     item = events.get(timeout=wait)
                 except queue.Empty:
+                    if deadline is None or time.monotonic() < deadline:
+                        on_idle()  # type: ignore[misc]
+                        continue
                     future.cancel()
                     raise TimeoutError(f"timed out after {timeout:g} s") from None
                 if item is done:

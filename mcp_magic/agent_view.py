@@ -1,0 +1,525 @@
+"""The display of one `%%agent` run: streamed answer text, tool call blocks, usage.
+
+An `AgentView` turns the events the agent loop publishes (see `events.py`) into
+outputs. It runs on the kernel's main thread only, because display updates and
+widgets touched from another thread land in the wrong cell.
+
+Everything shown here came from a model or a tool, so all of it is escaped; every
+output carries a static fallback (`text/html` `<details>` and `text/plain`) so a saved
+notebook, nbviewer, GitHub or an HTML export shows the same blocks without widgets.
+The pure functions (`tool_block_html`, `tool_block_text`, `safe_markdown`, ...) do the
+rendering and need no IPython; ipywidgets and pandas are never imported at load time.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import sys
+import time
+from typing import Any
+
+from .events import (
+    ApprovalRequest,
+    Notice,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    UsageReport,
+)
+from .render import format_duration
+
+STATUS_SYMBOLS = {"running": "⏳", "ok": "✓", "error": "✗", "denied": "⊘", "cancelled": "⊘"}
+STATUS_COLORS = {
+    "running": "#888",
+    "ok": "#2a7",
+    "error": "#c33",
+    "denied": "#b80",
+    "cancelled": "#888",
+}
+TEXT_LIMIT = 2000  # characters of a text result shown in a block
+ROW_LIMIT = 10  # rows of a DataFrame shown in a block
+CELL_LIMIT = 200  # characters of one DataFrame cell
+SHORT_TEXT_LIMIT = 500  # the text/plain and terminal previews stay short
+SHORT_ROW_LIMIT = 5
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+# ---------------------------------------------------------------------------
+# pure renderers
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (truncated, {len(text):,} characters in all)"
+
+
+def _is_frame(value: Any) -> bool:
+    """A DataFrame, by duck typing: importing pandas here would cost 0.5 s at load."""
+    return hasattr(value, "to_html") and hasattr(value, "shape") and hasattr(value, "head")
+
+
+def _shape_text(frame: Any) -> str:
+    rows, cols = frame.shape[0], frame.shape[1] if len(frame.shape) > 1 else 1
+    return f"{rows:,} row{'' if rows == 1 else 's'} × {cols} column{'' if cols == 1 else 's'}"
+
+
+def _short_cells(frame: Any) -> Any:
+    """Cut long strings so one wide cell cannot blow up the preview."""
+
+    def cut(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > CELL_LIMIT:
+            return value[:CELL_LIMIT] + "…"
+        return value
+
+    mapper = getattr(frame, "map", None) or getattr(frame, "applymap", None)
+    try:
+        return mapper(cut) if mapper is not None else frame
+    except Exception:
+        return frame
+
+
+def format_arguments(arguments: Any) -> str:
+    """Pretty JSON for parsed arguments; raw text (invalid JSON the model sent) as is."""
+    if arguments is None:
+        return ""
+    if isinstance(arguments, str):
+        return arguments
+    try:
+        return json.dumps(arguments, indent=2, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(arguments)
+
+
+def result_text(result: Any) -> str:
+    """A non-tabular result as text: strings as they are, JSON-like values as JSON."""
+    if result is None:
+        return ""
+    if isinstance(result, str):
+        return result
+    if isinstance(result, (dict, list, tuple, int, float, bool)):
+        try:
+            return json.dumps(result, indent=2, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            pass
+    return str(result)
+
+
+def tool_header(started: ToolCallStarted, finished: ToolCallFinished | None = None) -> str:
+    """One line: status symbol, server.tool, status, duration, bound variable, hosted mark.
+
+    Plain text (not escaped): escape it for HTML; widget titles are set as text.
+    """
+    status = finished.status if finished is not None else "running"
+    parts = [f"{STATUS_SYMBOLS.get(status, '?')} {started.server}.{started.tool} — {status}"]
+    if finished is not None:
+        parts.append(format_duration(finished.duration))
+        if finished.variable:
+            parts.append(f"→ {finished.variable}")
+    if started.hosted:
+        parts.append("run by the provider")
+    return " · ".join(parts)
+
+
+def _header_html(started: ToolCallStarted, finished: ToolCallFinished | None) -> str:
+    status = finished.status if finished is not None else "running"
+    color = STATUS_COLORS.get(status, "#888")
+    symbol = html.escape(STATUS_SYMBOLS.get(status, "?"))
+    parts = [
+        f"<span style='color:{color}'>{symbol}</span> "
+        f"<code>{html.escape(started.server)}.{html.escape(started.tool)}</code> — "
+        f"<span class='mcp-magic-status' style='color:{color}'>{html.escape(status)}</span>"
+    ]
+    if finished is not None:
+        parts.append(html.escape(format_duration(finished.duration)))
+        if finished.variable:
+            parts.append(f"→ <code>{html.escape(finished.variable)}</code>")
+    if started.hosted:
+        parts.append("<i class='mcp-magic-hosted'>run by the provider</i>")
+    return " · ".join(parts)
+
+
+def arguments_html(started: ToolCallStarted) -> str:
+    text = _truncate(format_arguments(started.arguments), TEXT_LIMIT)
+    return (
+        "<div class='mcp-magic-arguments'><b>Arguments</b>"
+        f"<pre style='margin:2px 0'>{html.escape(text or '(none)')}</pre></div>"
+    )
+
+
+def preview_html(finished: ToolCallFinished | None) -> str:
+    """The result part of a block: a table, text, the error, or a note while running."""
+    if finished is None:
+        return "<div class='mcp-magic-result'><i>running…</i></div>"
+    if finished.status != "ok":
+        message = finished.error or result_text(finished.result) or finished.status
+        color = STATUS_COLORS.get(finished.status, "#888")
+        return (
+            f"<div class='mcp-magic-result mcp-magic-error'><b>{html.escape(finished.status)}</b>"
+            f"<pre style='margin:2px 0;color:{color}'>"
+            f"{html.escape(_truncate(message, TEXT_LIMIT))}</pre></div>"
+        )
+    result = finished.result
+    if _is_frame(result):
+        table = _short_cells(result.head(ROW_LIMIT)).to_html(max_cols=30, border=0, escape=True)
+        more = " (first rows)" if result.shape[0] > ROW_LIMIT else ""
+        return (
+            f"<div class='mcp-magic-result'><b>Result</b>: {html.escape(_shape_text(result))}"
+            f"{more}<div style='overflow-x:auto'>{table}</div></div>"
+        )
+    text = result_text(result)
+    body = html.escape(_truncate(text, TEXT_LIMIT)) if text else "<i>(empty)</i>"
+    return (
+        "<div class='mcp-magic-result'><b>Result</b>"
+        f"<pre style='margin:2px 0;white-space:pre-wrap'>{body}</pre></div>"
+    )
+
+
+def tool_block_html(started: ToolCallStarted, finished: ToolCallFinished | None = None) -> str:
+    """The static block: a collapsed `<details>` with the header as its summary."""
+    status = finished.status if finished is not None else "running"
+    return (
+        f"<details class='mcp-magic-tool mcp-magic-{html.escape(status)}'>"
+        f"<summary>{_header_html(started, finished)}</summary>"
+        f"<div style='margin-left:1.2em'>{arguments_html(started)}{preview_html(finished)}"
+        "</div></details>"
+    )
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+def preview_text(finished: ToolCallFinished | None) -> str:
+    """A short text preview of the result (for text/plain and terminals)."""
+    if finished is None:
+        return ""
+    if finished.status != "ok":
+        return _truncate(finished.error or result_text(finished.result), SHORT_TEXT_LIMIT)
+    result = finished.result
+    if _is_frame(result):
+        head = _short_cells(result.head(SHORT_ROW_LIMIT))
+        try:
+            table = head.to_string(max_cols=12, max_colwidth=40)
+        except TypeError:
+            table = head.to_string()
+        return f"{_shape_text(result)}\n{table}"
+    return _truncate(result_text(result), SHORT_TEXT_LIMIT)
+
+
+def tool_block_text(started: ToolCallStarted, finished: ToolCallFinished | None = None) -> str:
+    """The header line, then the arguments and a short preview, indented."""
+    lines = [tool_header(started, finished)]
+    arguments = _truncate(format_arguments(started.arguments), SHORT_TEXT_LIMIT)
+    if arguments:
+        lines.append(_indent("arguments: " + arguments))
+    preview = preview_text(finished)
+    if preview:
+        label = "result: " if finished is not None and finished.status == "ok" else "error: "
+        lines.append(_indent(label + preview))
+    return "\n".join(lines)
+
+
+def tool_block_bundle(
+    started: ToolCallStarted,
+    finished: ToolCallFinished | None = None,
+    model_id: str | None = None,
+) -> dict[str, Any]:
+    """The MIME bundle of a block; with `model_id`, the widget view plus the fallbacks."""
+    bundle: dict[str, Any] = {}
+    if model_id is not None:
+        bundle[WIDGET_VIEW] = {"version_major": 2, "version_minor": 0, "model_id": model_id}
+    bundle["text/html"] = tool_block_html(started, finished)
+    bundle["text/plain"] = tool_block_text(started, finished)
+    return bundle
+
+
+def format_cost(cost: float) -> str:
+    if cost == 0:
+        return "$0"
+    if cost < 0.0001:
+        return "<$0.0001"
+    return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
+
+
+def usage_text(report: UsageReport) -> str:
+    usage = report.usage
+    parts = [
+        f"tokens: {usage.input_tokens:,} in · {usage.output_tokens:,} out · "
+        f"{usage.total_tokens:,} total"
+    ]
+    if usage.cost is not None:
+        parts.append(format_cost(usage.cost))
+    if report.model:
+        parts.append(report.model)
+    parts.append(f"{report.steps} step{'' if report.steps == 1 else 's'}")
+    return " · ".join(parts)
+
+
+def usage_html(report: UsageReport) -> str:
+    return (
+        "<div class='mcp-magic-usage' style='color:#888;font-size:smaller'>"
+        f"{html.escape(usage_text(report))}</div>"
+    )
+
+
+def notice_text(notice: Notice) -> str:
+    return f"{'⚠' if notice.level == 'warning' else 'ℹ'} {notice.text}"
+
+
+def notice_html(notice: Notice) -> str:
+    style = "color:#b60;font-weight:bold" if notice.level == "warning" else "color:#888"
+    return (
+        f"<div class='mcp-magic-notice mcp-magic-{html.escape(notice.level)}' "
+        f"style='{style}'>{html.escape(notice_text(notice))}</div>"
+    )
+
+
+# Code found in the model's Markdown: fenced blocks (closed or still streaming) and
+# inline spans. Both are replaced by HTML we escape ourselves, so whatever Markdown
+# makes of the surrounding text, no raw tag from the model ever reaches the page.
+_CODE = re.compile(
+    r"(?P<fence>^[ \t]*(?P<f>`{3,}|~{3,})(?P<info>[^`\n]*)\n(?P<code>.*?)"
+    r"(?:^[ \t]*(?P=f)[`~]*[ \t]*(?:\n|\Z)|\Z))"
+    r"|(?P<inline>`(?P<span>[^`\n]+)`)",
+    re.MULTILINE | re.DOTALL,
+)
+_SCRIPT_URL = re.compile(r"(j\s*a\s*v\s*a|v\s*b)(\s*s\s*c\s*r\s*i\s*p\s*t\s*\\?:)", re.IGNORECASE)
+
+
+def _escape_prose(text: str) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    return _SCRIPT_URL.sub(lambda m: f"unsafe-{m.group(1)}{m.group(2)}", text)
+
+
+def _code_html(match: re.Match[str]) -> str:
+    if match.group("inline") is not None:
+        return f"<code>{html.escape(match.group('span'), quote=False)}</code>"
+    words = match.group("info").split()
+    language = re.sub(r"[^\w+-]", "", words[0]) if words else ""
+    attr = f" class='language-{language}'" if language else ""
+    code = html.escape(match.group("code"), quote=False)
+    return f"\n<pre><code{attr}>{code}</code></pre>\n"
+
+
+def safe_markdown(text: str) -> str:
+    """Model text as Markdown with no raw HTML: `<` and `&` are escaped outside code,
+    code is turned into escaped `<code>`/`<pre>`, and `javascript:` links are defused.
+
+    Jupyter renders outputs of the current session as trusted (unsanitized) HTML, and a
+    model can be steered by what a tool returned, so its text must not carry markup.
+    """
+    out: list[str] = []
+    position = 0
+    for match in _CODE.finditer(text):
+        out.append(_escape_prose(text[position : match.start()]))
+        out.append(_code_html(match))
+        position = match.end()
+    out.append(_escape_prose(text[position:]))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+# the view
+
+
+def _display(bundle: dict[str, Any]) -> Any:
+    from IPython.display import display
+
+    return display(bundle, raw=True, display_id=True)
+
+
+class _ToolBlock:
+    """One tool call on screen: its events, its display handle and (live) its widgets."""
+
+    def __init__(self, started: ToolCallStarted) -> None:
+        self.started = started
+        self.finished: ToolCallFinished | None = None
+        self.since = time.monotonic()
+        self.handle: Any = None
+        self.accordion: Any = None
+        self.result_html: Any = None
+
+    def bundle(self) -> dict[str, Any]:
+        model_id = self.accordion.model_id if self.accordion is not None else None
+        return tool_block_bundle(self.started, self.finished, model_id)
+
+    def show(self, live: bool) -> None:
+        if live:
+            self._make_widget()
+        self.handle = _display(self.bundle())
+
+    def _make_widget(self) -> None:
+        import ipywidgets as widgets
+
+        self.result_html = widgets.HTML(value=preview_html(None))
+        body = widgets.VBox([widgets.HTML(value=arguments_html(self.started)), self.result_html])
+        self.accordion = widgets.Accordion(
+            children=[body], titles=(tool_header(self.started),), selected_index=None
+        )
+        self.accordion.add_class("mcp-magic-tool")
+
+    def finish(self, finished: ToolCallFinished) -> None:
+        self.finished = finished
+        if self.accordion is not None:
+            self.result_html.value = preview_html(finished)
+            self.accordion.set_title(0, tool_header(self.started, finished))
+        if self.handle is not None:
+            self.handle.update(self.bundle(), raw=True)
+
+
+class AgentView:
+    """Shows one `%%agent` run, in the order things happened.
+
+    `live`: a Jupyter frontend with widgets (tool calls become ipywidgets Accordions,
+    with a static fallback in the same output). `terminal`: plain text on stdout.
+    Call `handle(event)` for each event drained from the loop's queue, `tick()` when
+    the queue was idle (so a throttled text update is not held back), `close()` at the end.
+    """
+
+    UPDATE_INTERVAL = 0.1  # seconds between two updates of the streaming text
+
+    def __init__(self, live: bool = False, terminal: bool = False) -> None:
+        self.live = live and not terminal
+        self.terminal = terminal
+        self.blocks: dict[str, _ToolBlock] = {}
+        self._text = ""  # the current text segment (Jupyter)
+        self._text_handle: Any = None
+        self._last_update = 0.0
+        self._dirty = False
+        self._at_line_start = True  # terminal: whether a newline is needed before a line
+
+    # -- dispatch
+
+    def handle(self, event: Any) -> None:
+        """Show one event; approval requests only end the current text segment."""
+        if isinstance(event, TextDelta):
+            self.text(event.text)
+        elif isinstance(event, ToolCallStarted):
+            self.tool_started(event)
+        elif isinstance(event, ToolCallFinished):
+            self.tool_finished(event)
+        elif isinstance(event, UsageReport):
+            self.usage(event)
+        elif isinstance(event, Notice):
+            self.notice(event)
+        elif isinstance(event, ApprovalRequest):
+            self.flush()  # the prompt shown elsewhere must come after the text so far
+
+    # -- text
+
+    def text(self, delta: str) -> None:
+        """Stream answer text: straight to stdout, or into the current Markdown display."""
+        if not delta:
+            return
+        if self.terminal:
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+            self._at_line_start = delta.endswith("\n")
+            return
+        self._text += delta
+        if self._text_handle is None:
+            if self._text.strip():
+                self._text_handle = _display(self._text_bundle())
+                self._last_update = time.monotonic()
+            return
+        self._dirty = True
+        self.tick()
+
+    def tick(self) -> None:
+        """Push a pending text update if the throttle interval has passed."""
+        if self._dirty and time.monotonic() - self._last_update >= self.UPDATE_INTERVAL:
+            self._update_text()
+
+    def flush(self) -> None:
+        """End the current text segment: final update; later text goes to a new display."""
+        if self.terminal:
+            return
+        if self._dirty or (self._text_handle is None and self._text.strip()):
+            self._update_text()
+        self._text = ""
+        self._text_handle = None
+        self._dirty = False
+
+    def _text_bundle(self) -> dict[str, Any]:
+        return {"text/markdown": safe_markdown(self._text), "text/plain": self._text}
+
+    def _update_text(self) -> None:
+        if self._text_handle is None:
+            self._text_handle = _display(self._text_bundle())
+        else:
+            self._text_handle.update(self._text_bundle(), raw=True)
+        self._last_update = time.monotonic()
+        self._dirty = False
+
+    # -- terminal lines
+
+    def _line(self, text: str) -> None:
+        if not self._at_line_start:
+            sys.stdout.write("\n")
+        sys.stdout.write(text.rstrip("\n") + "\n")
+        sys.stdout.flush()
+        self._at_line_start = True
+
+    # -- tool calls
+
+    def tool_started(self, ev: ToolCallStarted) -> None:
+        """A new block below the text so far, collapsed, status running."""
+        self.flush()
+        block = _ToolBlock(ev)
+        self.blocks[ev.call_id] = block
+        if self.terminal:
+            arguments = format_arguments(ev.arguments)
+            compact = " ".join(arguments.split())
+            self._line(f"{tool_header(ev)} {_truncate(compact, 200)}".rstrip())
+            return
+        block.show(self.live)
+
+    def tool_finished(self, ev: ToolCallFinished) -> None:
+        """Update the call's block in place with its status, duration, variable, result."""
+        block = self.blocks.get(ev.call_id)
+        if block is None:  # finished without a start we saw: still show it
+            self.flush()
+            block = _ToolBlock(ToolCallStarted(ev.call_id, "?", ev.call_id, None))
+            self.blocks[ev.call_id] = block
+            if not self.terminal:
+                block.show(self.live)
+        if self.terminal:
+            block.finished = ev
+            self._line(tool_header(block.started, ev))
+            preview = preview_text(ev)
+            if preview:
+                self._line(_indent(preview))
+            return
+        block.finish(ev)
+
+    # -- usage and notices
+
+    def usage(self, ev: UsageReport) -> None:
+        self._small(usage_text(ev), usage_html(ev))
+
+    def notice(self, ev: Notice) -> None:
+        self._small(notice_text(ev), notice_html(ev))
+
+    def _small(self, text: str, markup: str) -> None:
+        self.flush()
+        if self.terminal:
+            self._line(text)
+        else:
+            _display({"text/plain": text, "text/html": markup})
+
+    # -- the end
+
+    def close(self) -> None:
+        """Final text update; calls that never finished are shown as cancelled."""
+        self.flush()
+        for block in self.blocks.values():
+            if block.finished is None:
+                duration = time.monotonic() - block.since
+                self.tool_finished(ToolCallFinished(block.started.call_id, "cancelled", duration))
+        if self.terminal and not self._at_line_start:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self._at_line_start = True
