@@ -42,3 +42,12 @@ def unload_ipython_extension(ipython: Any) -> None:
 def _close() -> None:
     if _magics is not None:
         _magics.close()
+
+
+def __getattr__(name: str) -> Any:
+    """`from mcp_magic import Host` without importing it at `%load_ext` time."""
+    if name == "Host":
+        from .api import Host
+
+        return Host
+    raise AttributeError(f"module 'mcp_magic' has no attribute {name!r}")

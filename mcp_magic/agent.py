@@ -163,6 +163,18 @@ class Agent:
     def reset(self) -> None:
         self.messages.clear()
 
+    def use(self, config: Any) -> Provider | None:
+        """Talk to the model `config` names from now on, keeping the conversation.
+
+        Returns the provider it replaces (to be closed on the loop), or None.
+        """
+        from .providers import make_provider
+
+        if getattr(self.provider, "config", None) == config:
+            return None
+        old, self.provider = self.provider, make_provider(config)
+        return old
+
     # -- tools -----------------------------------------------------------------
 
     def gather_tools(

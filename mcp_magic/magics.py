@@ -615,9 +615,7 @@ class McpMagics(Magics):
         config_ = resolve(model, base_url=base_url, aliases=dict(self.endpoints))
         if self.agent is None:
             self.agent = Agent(self.manager, make_provider(config_), self.shell.user_ns)
-        elif getattr(self.agent.provider, "config", None) != config_:
-            old = self.agent.provider
-            self.agent.provider = make_provider(config_)
+        elif (old := self.agent.use(config_)) is not None:
             self.manager.run(old.aclose())
         return self.agent
 

@@ -1,0 +1,159 @@
+"""The same host without magics, for scripts, tests and papermill.
+
+    from mcp_magic import Host
+
+    with Host() as host:
+        host.connect("data", builtin=True)
+        revenue = host.call("data.query_db", sql="select count(*) as n from orders")
+        result = host.agent("Which region grew most?", model="openrouter:openai/gpt-4o-mini")
+        print(result.text, result.variables)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import config
+from .agent import Agent, AgentOptions, RunResult, interpolate
+from .arguments import parse_target
+from .driver import ask_user, run_agent
+from .events import ApprovalRequest, Decision, Event
+from .sessions import McpError, Session, SessionManager
+
+
+class ToolError(McpError):
+    """A tool answered with an error."""
+
+
+class Host:
+    """Sessions, tool calls and the agent loop as plain Python calls."""
+
+    def __init__(self, connect_timeout: float = 60.0, namespace: dict | None = None) -> None:
+        self.manager = SessionManager(connect_timeout=connect_timeout)
+        self.namespace: dict[str, Any] = namespace if namespace is not None else {}
+        self._agent: Agent | None = None
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- sessions --------------------------------------------------------------
+
+    def connect(
+        self,
+        name: str,
+        command: list[str] | None = None,
+        *,
+        url: str | None = None,
+        headers: dict[str, str] | None = None,
+        transport: str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        builtin: bool = False,
+        db: str | None = None,
+        root: str | None = None,
+        allow_writes: bool = False,
+    ) -> Session:
+        """Connect one server: a stdio `command`, a remote `url`, or the built-in server."""
+        config.check_name(name)
+        if builtin:
+            spec: config.ServerSpec = config.builtin_spec(db, root, allow_writes)
+        elif url is not None:
+            header_lines = [f"{k}: {v}" for k, v in (headers or {}).items()]
+            spec = config.http_spec(url, header_lines, transport)
+        elif command:
+            env_words = [f"{k}={v}" for k, v in (env or {}).items()]
+            spec = config.stdio_spec(list(command), env_words, cwd)
+        else:
+            raise config.ConfigError("connect needs a command, a url, or builtin=True")
+        return self.manager.connect(name, spec)
+
+    def connect_config(self, path: str, names: list[str] | None = None) -> dict[str, Any]:
+        """Servers from an `mcpServers` file; failures are returned, not raised."""
+        specs = config.load_config_file(path)
+        chosen = {n: s for n, s in specs.items() if not names or n in names}
+        ready = {n: s for n, s in chosen.items() if not isinstance(s, Exception)}
+        outcomes: dict[str, Any] = {n: s for n, s in chosen.items() if isinstance(s, Exception)}
+        outcomes.update(self.manager.connect_many(ready) if ready else {})
+        return outcomes
+
+    def tools(self, name: str) -> dict[str, Any]:
+        return self.manager.tools(name)
+
+    def disconnect(self, name: str | None = None) -> None:
+        if name is None:
+            self.manager.disconnect_all()
+        else:
+            self.manager.disconnect(name)
+
+    def close(self) -> None:
+        if self._agent is not None and self.manager._loop is not None:
+            with contextlib.suppress(Exception):
+                self.manager.run(self._agent.provider.aclose(), timeout=5)
+        self.manager.close()
+
+    # -- calls -------------------------------------------------------------------
+
+    def call(self, target: str, arguments: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """Call `server.tool`: a DataFrame for tables, else JSON or text; ToolError on error."""
+        from .results import interpret
+
+        server, tool = parse_target(target)
+        self.manager.tool(server, tool)
+        result = self.manager.call_tool(server, tool, {**(arguments or {}), **kwargs})
+        outcome = interpret(result, tool)
+        if outcome.error is not None:
+            raise ToolError(f"{target}: {outcome.error}")
+        return outcome.value
+
+    # -- the agent -----------------------------------------------------------------
+
+    def agent(
+        self,
+        prompt: str,
+        model: str,
+        *,
+        base_url: str | None = None,
+        new: bool = False,
+        show: Callable[[Event], None] | None = None,
+        approve: Callable[[ApprovalRequest], Decision] = ask_user,
+        **options: Any,
+    ) -> RunResult:
+        """Run the tool-calling loop once. `options` are AgentOptions fields.
+
+        By default the answer and the tool calls are printed as they happen; pass
+        `show=lambda event: None` to stay quiet. `{name}` in the prompt fills in from
+        `self.namespace`, where table results are bound too.
+        """
+        from .agent_view import AgentView
+        from .providers import make_provider, resolve
+
+        provider_config = resolve(model, base_url=base_url)
+        if self._agent is None:
+            self._agent = Agent(self.manager, make_provider(provider_config), self.namespace)
+        elif (old := self._agent.use(provider_config)) is not None:
+            self.manager.run(old.aclose())
+        if new:
+            self._agent.reset()
+        view = None
+        if show is None:
+            view = AgentView(live=False, terminal=True)
+            show = view.handle
+        try:
+            return run_agent(
+                self.manager,
+                self._agent,
+                interpolate(prompt, self.namespace),
+                AgentOptions(**options),
+                show,
+                approve,
+            )
+        finally:
+            if view is not None:
+                view.close()
+                sys.stdout.write("\n")
