@@ -1,0 +1,400 @@
+"""Anthropic Messages API (`POST {base_url}/messages`): `tool_use` / `tool_result` blocks.
+
+Neutral → wire: the system prompt is top-level; tool results become `tool_result`
+blocks in a *user* message (consecutive ones merged, since Anthropic wants user and
+assistant to alternate); a tool call whose arguments were not a JSON object goes back
+with `input: {}` (its tool result already told the model what was wrong).
+
+`Turn.extra` / `Message.extra` convention: every content block of a reply that is not
+`text` or `tool_use` (e.g. `thinking`, `redacted_thinking`, server tool blocks) is kept
+as `{"wire": "anthropic", "index": i, "block": {...}}`, `i` being its position in the
+reply. The loop copies `Turn.extra` into the assistant `Message.extra`; the next request
+re-inserts each block verbatim at its position (thinking blocks must come back unchanged
+before the `tool_use` they led to). Items tagged for another wire are ignored, so a
+conversation can switch provider.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import httpx2
+
+from .base import Message, ProviderError, Request, TextSink, ToolCall, ToolSpec, Turn, Usage
+from .http import (
+    RetryPolicy,
+    TransientError,
+    check_response,
+    make_client,
+    parse_json,
+    sse_events,
+    with_retries,
+)
+
+if TYPE_CHECKING:
+    from . import ProviderConfig
+
+WIRE = "anthropic"
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+# Anthropic error types worth another try (HTTP 529, 500, 429 and the like).
+TRANSIENT_ERRORS = ("overloaded_error", "api_error", "rate_limit_error", "timeout_error")
+
+
+class AnthropicProvider:
+    """One Anthropic model; `complete()` sends one Messages request (with retries)."""
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        timeout: float = 120.0,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        on_retry: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.provider
+        self.model = config.model
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.timeout = timeout
+        self.max_tokens = max_tokens
+        self.on_retry = on_retry
+        self._sleep = sleep
+        self._client: httpx2.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"AnthropicProvider({self.name}:{self.model}, {self.config.base_url})"
+
+    @property
+    def describe(self) -> str:
+        return f"{self.name}:{self.model}"
+
+    async def complete(self, request: Request, on_text: TextSink | None = None) -> Turn:
+        body = build_body(self.model, request, self.max_tokens)
+        kwargs: dict[str, Any] = {"on_retry": self.on_retry}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        try:
+            return await with_retries(
+                lambda: self._attempt(body, on_text), self.retry_policy, self.describe, **kwargs
+            )
+        except ProviderError as exc:
+            raise ProviderError(_scrub(str(exc), self.config.secrets())) from None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            **self.config.info.headers,
+            "anthropic-version": API_VERSION,
+            "content-type": "application/json",
+        }
+        if self.config.api_key:
+            headers["x-api-key"] = self.config.api_key
+        return headers
+
+    async def _attempt(self, body: dict[str, Any], on_text: TextSink | None) -> Turn:
+        """One HTTP exchange; the stream is closed on return, error or cancellation."""
+        if self._client is None:
+            self._client = make_client(self.timeout)
+        url = f"{self.config.base_url}/messages"
+        async with self._client.stream("POST", url, json=body, headers=self._headers()) as resp:
+            await check_response(resp, self.describe)
+            if body.get("stream") and _is_event_stream(resp):
+                return await _StreamReader(self.describe, on_text).read(resp)
+            data = parse_json((await resp.aread()).decode("utf-8", "replace"), self.describe)
+            turn = parse_message(data, self.describe)
+            if on_text is not None and turn.text and body.get("stream"):
+                on_text(turn.text)  # a server that ignored `stream`: show it all at once
+            return turn
+
+
+# --- neutral → wire -------------------------------------------------------------------
+
+
+def build_body(model: str, request: Request, max_tokens: int = DEFAULT_MAX_TOKENS) -> dict:
+    """The JSON body of a Messages request."""
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": request.max_tokens or max_tokens,
+        "messages": wire_messages(request.messages),
+    }
+    system = system_text(request)
+    if system:
+        body["system"] = system
+    if request.tools:
+        body["tools"] = [wire_tool(tool) for tool in request.tools]
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.stream:
+        body["stream"] = True
+    return body
+
+
+def system_text(request: Request) -> str:
+    """`Request.system` plus any system messages in the conversation, in order."""
+    parts = [request.system or ""] + [m.content for m in request.messages if m.role == "system"]
+    return "\n\n".join(p for p in parts if p.strip())
+
+
+def wire_tool(tool: ToolSpec) -> dict[str, Any]:
+    schema = dict(tool.parameters or {})
+    schema.setdefault("type", "object")
+    if schema["type"] == "object":
+        schema.setdefault("properties", {})
+    return {"name": tool.name, "description": tool.description or "", "input_schema": schema}
+
+
+def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Neutral messages → alternating user/assistant messages of content blocks."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "user":
+            blocks = [{"type": "text", "text": message.content}] if message.content.strip() else []
+            _append(out, "user", blocks)
+        elif message.role == "assistant":
+            _append(out, "assistant", assistant_blocks(message))
+        elif message.role == "tool":
+            _append(out, "user", [tool_result_block(message)])
+    return out
+
+
+def _append(out: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    """Add blocks, merging into the previous message when it has the same role."""
+    if not blocks:
+        return  # Anthropic rejects empty content; skipping keeps alternation via merging
+    if out and out[-1]["role"] == role:
+        out[-1]["content"].extend(blocks)
+    else:
+        out.append({"role": role, "content": list(blocks)})
+
+
+def assistant_blocks(message: Message) -> list[dict[str, Any]]:
+    known: list[dict[str, Any]] = []
+    if message.content.strip():
+        known.append({"type": "text", "text": message.content})
+    for call in message.tool_calls:
+        known.append(
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": _input(call.arguments)}
+        )
+    kept = [e for e in message.extra if e.get("wire") == WIRE and isinstance(e.get("block"), dict)]
+    return _interleave(known, kept, "block")
+
+
+def tool_result_block(message: Message) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id or ""}
+    if message.content:
+        block["content"] = message.content
+    if message.content.startswith("Error"):
+        block["is_error"] = True  # the loop words its failures "Error ..."
+    return block
+
+
+def _input(arguments: str) -> dict[str, Any]:
+    """The arguments object, or `{}` when the model sent something else."""
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _interleave(known: list[dict], kept: list[dict], key: str) -> list[dict]:
+    """Re-insert kept provider items at the positions they had in the reply."""
+    result = list(known)
+    for entry in sorted(kept, key=lambda e: e.get("index", 0)):
+        result.insert(min(int(entry.get("index", 0)), len(result)), entry[key])
+    return result
+
+
+# --- wire → neutral -------------------------------------------------------------------
+
+
+def parse_message(data: Any, describe: str) -> Turn:
+    """A complete (non-streamed) Messages response → Turn."""
+    if not isinstance(data, dict):
+        raise TransientError(f"malformed response from {describe}")
+    if data.get("type") == "error":
+        _raise_error(data, describe, emitted=False)
+    blocks = data.get("content")
+    if not isinstance(blocks, list):
+        raise TransientError(f"malformed response from {describe} (no content)")
+    turn = turn_from_blocks(blocks)
+    turn.usage = _usage(data.get("usage") or {}, Usage())
+    turn.stop_reason = data.get("stop_reason")
+    return turn
+
+
+def turn_from_blocks(blocks: list[dict[str, Any]]) -> Turn:
+    turn = Turn()
+    texts: list[str] = []
+    for index, block in enumerate(blocks):
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind == "tool_use":
+            arguments = block.get("_raw")
+            if arguments is None:
+                arguments = json.dumps(block.get("input") or {})
+            turn.tool_calls.append(ToolCall(block.get("id", ""), block.get("name", ""), arguments))
+        else:
+            turn.extra.append({"wire": WIRE, "index": index, "block": block})
+    turn.text = "".join(texts)
+    return turn
+
+
+def _usage(raw: dict[str, Any], usage: Usage) -> Usage:
+    """Fold Anthropic usage counters (cumulative) into `usage`; cache reads count as input."""
+    inputs = [
+        raw.get(k)
+        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    ]
+    if any(isinstance(v, int) for v in inputs):
+        usage.input_tokens = sum(v for v in inputs if isinstance(v, int))
+    if isinstance(raw.get("output_tokens"), int):
+        usage.output_tokens = raw["output_tokens"]
+    return usage
+
+
+def _raise_error(data: dict[str, Any], describe: str, emitted: bool) -> NoReturn:
+    """An `error` event or body: transient ones are retried unless text was already shown."""
+    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    kind = str(error.get("type") or "error")
+    message = " ".join(str(error.get("message") or kind).split())[:300]
+    transient = kind in TRANSIENT_ERRORS or "overloaded" in message.lower()
+    if transient and not emitted:
+        raise TransientError(f"{kind}: {message}")
+    suffix = " (the stream broke after text was shown)" if emitted and transient else ""
+    raise ProviderError(f"{describe}: {kind}: {message}{suffix}")
+
+
+@dataclass
+class _StreamReader:
+    """Assembles a Turn from Messages SSE events, passing text deltas to `on_text`."""
+
+    describe: str
+    on_text: TextSink | None
+    blocks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    partial: dict[int, list[str]] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str | None = None
+    emitted: bool = False
+    done: bool = False
+
+    async def read(self, response: httpx2.Response) -> Turn:
+        try:
+            async for event in sse_events(response):
+                self.handle(event.event, event.data)
+                if self.done:
+                    break
+        except httpx2.TransportError as exc:
+            if self.emitted:
+                raise ProviderError(
+                    f"{self.describe}: stream interrupted after text was shown "
+                    f"({type(exc).__name__})"
+                ) from None
+            raise
+        if not self.done:
+            self.fail("stream ended before message_stop")
+        return self.turn()
+
+    def fail(self, reason: str) -> NoReturn:
+        if self.emitted:
+            raise ProviderError(f"{self.describe}: {reason} (after text was shown)")
+        raise TransientError(reason)
+
+    def handle(self, name: str, raw: str) -> None:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            self.fail(f"malformed JSON in {name or 'an'} event")
+        if not isinstance(data, dict):
+            return
+        kind = data.get("type") or name
+        handler = getattr(self, "on_" + str(kind), None)
+        if handler is not None:
+            handler(data)
+
+    def on_error(self, data: dict[str, Any]) -> None:
+        _raise_error(data, self.describe, self.emitted)
+
+    def on_message_start(self, data: dict[str, Any]) -> None:
+        _usage((data.get("message") or {}).get("usage") or {}, self.usage)
+
+    def on_content_block_start(self, data: dict[str, Any]) -> None:
+        block = dict(data.get("content_block") or {})
+        self.blocks[int(data.get("index", len(self.blocks)))] = block
+        if block.get("type") == "text" and block.get("text"):
+            self.emit(block["text"])
+
+    def on_content_block_delta(self, data: dict[str, Any]) -> None:
+        index = int(data.get("index", 0))
+        block = self.blocks.setdefault(index, {"type": "text", "text": ""})
+        delta = data.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            block["text"] = (block.get("text") or "") + delta.get("text", "")
+            self.emit(delta.get("text", ""))
+        elif kind == "input_json_delta":
+            self.partial.setdefault(index, []).append(delta.get("partial_json", ""))
+        else:  # thinking_delta, signature_delta, ...: grow the block's string fields
+            for key, value in delta.items():
+                if key != "type" and isinstance(value, str):
+                    block[key] = (block.get(key) or "") + value
+
+    def on_content_block_stop(self, data: dict[str, Any]) -> None:
+        index = int(data.get("index", 0))
+        block = self.blocks.get(index)
+        if block is None or block.get("type") != "tool_use" or index not in self.partial:
+            return
+        raw = "".join(self.partial.pop(index))
+        block["input"] = _input(raw)
+        if raw.strip():
+            block["_raw"] = raw  # the model's own text (maybe invalid JSON) for ToolCall
+
+    def on_message_delta(self, data: dict[str, Any]) -> None:
+        delta = data.get("delta") or {}
+        if delta.get("stop_reason"):
+            self.stop_reason = delta["stop_reason"]
+        _usage(data.get("usage") or {}, self.usage)
+
+    def on_message_stop(self, data: dict[str, Any]) -> None:
+        self.done = True
+
+    def emit(self, text: str) -> None:
+        if text:
+            self.emitted = True
+            if self.on_text is not None:
+                self.on_text(text)
+
+    def turn(self) -> Turn:
+        for index in list(self.partial):  # a tool_use block that never got its stop
+            self.on_content_block_stop({"index": index})
+        blocks = [self.blocks[i] for i in sorted(self.blocks)]
+        turn = turn_from_blocks(blocks)
+        for block in blocks:
+            block.pop("_raw", None)
+        turn.usage = self.usage
+        turn.stop_reason = self.stop_reason
+        return turn
+
+
+def _is_event_stream(response: httpx2.Response) -> bool:
+    content_type = response.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    """Never let a key (echoed by a server in its error) reach the user."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
