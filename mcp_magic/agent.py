@@ -261,6 +261,10 @@ class Agent:
         usage = Usage()
         variables: dict[str, Any] = {}
         counter = _Counter(options.results_prefix)
+        if hasattr(self.provider, "on_retry"):
+            self.provider.on_retry = lambda reason, wait: publish(
+                Notice(f"{self.provider.name}: {reason}; retrying in {wait:.1f} s", "warning")
+            )
         text = ""
         step = 0
         answered = False
@@ -281,8 +285,6 @@ class Agent:
                 usage.add(turn.usage)
                 for call in turn.hosted_calls:
                     self._publish_hosted(call, publish)
-                if turn.text and not options.stream:
-                    publish(TextDelta(turn.text))
                 text = turn.text
                 self.messages.append(
                     Message(

@@ -120,7 +120,7 @@ def resolve(
     info = PROVIDERS.get(provider)
     alias_url = (aliases or {}).get(provider)
     if info is None:
-        url = base_url or alias_url or lookup_env(f"{_env_name(provider)}_BASE_URL", cwd)
+        url = base_url or alias_url or lookup_env(f"{env_name(provider)}_BASE_URL", cwd)
         if not url:
             known = ", ".join(PROVIDERS)
             raise ProviderError(
@@ -129,25 +129,21 @@ def resolve(
             )
         info = ProviderInfo("openai-chat", url, None)
     url = (
-        base_url
-        or alias_url
-        or lookup_env(f"{_env_name(provider)}_BASE_URL", cwd)
-        or info.base_url
+        base_url or alias_url or lookup_env(f"{env_name(provider)}_BASE_URL", cwd) or info.base_url
     )
     key = None
     if info.key_env:
         key = lookup_env(info.key_env, cwd)
         if key is None:
             raise ProviderError(
-                f"{info.key_env} is not set: export it or add it to a .env file "
-                f"to use {provider}:"
+                f"{info.key_env} is not set: export it or add it to a .env file to use {provider}:"
             )
     else:
-        key = lookup_env(f"{_env_name(provider)}_API_KEY", cwd)
+        key = lookup_env(f"{env_name(provider)}_API_KEY", cwd)
     return ProviderConfig(provider, model, info, url.rstrip("/"), key)
 
 
-def _env_name(provider: str) -> str:
+def env_name(provider: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in provider).upper()
 
 

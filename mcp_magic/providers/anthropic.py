@@ -23,13 +23,25 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx2
 
-from .base import Message, ProviderError, Request, TextSink, ToolCall, ToolSpec, Turn, Usage
+from .base import (
+    Message,
+    ProviderError,
+    Request,
+    TextSink,
+    ToolCall,
+    ToolSpec,
+    Turn,
+    Usage,
+    interleave,
+)
 from .http import (
     RetryPolicy,
     TransientError,
     check_response,
+    is_event_stream,
     make_client,
     parse_json,
+    scrub,
     sse_events,
     with_retries,
 )
@@ -84,7 +96,7 @@ class AnthropicProvider:
                 lambda: self._attempt(body, on_text), self.retry_policy, self.describe, **kwargs
             )
         except ProviderError as exc:
-            raise ProviderError(_scrub(str(exc), self.config.secrets())) from None
+            raise ProviderError(scrub(str(exc), self.config.secrets())) from None
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -108,7 +120,7 @@ class AnthropicProvider:
         url = f"{self.config.base_url}/messages"
         async with self._client.stream("POST", url, json=body, headers=self._headers()) as resp:
             await check_response(resp, self.describe)
-            if body.get("stream") and _is_event_stream(resp):
+            if body.get("stream") and is_event_stream(resp):
                 return await _StreamReader(self.describe, on_text).read(resp)
             data = parse_json((await resp.aread()).decode("utf-8", "replace"), self.describe)
             turn = parse_message(data, self.describe)
@@ -186,7 +198,7 @@ def assistant_blocks(message: Message) -> list[dict[str, Any]]:
             {"type": "tool_use", "id": call.id, "name": call.name, "input": _input(call.arguments)}
         )
     kept = [e for e in message.extra if e.get("wire") == WIRE and isinstance(e.get("block"), dict)]
-    return _interleave(known, kept, "block")
+    return interleave(known, kept, "block")
 
 
 def tool_result_block(message: Message) -> dict[str, Any]:
@@ -205,14 +217,6 @@ def _input(arguments: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _interleave(known: list[dict], kept: list[dict], key: str) -> list[dict]:
-    """Re-insert kept provider items at the positions they had in the reply."""
-    result = list(known)
-    for entry in sorted(kept, key=lambda e: e.get("index", 0)):
-        result.insert(min(int(entry.get("index", 0)), len(result)), entry[key])
-    return result
 
 
 # --- wire → neutral -------------------------------------------------------------------
@@ -385,16 +389,3 @@ class _StreamReader:
         turn.usage = self.usage
         turn.stop_reason = self.stop_reason
         return turn
-
-
-def _is_event_stream(response: httpx2.Response) -> bool:
-    content_type = response.headers.get("content-type", "")
-    return content_type.split(";")[0].strip().lower() == "text/event-stream"
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    """Never let a key (echoed by a server in its error) reach the user."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text

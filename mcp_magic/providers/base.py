@@ -135,3 +135,11 @@ class Provider(Protocol):
     async def complete(self, request: Request, on_text: TextSink | None = None) -> Turn: ...
 
     async def aclose(self) -> None: ...
+
+
+def interleave(known: list[dict], kept: list[dict], key: str) -> list[dict]:
+    """Re-insert provider items kept in `Message.extra` at the positions they had."""
+    result = list(known)
+    for entry in sorted(kept, key=lambda e: e.get("index", 0)):
+        result.insert(min(int(entry.get("index", 0)), len(result)), entry[key])
+    return result

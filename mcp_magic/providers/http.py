@@ -82,7 +82,7 @@ def error_message(body: bytes | str, status: int) -> str:
 
 
 def is_transient(status: int, message: str) -> bool:
-    return status == 429 or status >= 500 or "overloaded" in message.lower()
+    return status in (408, 429) or status >= 500 or "overloaded" in message.lower()
 
 
 async def with_retries(
@@ -115,9 +115,7 @@ async def with_retries(
 
 
 def make_client(timeout: float = 120.0) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(
-        timeout=httpx2.Timeout(timeout, connect=15.0), follow_redirects=False
-    )
+    return httpx2.AsyncClient(timeout=httpx2.Timeout(timeout, connect=15.0), follow_redirects=False)
 
 
 async def check_response(response: httpx2.Response, describe: str) -> None:
@@ -147,3 +145,16 @@ def parse_json(text: str, describe: str) -> Any:
     except ValueError:
         # A malformed body is most often a proxy's error page or a cut connection.
         raise TransientError(f"malformed JSON from {describe}") from None
+
+
+def is_event_stream(response: httpx2.Response) -> bool:
+    content_type = response.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """Never let a key (echoed by a server in its error) reach the user."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
+from . import env_name
 from .base import Message, ProviderError, Request, TextSink, ToolCall, ToolSpec, Turn, Usage
 from .http import (
     RetryPolicy,
@@ -75,7 +76,7 @@ class OpenAIChatProvider:
         self.sleep = sleep
         self.on_retry = on_retry
         self._config = config
-        self._key_env = config.info.key_env or f"{_env_name(config.provider)}_API_KEY"
+        self._key_env = config.info.key_env or f"{env_name(config.provider)}_API_KEY"
         self._check_key(config.api_key)
         self._client: httpx2.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
@@ -123,7 +124,7 @@ class OpenAIChatProvider:
                 if response.status_code == 408:
                     raise TransientError("HTTP 408: request timeout")
                 await check_response(response, self.name)
-                kind = _content_type(response)
+                kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
                 if not body.get("stream") or kind.endswith("json"):
                     turn = self._parse_json(await response.aread())
                     if on_text is not None and turn.text:
@@ -493,14 +494,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, httpx2.TransportError):
         return f"connection failed ({type(exc).__name__})"
     return str(exc) or type(exc).__name__
-
-
-def _content_type(response: httpx2.Response) -> str:
-    return response.headers.get("content-type", "").partition(";")[0].strip().lower()
-
-
-def _env_name(provider: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in provider).upper()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -43,13 +43,16 @@ from .base import (
     ToolSpec,
     Turn,
     Usage,
+    interleave,
 )
 from .http import (
     RetryPolicy,
     TransientError,
     check_response,
+    is_event_stream,
     make_client,
     parse_json,
+    scrub,
     sse_events,
     with_retries,
 )
@@ -124,7 +127,7 @@ class ResponsesProvider:
                 lambda: self._attempt(body, on_text), self.retry_policy, self.describe, **kwargs
             )
         except ProviderError as exc:
-            raise ProviderError(_scrub(str(exc), secrets)) from None
+            raise ProviderError(scrub(str(exc), secrets)) from None
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -152,7 +155,7 @@ class ResponsesProvider:
         url = f"{self.config.base_url}/responses"
         async with self._client.stream("POST", url, json=body, headers=self._headers()) as resp:
             await check_response(resp, self.describe)
-            if body.get("stream") and _is_event_stream(resp):
+            if body.get("stream") and is_event_stream(resp):
                 return await _StreamReader(self.describe, on_text).read(resp)
             data = parse_json((await resp.aread()).decode("utf-8", "replace"), self.describe)
             turn = parse_response(data, self.describe)
@@ -262,15 +265,7 @@ def assistant_items(message: Message, replay_items: bool = True) -> list[dict[st
         kept = [
             e for e in message.extra if e.get("wire") == WIRE and isinstance(e.get("item"), dict)
         ]
-    return _interleave(known, kept, "item")
-
-
-def _interleave(known: list[dict], kept: list[dict], key: str) -> list[dict]:
-    """Re-insert kept provider items at the positions they had in the reply."""
-    result = list(known)
-    for entry in sorted(kept, key=lambda e: e.get("index", 0)):
-        result.insert(min(int(entry.get("index", 0)), len(result)), entry[key])
-    return result
+    return interleave(known, kept, "item")
 
 
 # --- wire → neutral -------------------------------------------------------------------
@@ -450,16 +445,3 @@ class _StreamReader:
         details = final.get("incomplete_details") or {}
         turn.stop_reason = details.get("reason") or final.get("status")
         return turn
-
-
-def _is_event_stream(response: httpx2.Response) -> bool:
-    content_type = response.headers.get("content-type", "")
-    return content_type.split(";")[0].strip().lower() == "text/event-stream"
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    """Never let a key (echoed by a server in its error) reach the user."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
