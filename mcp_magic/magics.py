@@ -525,10 +525,8 @@ class McpMagics(Magics):
     agent.__doc__ = dedent(_agent_args.__doc__ or "")
 
     def _agent_line(self, line: str, cell: str | None) -> tuple[Any, str]:
-        words = _split(line)
         if cell is not None:
-            args = _agent_args.parser.parse_args(words)
-            return args, cell
+            return _agent_args.parser.parse_args(_split(line)), cell
         return self._agent_one_line(line)
 
     def _agent_one_line(self, line: str) -> tuple[Any, str]:
@@ -610,9 +608,12 @@ class McpMagics(Magics):
     def _agent_for(self, model: str, base_url: str | None) -> Any:
         """The notebook's agent; a new model keeps the conversation."""
         from .agent import Agent
-        from .providers import make_provider, resolve
+        from .providers import ProviderError, make_provider, resolve
 
-        config_ = resolve(model, base_url=base_url, aliases=dict(self.endpoints))
+        try:
+            config_ = resolve(model, base_url=base_url, aliases=dict(self.endpoints))
+        except ProviderError as exc:  # what was typed or set up: the model, its key
+            raise UsageError(str(exc)) from None
         if self.agent is None:
             self.agent = Agent(self.manager, make_provider(config_), self.shell.user_ns)
         elif (old := self.agent.use(config_)) is not None:

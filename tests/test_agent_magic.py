@@ -1,0 +1,154 @@
+"""`%%agent` / `%agent` in an in-process IPython shell against a scripted endpoint."""
+
+from __future__ import annotations
+
+import pytest
+from fakes import openai_wire as wire
+from fakes.scripted_http import ScriptedServer
+from IPython.core.error import UsageError
+
+MODEL = "openrouter:openai/gpt-4o-mini"
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    with ScriptedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def agent(shell, endpoint, monkeypatch):
+    """Run `%%agent` cells; the endpoint's script and requests start empty."""
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-test-magic")
+    monkeypatch.setenv("OPENROUTER_BASE_URL", endpoint.url + "/api/v1")
+    endpoint.replies.clear()
+    endpoint.requests.clear()
+
+    def run(line: str, cell: str | None = None):
+        if cell is None:
+            return shell.run_line_magic("agent", line)
+        return shell.run_cell_magic("agent", line, cell)
+
+    return run
+
+
+def test_cell_answer_is_bound_and_the_conversation_continues(shell, agent, endpoint):
+    endpoint.push(wire.stream(text="First answer."), wire.stream(text="Second answer."))
+    agent(f"{MODEL} --new", "What is one?")
+    assert shell.user_ns["answer"] == "First answer."
+    agent(f"{MODEL} --out second", "And two?")
+    assert shell.user_ns["second"] == "Second answer."
+    roles = [m["role"] for m in endpoint.requests[1].body["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+
+
+def test_new_starts_a_fresh_conversation(agent, endpoint):
+    endpoint.push(wire.stream(text="a"), wire.stream(text="b"))
+    agent(f"{MODEL} --new", "one")
+    agent(f"{MODEL} --new", "two")
+    assert [m["role"] for m in endpoint.requests[1].body["messages"]] == ["system", "user"]
+
+
+def test_line_form_takes_the_rest_of_the_line_as_the_prompt(agent, endpoint):
+    endpoint.push(wire.stream(text="ok"))
+    agent(f"{MODEL} --new what's the biggest table?")
+    assert endpoint.requests[0].body["messages"][-1]["content"] == "what's the biggest table?"
+
+
+def test_default_model_from_config(shell, agent, endpoint):
+    endpoint.push(wire.stream(text="configured"))
+    shell.run_line_magic("config", f"McpMagics.default_model = '{MODEL}'")
+    try:
+        agent("--new", "hello")
+    finally:
+        shell.run_line_magic("config", "McpMagics.default_model = ''")
+    assert endpoint.requests[0].body["model"] == "openai/gpt-4o-mini"
+
+
+def test_options_reach_the_request(agent, endpoint):
+    endpoint.push(wire.completion_reply(text="cold"))
+    agent(f"{MODEL} --new --no-stream --temperature 0.1 --system 'Be terse.'", "hi")
+    body = endpoint.requests[0].body
+    assert body["temperature"] == 0.1 and not body.get("stream")
+    assert body["messages"][0]["content"].startswith("Be terse.")
+
+
+def test_variables_interpolate_into_the_prompt(shell, agent, endpoint):
+    import pandas as pd
+
+    shell.user_ns["region"] = "West"
+    shell.user_ns["frame"] = pd.DataFrame({"x": [1, 2]})
+    endpoint.push(wire.stream(text="ok"))
+    agent(f"{MODEL} --new", "Focus on {region}. Data: {frame}. Literal {{braces}}.")
+    prompt = endpoint.requests[0].body["messages"][-1]["content"]
+    assert prompt.startswith("Focus on West. Data: DataFrame")
+    assert "2 rows × 1 columns" in prompt and prompt.endswith("Literal {braces}.")
+
+
+@pytest.mark.parametrize(
+    "line, cell, message",
+    [
+        ("", "hello", "no model"),
+        ("nosuchprovider:model", "hello", "unknown provider 'nosuchprovider'"),
+        ("justaword", "hello", "must be provider:model"),
+        (f"{MODEL}", "{undefined_name}", "'undefined_name' in the prompt is not defined"),
+        (f"{MODEL}", "   ", "the prompt is empty"),
+        (f"{MODEL} --approve sometimes", "hi", "invalid choice"),
+        (f"{MODEL} --max-steps many", "hi", "invalid int value"),
+    ],
+)
+def test_bad_input_is_a_one_line_usage_error(agent, line, cell, message):
+    with pytest.raises(UsageError, match=message) as info:
+        agent(line, cell)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_key_names_the_variable(agent, monkeypatch, tmp_path):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    with pytest.raises(UsageError, match="ANTHROPIC_API_KEY is not set"):
+        agent("anthropic:claude-sonnet-4-5", "hi")
+
+
+def test_key_from_dotenv_file(agent, endpoint, monkeypatch, tmp_path):
+    monkeypatch.delenv("OPENROUTER_API_KEY")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("OPENROUTER_API_KEY=sk-from-dotenv\n")
+    endpoint.push(wire.stream(text="ok"))
+    agent(f"{MODEL} --new", "hi")
+    assert endpoint.requests[0].headers["Authorization"] == "Bearer sk-from-dotenv"
+
+
+def test_base_url_for_any_openai_compatible_endpoint(agent, endpoint):
+    endpoint.push(wire.stream(text="local"))
+    agent(f"lmstudio:qwen2.5-7b --new --base-url {endpoint.url}/v1", "hi")
+    assert endpoint.requests[0].path == "/v1/chat/completions"
+    assert endpoint.requests[0].body["model"] == "qwen2.5-7b"
+
+
+def test_endpoint_aliases_from_config(shell, agent, endpoint):
+    endpoint.push(wire.stream(text="aliased"))
+    shell.run_line_magic("config", f"McpMagics.endpoints = {{'mybox': '{endpoint.url}/v1'}}")
+    try:
+        agent("mybox:llama3 --new", "hi")
+    finally:
+        shell.run_line_magic("config", "McpMagics.endpoints = {}")
+    assert endpoint.requests[0].body["model"] == "llama3"
+
+
+def test_help_documents_the_options(shell):
+    doc = shell.find_cell_magic("agent").__doc__
+    for option in (
+        "--allow",
+        "--deny",
+        "--max-steps",
+        "--approve",
+        "--system",
+        "--new",
+        "--temperature",
+        "--no-stream",
+        "--out",
+        "--results",
+        "--base-url",
+    ):
+        assert option in doc
