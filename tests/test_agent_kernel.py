@@ -221,3 +221,22 @@ def test_approval_without_stdin_denies_instead_of_waiting(kernel, endpoint):
     assert "nobody can answer" in json.dumps(outputs)
     tool = [m for m in endpoint.requests[1].body["messages"] if m["role"] == "tool"][0]
     assert "denied" in tool["content"]
+
+
+def test_interrupt_while_the_model_is_thinking_drops_the_question(kernel, endpoint):
+    km, kc = kernel
+    stalled = wire.stream(text="never seen")
+    stalled.stall = 20  # the model takes its time before the first byte
+    endpoint.push(stalled)
+    msg_id = kc.execute(agent_cell("slow question", "--new"))
+    assert wait_for(lambda: len(endpoint.requests) == 1, timeout=20)
+    time.sleep(0.3)
+    interrupted = time.monotonic()
+    km.interrupt_kernel()
+    _, reply = collect(kc, msg_id, timeout=15)
+    assert time.monotonic() - interrupted < 1.5
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    endpoint.push(wire.stream(text="fresh"))
+    ok(kc, agent_cell("next question"), timeout=30)
+    users = [m["content"] for m in endpoint.requests[-1].body["messages"] if m["role"] == "user"]
+    assert users == ["next question"]
