@@ -253,6 +253,9 @@ class Agent:
     async def run(
         self, prompt: str, options: AgentOptions, publish: Callable[[Event], None]
     ) -> RunResult:
+        # jsonschema and pandas take ~1 s to import; doing it on this thread during the
+        # first tool calls would stall every call running beside them.
+        asyncio.get_running_loop().run_in_executor(None, _warm_imports)
         tools, hosted, sessions = self.gather_tools(options)
         specs = [ToolSpec(t.qualified, t.description, t.schema) for t in tools.values()]
         system = self.system_prompt(options, sessions)
@@ -455,6 +458,11 @@ class _Counter:
             return None
         self.count += 1
         return f"{self.prefix}_{self.count}"
+
+
+def _warm_imports() -> None:
+    import jsonschema  # noqa: F401
+    import pandas  # noqa: F401
 
 
 def needs_approval(mode: ApprovalMode, tool: BoundTool) -> bool:

@@ -111,6 +111,7 @@ class ScriptedServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out without a 40 ms wait
 
             def log_message(self, *args: Any) -> None:
                 pass
