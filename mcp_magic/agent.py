@@ -39,6 +39,7 @@ from .providers.base import (
     ToolSpec,
     Usage,
 )
+from .results import frame_for_model, interpret
 from .sessions import McpError, Session, SessionManager
 
 ApprovalMode = Literal["never", "always", "writes"]
@@ -263,7 +264,6 @@ class Agent:
         self.messages.append(Message(role="user", content=prompt))
         usage = Usage()
         variables: dict[str, Any] = {}
-        counter = _Counter(options.results_prefix)
         if hasattr(self.provider, "on_retry"):
             self.provider.on_retry = lambda reason, wait: publish(
                 Notice(f"{self.provider.name}: {reason}; retrying in {wait:.1f} s", "warning")
@@ -302,16 +302,25 @@ class Agent:
                     break
                 if turn.text:
                     publish(TextDelta("\n\n"))
-                names = [counter.peek_name(call, tools) for call in turn.tool_calls]
-                results = await asyncio.gather(
-                    *(
-                        self._run_call(call, name, tools, options, publish, variables)
-                        for call, name in zip(turn.tool_calls, names)
-                    )
+                outcomes = await asyncio.gather(
+                    *(self._run_call(call, tools, options, publish) for call in turn.tool_calls)
                 )
-                for call, content in zip(turn.tool_calls, results):
+                for call, outcome in zip(turn.tool_calls, outcomes):
+                    if isinstance(outcome, _Table):
+                        # Named in the order the model asked, not the order calls finished,
+                        # so a re-run binds the same names.
+                        name = f"{options.results_prefix}_{len(variables) + 1}"
+                        self.namespace[name] = variables[name] = outcome.frame
+                        publish(
+                            ToolCallFinished(
+                                call.id, "ok", outcome.duration, result=outcome.frame, variable=name
+                            )
+                        )
+                        outcome = frame_for_model(
+                            outcome.frame, name, max_rows=options.max_table_rows_inline
+                        )
                     self.messages.append(
-                        Message(role="tool", content=content, tool_call_id=call.id, name=call.name)
+                        Message(role="tool", content=outcome, tool_call_id=call.id, name=call.name)
                     )
             if not answered:
                 publish(
@@ -371,13 +380,14 @@ class Agent:
     async def _run_call(
         self,
         call: ToolCall,
-        variable: str | None,
         tools: dict[str, BoundTool],
         options: AgentOptions,
         publish: Callable[[Event], None],
-        variables: dict[str, Any],
-    ) -> str:
-        """Run one tool call and return what the model is told. Never raises but on cancel."""
+    ) -> str | _Table:
+        """Run one tool call: what the model is told, or a table still to be named.
+
+        Never raises, except when cancelled.
+        """
         started = time.monotonic()
         bound = tools.get(call.name)
         server, tool = (bound.server, bound.tool) if bound else ("?", call.name)
@@ -411,19 +421,14 @@ class Agent:
             result = await self.manager.acall_tool(bound.server, bound.tool, arguments)
         except McpError as exc:
             return self._fail(call, started, publish, str(exc))
-        from .results import frame_for_model, interpret
-
         outcome = interpret(result, bound.tool)
         duration = time.monotonic() - started
         if outcome.error is not None:
             publish(ToolCallFinished(call.id, "error", duration, error=outcome.error))
             return f"Error: {outcome.error}"
         value = outcome.value
-        if hasattr(value, "to_csv") and variable:
-            self.namespace[variable] = value
-            variables[variable] = value
-            publish(ToolCallFinished(call.id, "ok", duration, result=value, variable=variable))
-            return frame_for_model(value, variable, max_rows=options.max_table_rows_inline)
+        if hasattr(value, "to_csv"):
+            return _Table(value, duration)  # bound and shown once it has its name
         publish(ToolCallFinished(call.id, "ok", duration, result=value))
         text = outcome.text
         if len(text) > options.max_result_chars:
@@ -446,18 +451,12 @@ class Agent:
         return await asyncio.wrap_future(request.reply)
 
 
-class _Counter:
-    """Variable names for table results, stable when a cell is re-run: prefix_1, prefix_2, ..."""
+@dataclass
+class _Table:
+    """A table result waiting for its variable name."""
 
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.count = 0
-
-    def peek_name(self, call: ToolCall, tools: dict[str, BoundTool]) -> str | None:
-        if call.name not in tools:
-            return None
-        self.count += 1
-        return f"{self.prefix}_{self.count}"
+    frame: Any
+    duration: float
 
 
 def _warm_imports() -> None:

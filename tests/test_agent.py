@@ -329,3 +329,21 @@ def test_prompt_interpolation():
         interpolate("{missing}", namespace)
     with pytest.raises(PromptError, match="empty"):
         interpolate("a {} b", namespace)
+
+
+def test_table_names_count_tables_only_in_the_order_asked(manager):
+    namespace: dict = {}
+    provider = ScriptedProvider(
+        Turn(
+            tool_calls=[
+                call("f__sleep", {"seconds": 0.3}, "s"),
+                call("data__query_db", {"sql": "select 2 as b"}, "late"),
+                call("data__query_db", {"sql": "select 1 as a"}, "early"),
+            ]
+        ),
+        Turn(text="ok"),
+    )
+    run(manager, provider, namespace=namespace)
+    assert list(namespace["result_1"].columns) == ["b"]
+    assert list(namespace["result_2"].columns) == ["a"]
+    assert set(namespace) == {"result_1", "result_2"}

@@ -221,7 +221,7 @@ def test_non_streamed_reply(server):
     )
     deltas: list[str] = []
     turn = run(provider(server), ask(stream=False, max_tokens=100), deltas)
-    assert deltas == []
+    assert deltas == ["Looking."]  # shown once, all at once
     assert turn.text == "Looking."
     assert [(c.id, c.name, json.loads(c.arguments)) for c in turn.tool_calls] == [
         ("toolu_1", "db__query", {"sql": "x"})

@@ -238,7 +238,7 @@ def test_non_streamed_reply(server):
     server.push(response_reply(output, usage=(50, 8)))
     deltas: list[str] = []
     turn = run(provider(server), ask(stream=False, max_tokens=256), deltas)
-    assert deltas == []
+    assert deltas == ["Could not fetch it."]  # shown once, all at once
     assert turn.text == "Could not fetch it."
     assert turn.hosted_calls[0].error == "connection refused"
     assert turn.hosted_calls[0].output is None

@@ -124,8 +124,8 @@ class AnthropicProvider:
                 return await _StreamReader(self.describe, on_text).read(resp)
             data = parse_json((await resp.aread()).decode("utf-8", "replace"), self.describe)
             turn = parse_message(data, self.describe)
-            if on_text is not None and turn.text and body.get("stream"):
-                on_text(turn.text)  # a server that ignored `stream`: show it all at once
+            if on_text is not None and turn.text:
+                on_text(turn.text)  # not streamed (or a server ignored `stream`): all at once
             return turn
 
 

@@ -75,7 +75,7 @@ class OpenAIChatProvider:
         self.timeout = timeout  # per read: a stalled connection fails after this long
         self.sleep = sleep
         self.on_retry = on_retry
-        self._config = config
+        self.config = config
         self._key_env = config.info.key_env or f"{env_name(config.provider)}_API_KEY"
         self._check_key(config.api_key)
         self._client: httpx2.AsyncClient | None = None
@@ -188,9 +188,9 @@ class OpenAIChatProvider:
         return self._client
 
     def _headers(self, stream: bool) -> dict[str, str]:
-        headers = dict(self._config.info.headers)
-        if self._config.api_key:
-            headers["Authorization"] = f"Bearer {self._config.api_key}"
+        headers = dict(self.config.info.headers)
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
         if stream:
             headers["Accept"] = "text/event-stream"
         return headers
@@ -215,7 +215,7 @@ class OpenAIChatProvider:
         return message.replace("(check the API key)", f"(check the API key in {self._key_env})")
 
     def _redact(self, text: str) -> str:
-        for secret in self._config.secrets():
+        for secret in self.config.secrets():
             text = text.replace(secret, "***")
         return text
 
