@@ -17,7 +17,6 @@ conversation can switch provider.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -35,15 +34,9 @@ from .base import (
     interleave,
 )
 from .http import (
-    RetryPolicy,
+    HttpProvider,
     TransientError,
-    check_response,
-    is_event_stream,
-    make_client,
-    parse_json,
-    scrub,
     sse_events,
-    with_retries,
 )
 
 if TYPE_CHECKING:
@@ -56,54 +49,21 @@ DEFAULT_MAX_TOKENS = 4096
 TRANSIENT_ERRORS = ("overloaded_error", "api_error", "rate_limit_error", "timeout_error")
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     """One Anthropic model; `complete()` sends one Messages request (with retries)."""
 
+    path = "/messages"
+
     def __init__(
-        self,
-        config: ProviderConfig,
-        *,
-        retry_policy: RetryPolicy | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        timeout: float = 120.0,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        on_retry: Callable[[str, float], None] | None = None,
+        self, config: ProviderConfig, *, max_tokens: int = DEFAULT_MAX_TOKENS, **kwargs: Any
     ) -> None:
-        self.config = config
-        self.name = config.provider
-        self.model = config.model
-        self.retry_policy = retry_policy or RetryPolicy()
-        self.timeout = timeout
+        super().__init__(config, **kwargs)
         self.max_tokens = max_tokens
-        self.on_retry = on_retry
-        self._sleep = sleep
-        self._client: httpx2.AsyncClient | None = None
 
-    def __repr__(self) -> str:
-        return f"AnthropicProvider({self.name}:{self.model}, {self.config.base_url})"
+    def build_body(self, request: Request) -> dict[str, Any]:
+        return build_body(self.model, request, self.max_tokens)
 
-    @property
-    def describe(self) -> str:
-        return f"{self.name}:{self.model}"
-
-    async def complete(self, request: Request, on_text: TextSink | None = None) -> Turn:
-        body = build_body(self.model, request, self.max_tokens)
-        kwargs: dict[str, Any] = {"on_retry": self.on_retry}
-        if self._sleep is not None:
-            kwargs["sleep"] = self._sleep
-        try:
-            return await with_retries(
-                lambda: self._attempt(body, on_text), self.retry_policy, self.describe, **kwargs
-            )
-        except ProviderError as exc:
-            raise ProviderError(scrub(str(exc), self.config.secrets())) from None
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         headers = {
             **self.config.info.headers,
             "anthropic-version": API_VERSION,
@@ -113,20 +73,11 @@ class AnthropicProvider:
             headers["x-api-key"] = self.config.api_key
         return headers
 
-    async def _attempt(self, body: dict[str, Any], on_text: TextSink | None) -> Turn:
-        """One HTTP exchange; the stream is closed on return, error or cancellation."""
-        if self._client is None:
-            self._client = make_client(self.timeout)
-        url = f"{self.config.base_url}/messages"
-        async with self._client.stream("POST", url, json=body, headers=self._headers()) as resp:
-            await check_response(resp, self.describe)
-            if body.get("stream") and is_event_stream(resp):
-                return await _StreamReader(self.describe, on_text).read(resp)
-            data = parse_json((await resp.aread()).decode("utf-8", "replace"), self.describe)
-            turn = parse_message(data, self.describe)
-            if on_text is not None and turn.text:
-                on_text(turn.text)  # not streamed (or a server ignored `stream`): all at once
-            return turn
+    def parse(self, data: Any) -> Turn:
+        return parse_message(data, self.describe)
+
+    async def read_stream(self, response: httpx2.Response, on_text: TextSink | None) -> Turn:
+        return await _StreamReader(self.describe, on_text).read(response)
 
 
 # --- neutral → wire -------------------------------------------------------------------

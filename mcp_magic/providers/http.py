@@ -158,3 +158,85 @@ def scrub(text: str, secrets: list[str]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+class HttpProvider:
+    """What every wire format does the same way: one client, retries, stream or JSON.
+
+    A subclass says where to POST (`path`), with which headers, how to build the body,
+    and how to read a JSON reply (`parse`) or an SSE stream (`read_stream`).
+    """
+
+    path = ""
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        timeout: float = 120.0,
+        on_retry: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.provider
+        self.model = config.model
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.timeout = timeout
+        self.on_retry = on_retry
+        self._sleep = sleep
+        self._client: httpx2.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe}, {self.config.base_url})"
+
+    @property
+    def describe(self) -> str:
+        return f"{self.name}:{self.model}"
+
+    def build_body(self, request: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def parse(self, data: Any) -> Any:
+        raise NotImplementedError
+
+    async def read_stream(self, response: httpx2.Response, on_text: Any) -> Any:
+        raise NotImplementedError
+
+    def secrets(self, request: Any) -> list[str]:
+        return self.config.secrets()
+
+    async def complete(self, request: Any, on_text: Any = None) -> Any:
+        body = self.build_body(request)
+        kwargs: dict[str, Any] = {"on_retry": self.on_retry}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        try:
+            return await with_retries(
+                lambda: self._attempt(body, on_text), self.retry_policy, self.describe, **kwargs
+            )
+        except ProviderError as exc:
+            raise ProviderError(scrub(str(exc), self.secrets(request))) from None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _attempt(self, body: dict[str, Any], on_text: Any) -> Any:
+        """One HTTP exchange; the stream is closed on return, error or cancellation."""
+        if self._client is None:
+            self._client = make_client(self.timeout)
+        url = f"{self.config.base_url}{self.path}"
+        async with self._client.stream("POST", url, json=body, headers=self.headers()) as resp:
+            await check_response(resp, self.describe)
+            if body.get("stream") and is_event_stream(resp):
+                return await self.read_stream(resp, on_text)
+            data = parse_json((await resp.aread()).decode("utf-8", "replace"), self.describe)
+            turn = self.parse(data)
+            if on_text is not None and turn.text:
+                on_text(turn.text)  # not streamed (or a server ignored `stream`): all at once
+            return turn

@@ -26,7 +26,6 @@ only takes SSE servers.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -46,15 +45,9 @@ from .base import (
     interleave,
 )
 from .http import (
-    RetryPolicy,
+    HttpProvider,
     TransientError,
-    check_response,
-    is_event_stream,
-    make_client,
-    parse_json,
-    scrub,
     sse_events,
-    with_retries,
 )
 
 if TYPE_CHECKING:
@@ -73,66 +66,38 @@ TRANSIENT_MARKS = (
 )
 
 
-class ResponsesProvider:
-    """One Responses-API model; `complete()` sends one `/responses` request (with retries)."""
+class ResponsesProvider(HttpProvider):
+    """One model behind a Responses API; hosted MCP servers ride along as `mcp` tools."""
+
+    path = "/responses"
 
     def __init__(
         self,
         config: ProviderConfig,
         *,
-        retry_policy: RetryPolicy | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        timeout: float = 120.0,
-        on_retry: Callable[[str, float], None] | None = None,
         system_as_input: bool | None = None,
         replay_items: bool = True,
+        **kwargs: Any,
     ) -> None:
-        self.config = config
-        self.name = config.provider
-        self.model = config.model
-        self.retry_policy = retry_policy or RetryPolicy()
-        self.timeout = timeout
-        self.on_retry = on_retry
+        super().__init__(config, **kwargs)
         if system_as_input is None:
             system_as_input = config.provider.startswith("dashscope")
         self.system_as_input = system_as_input
         self.replay_items = replay_items
-        self._sleep = sleep
-        self._client: httpx2.AsyncClient | None = None
 
-    def __repr__(self) -> str:
-        return f"ResponsesProvider({self.name}:{self.model}, {self.config.base_url})"
-
-    @property
-    def describe(self) -> str:
-        return f"{self.name}:{self.model}"
-
-    async def complete(self, request: Request, on_text: TextSink | None = None) -> Turn:
+    def build_body(self, request: Request) -> dict[str, Any]:
         self._check_hosted(request.hosted_servers)
-        body = build_body(
+        return build_body(
             self.model,
             request,
             system_as_input=self.system_as_input,
             replay_items=self.replay_items,
             sse_only=tuple(self.config.info.hosted_transports) == ("sse",),
         )
-        kwargs: dict[str, Any] = {"on_retry": self.on_retry}
-        if self._sleep is not None:
-            kwargs["sleep"] = self._sleep
-        secrets = self.config.secrets() + [
-            value for server in request.hosted_servers for value in server.headers.values()
-        ]
-        try:
-            return await with_retries(
-                lambda: self._attempt(body, on_text), self.retry_policy, self.describe, **kwargs
-            )
-        except ProviderError as exc:
-            raise ProviderError(scrub(str(exc), secrets)) from None
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    def secrets(self, request: Request) -> list[str]:
+        hosted = [value for server in request.hosted_servers for value in server.headers.values()]
+        return self.config.secrets() + hosted
 
     def _check_hosted(self, servers: list[HostedMcpServer]) -> None:
         limit = self.config.info.max_hosted_servers
@@ -142,26 +107,17 @@ class ResponsesProvider:
                 f"got {len(servers)}: allow fewer servers for this cell"
             )
 
-    def _headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         headers = {**self.config.info.headers, "content-type": "application/json"}
         if self.config.api_key:
             headers["authorization"] = f"Bearer {self.config.api_key}"
         return headers
 
-    async def _attempt(self, body: dict[str, Any], on_text: TextSink | None) -> Turn:
-        """One HTTP exchange; the stream is closed on return, error or cancellation."""
-        if self._client is None:
-            self._client = make_client(self.timeout)
-        url = f"{self.config.base_url}/responses"
-        async with self._client.stream("POST", url, json=body, headers=self._headers()) as resp:
-            await check_response(resp, self.describe)
-            if body.get("stream") and is_event_stream(resp):
-                return await _StreamReader(self.describe, on_text).read(resp)
-            data = parse_json((await resp.aread()).decode("utf-8", "replace"), self.describe)
-            turn = parse_response(data, self.describe)
-            if on_text is not None and turn.text:
-                on_text(turn.text)  # not streamed (or a server ignored `stream`): all at once
-            return turn
+    def parse(self, data: Any) -> Turn:
+        return parse_response(data, self.describe)
+
+    async def read_stream(self, response: httpx2.Response, on_text: TextSink | None) -> Turn:
+        return await _StreamReader(self.describe, on_text).read(response)
 
 
 # --- neutral → wire -------------------------------------------------------------------
