@@ -290,7 +290,8 @@ _SCRIPT_URL = re.compile(r"(j\s*a\s*v\s*a|v\s*b)(\s*s\s*c\s*r\s*i\s*p\s*t\s*\\?:
 
 
 def _escape_prose(text: str) -> str:
-    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    # `$` too: "$385 against $515" would otherwise render as LaTeX math.
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace("$", "\\$")
     return _SCRIPT_URL.sub(lambda m: f"unsafe-{m.group(1)}{m.group(2)}", text)
 
 
@@ -305,7 +306,7 @@ def _code_html(match: re.Match[str]) -> str:
 
 
 def safe_markdown(text: str) -> str:
-    """Model text as Markdown with no raw HTML: `<` and `&` are escaped outside code,
+    """Model text as Markdown with no raw HTML or math: `<`, `&` and `$` are escaped outside code,
     code is turned into escaped `<code>`/`<pre>`, and `javascript:` links are defused.
 
     Jupyter renders outputs of the current session as trusted (unsanitized) HTML, and a

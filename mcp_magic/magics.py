@@ -9,7 +9,13 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    line_magic,
+    magics_class,
+    no_var_expand,
+)
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import dedent
 from traitlets import Bool, Dict, Float, Int, Unicode
@@ -27,6 +33,10 @@ def _split(line: str) -> list[str]:
         return shlex.split(line, posix=True)
     except ValueError as exc:
         raise UsageError(f"cannot parse arguments: {exc}") from None
+
+
+_WORD = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
+"""A shell-like word: quoted (with its spaces) or a run of non-blanks."""
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -253,8 +263,20 @@ class McpMagics(Magics):
     def _timeout_changed(self, change: dict[str, Any]) -> None:
         self.manager.connect_timeout = change["new"]
 
+    def _expand(self, line: str) -> str:
+        """IPython's `$name` / `{expr}` expansion, one word at a time.
+
+        IPython expands a whole line or, if one name is unknown, none of it; then a
+        header's `$TOKEN` (meant for the environment) stopped `$url` from expanding.
+        Word by word, a name the notebook does not define stays for the kernel-side
+        environment expansion of headers and env values.
+        """
+        return _WORD.sub(lambda m: self.shell.var_expand(m.group(0)), line)
+
+    @no_var_expand
     @line_magic
     def mcp(self, line: str) -> Any:
+        line = self._expand(line)
         command, _, rest = line.strip().partition(" ")
         if not command:
             raise UsageError("usage: %mcp SUBCOMMAND ... (see %mcp? for the list)")
@@ -509,11 +531,13 @@ class McpMagics(Magics):
 
     # -- %%agent -----------------------------------------------------------------
 
+    @no_var_expand
     @line_cell_magic
     def agent(self, line: str, cell: str | None = None) -> None:
         from .agent import PromptError
         from .providers.base import ProviderError
 
+        line = self._expand(line)
         try:
             args, prompt = self._agent_line(line, cell)
             self._run_agent(args, prompt)

@@ -357,3 +357,10 @@ def test_terminal_writes_to_stdout(ip, clock) -> None:
     assert "25 rows × 2 columns" in out
     assert "Region r24 leads.\ntokens: 100 in · 20 out" in out
     assert out.endswith("2 steps\n")
+
+
+def test_dollar_amounts_are_not_math():
+    from mcp_magic.agent_view import safe_markdown
+
+    assert safe_markdown("$385 against $515") == "\\$385 against \\$515"
+    assert safe_markdown("`$x`") == "<code>$x</code>"

@@ -367,3 +367,14 @@ def test_progress_bar_in_terminal_ipython(tmp_path):
     out = done.stdout.decode()  # bytes: text mode would turn the bar's \r into \n
     assert "RESULT done 6" in out, out + done.stderr.decode()
     assert "\rf.progress [" in out and "100%" in out
+
+
+def test_python_variables_and_environment_headers_mix_on_one_line(
+    mcp, shell, fault_http, token_env
+):
+    shell.user_ns["url"] = fault_http
+    shell.user_ns["sql_text"] = "hello there"
+    shell.run_cell("%mcp connect r $url --header 'Authorization: Bearer $MCP_MAGIC_TEST_TOKEN'")
+    assert mcp("call r.whoami") == f"Bearer {token_env}"
+    assert shell.run_cell("x = %mcp call r.echo text='{sql_text.upper()}'").success
+    assert shell.user_ns["x"] == "HELLO THERE"
