@@ -18,6 +18,25 @@ if [ "${1:-}" = "--test" ]; then
     # mcp-server-sqlite crashes next to mcp 2.x: it gets its own env with mcp<2.
     .venv/bin/uvx --with "mcp<2" --from mcp-server-sqlite python -c "import mcp_server_sqlite"
     .venv/bin/uvx --from mcp-server-time python -c "import mcp_server_time"
+    echo "== Chromium for tests/browser (Debian's package: Playwright's own download fails here)"
+    if [ -x /usr/bin/chromium ]; then
+        :
+    elif ! command -v apt-get >/dev/null; then
+        echo "warning: no apt-get; install chromium as /usr/bin/chromium for tests/browser" >&2
+    else
+        SUDO=""
+        if [ "$(id -u)" -ne 0 ]; then SUDO="sudo -n"; fi
+        install_chromium() {
+            $SUDO env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq -o Dpkg::Use-Pty=0 chromium >/dev/null
+        }
+        # apt-get update only when the package lists do not know chromium or are stale.
+        if ! apt-cache policy chromium 2>/dev/null | grep -q "Candidate: [0-9]" \
+            || ! install_chromium; then
+            $SUDO apt-get update -qq
+            install_chromium
+        fi
+    fi
 else
     .venv/bin/python -m pip install --quiet -e ".[notebooks]"
 fi

@@ -1,0 +1,757 @@
+"""The tutorials in a real browser: JupyterLab + Debian's Chromium driven by Playwright.
+
+The module starts JupyterLab on a free loopback port with its own config, data, runtime,
+settings, workspace and IPython directories (the venv's kernelspec and lab extensions
+stay reachable through `sys.prefix/share/jupyter`), serving a temporary copy of
+`notebooks/` plus one generated notebook whose `%%agent` cell is answered by a scripted
+OpenAI-compatible endpoint in this process. The tutorials' own agent cells go to
+`tests/fakes/notebook_model.py` when it exists (else to the same scripted endpoint).
+
+For each notebook: open it, clear outputs, run all, wait for the kernel to finish, then
+assert that tool calls show as ipywidgets Accordions that expand on a click to show
+their arguments and result, that a DataFrame renders as a table, that no cell failed and
+that the page had no JavaScript error. Executed notebooks are saved, exported with
+`jupyter nbconvert --to html`, and the export is checked in the same browser for the
+static `<details>` fallback. Screenshots go to `test-artifacts/screenshots/`.
+
+Chromium comes from Debian (`apt-get install chromium`, done by `scripts/setup.sh
+--test`), not from Playwright's download, which does not work here.
+
+Not a `conftest.py`: the tests import `from conftest import ...` by that bare name, and a
+second conftest.py outside a package would shadow `tests/conftest.py` for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import nbformat
+import pytest
+from fakes import openai_wire as wire
+from fakes.scripted_http import Recorded, Reply, ScriptedServer
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOK_MODEL = ROOT / "tests" / "fakes" / "notebook_model.py"
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+CHROMIUM = Path(os.environ.get("MCP_MAGIC_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TOKEN = "browser-test-" + os.urandom(8).hex()
+API_KEY = "sk-browser-test-dummy"
+MODEL = "openrouter:openai/gpt-4o-mini"
+GENERATED = "browser-check/agent_check.ipynb"  # written by this test, beside the tutorials
+SQL = "select region, round(sum(amount), 2) as total from sales group by region order by total desc"
+ANSWER = "East had the most revenue; the table is bound to result_1."
+WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
+RUN_TIMEOUT_MS = 120_000  # one notebook, run all (builtin server start-up included)
+UI_TIMEOUT_MS = 60_000  # JupyterLab loading, a kernel starting, a widget appearing
+
+
+
+# ---------------------------------------------------------------------------
+# which notebooks, and what each should show
+
+
+def tutorials() -> list[str]:
+    """Paths under the server's root: the tutorials sit in `notebooks/` there too."""
+    return sorted(f"notebooks/{path.name}" for path in NOTEBOOKS.glob("*.ipynb"))
+
+
+def short(name: str) -> str:
+    return Path(name).stem
+
+
+def notebook_source(path: Path) -> str:
+    notebook = nbformat.read(path, as_version=4)
+    return "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+
+
+def has_agent_cells(path: Path) -> bool:
+    """Whether a notebook runs the agent (so tool-call widgets must appear)."""
+    return re.search(r"^\s*%%?agent\b", notebook_source(path), re.MULTILINE) is not None
+
+
+# ---------------------------------------------------------------------------
+# the model endpoint
+
+
+class ScriptedModel(ScriptedServer):
+    """An OpenAI-compatible endpoint that answers by the conversation, not by a queue.
+
+    A request whose last message is a tool result gets the final text answer; any other
+    gets one `query_db` tool call. So reruns, retries and extra requests all get a
+    sensible reply, whatever order they come in.
+    """
+
+    def _next(self, recorded: Recorded) -> Reply:
+        with self._lock:
+            self.requests.append(recorded)
+        body = recorded.body if isinstance(recorded.body, dict) else {}
+        messages = body.get("messages") or [{}]
+        streaming = bool(body.get("stream"))
+        if messages[-1].get("role") == "tool":
+            text, calls = ANSWER, []
+        else:
+            text, calls = "", [wire.Call("call_sql_1", "data__query_db", {"sql": SQL})]
+        usage = wire.usage(40, 12)
+        if streaming:
+            return wire.stream(text=text, calls=calls, usage_block=usage)
+        return wire.completion_reply(text or None, calls, usage)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a process we started in its own session, then anything left in its group."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout)
+    # Kernels and the servers they started are in the same process group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def scripted_model() -> Iterator[ScriptedModel]:
+    with ScriptedModel() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def model_url(scripted_model, tmp_path_factory) -> Iterator[str]:
+    """Base URL (…/api/v1) of the endpoint the tutorials' agent cells talk to."""
+    if not NOTEBOOK_MODEL.exists():
+        yield scripted_model.url + "/api/v1"
+        return
+    port_file = tmp_path_factory.mktemp("notebook-model") / "port"
+    log = (tmp_path_factory.getbasetemp() / "notebook_model.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, str(NOTEBOOK_MODEL), "--port", "0", "--port-file", str(port_file)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"notebook_model.py did not start (log: {log.name})")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{int(port_file.read_text().strip())}/api/v1"
+    finally:
+        stop_group(process)
+        log.close()
+
+
+# ---------------------------------------------------------------------------
+# JupyterLab
+
+
+@dataclass
+class Lab:
+    url: str
+    root: Path
+    process: subprocess.Popen
+    log: Path
+    env: dict[str, str]  # the server's environment, which its kernels inherit
+    executed: dict[str, Path] = field(default_factory=dict)  # saved after a run in the lab
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def shutdown_kernels(self) -> None:
+        for session in self.api("GET", "/api/sessions") or []:
+            with contextlib.suppress(urllib.error.URLError):
+                self.api("DELETE", f"/api/sessions/{session['id']}")
+
+
+def generated_notebook(base_url: str) -> nbformat.NotebookNode:
+    """A small notebook with one `%%agent` call, answered by the scripted endpoint."""
+    cells = [
+        nbformat.v4.new_markdown_cell("Browser check: one `%%agent` run with a tool call."),
+        nbformat.v4.new_code_cell("%load_ext mcp_magic"),
+        nbformat.v4.new_code_cell("%mcp connect data --builtin"),
+        nbformat.v4.new_code_cell(
+            f"%%agent {MODEL} --new --base-url {base_url}\nWhich region had the most revenue?"
+        ),
+        nbformat.v4.new_code_cell("result_1"),
+        nbformat.v4.new_code_cell("%mcp disconnect --all"),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    return notebook
+
+
+def lab_settings(settings_dir: Path) -> None:
+    """User settings: every cell in the DOM (no windowing), no news or update checks."""
+    files = {
+        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+            "checkForUpdates": False,
+            "fetchNews": "false",
+        },
+    }
+    for name, value in files.items():
+        path = settings_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, model_url, scripted_model) -> Iterator[Lab]:
+    base = tmp_path_factory.mktemp("jupyterlab")
+    root = base / "root"
+    # The tutorials' own directory holds nothing else, so what `list_files` shows in them
+    # is what a user sees; the generated notebook gets a directory of its own.
+    shutil.copytree(
+        NOTEBOOKS, root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+    )
+    (root / GENERATED).parent.mkdir(parents=True)
+    nbformat.write(generated_notebook(scripted_model.url + "/api/v1"), root / GENERATED)
+    dirs = {
+        name: base / name for name in ("config", "data", "runtime", "ipython", "workspaces")
+    }
+    for directory in dirs.values():
+        directory.mkdir()
+    settings = dirs["config"] / "lab" / "user-settings"
+    lab_settings(settings)
+    venv_bin = str(Path(sys.executable).parent)
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)
+    env.pop("JUPYTER_PATH", None)  # sys.prefix/share/jupyter (kernelspec, extensions) stays
+    env.update(
+        {
+            "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+            "JUPYTER_DATA_DIR": str(dirs["data"]),
+            "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+            "IPYTHONDIR": str(dirs["ipython"]),
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
+            "PYTHONUNBUFFERED": "1",
+            # The providers the tutorials name all go to the local model (as in test.sh).
+            "OPENROUTER_BASE_URL": model_url,
+            "OPENROUTER_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": model_url,
+            "OPENAI_API_KEY": API_KEY,
+        }
+    )
+    env.pop("MCP_MAGIC_MODEL", None)
+    port = free_port()
+    log = base / "jupyterlab.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                f"--port={port}",
+                "--ip=127.0.0.1",
+                f"--ServerApp.token={TOKEN}",
+                f"--ServerApp.root_dir={root}",
+                "--ServerApp.port_retries=0",
+                f"--LabApp.user_settings_dir={settings}",
+                f"--LabApp.workspaces_dir={dirs['workspaces']}",
+                "--LabApp.expose_app_in_browser=True",
+                "--allow-root",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=env,
+            start_new_session=True,  # one process group: the server, its kernels, their children
+        )
+    instance = Lab(f"http://127.0.0.1:{port}", root, process, log, env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited:\n{log.read_text()[-3000:]}")
+            try:
+                instance.api("GET", "/api/status")
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+                if time.monotonic() > deadline:
+                    tail = log.read_text()[-3000:]
+                    raise RuntimeError(f"jupyter lab not answering:\n{tail}") from error
+                time.sleep(0.2)
+        yield instance
+    finally:
+        with contextlib.suppress(Exception):
+            instance.shutdown_kernels()
+        with contextlib.suppress(Exception):
+            instance.api("POST", "/api/shutdown")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=15)
+        stop_group(process)
+
+
+# ---------------------------------------------------------------------------
+# the browser
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[Any]:
+    # A missing browser is a failed install step, not a reason to skip: say so and fail.
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: scripts/setup.sh --test installs it"
+    from playwright import sync_api
+    user_data = tmp_path_factory.mktemp("chromium-profile")
+    with sync_api.sync_playwright() as playwright:
+        # A persistent context is what takes a user data dir; it is the one context.
+        context = playwright.chromium.launch_persistent_context(
+            str(user_data),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        context.route("**/*", _only_local)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+BLOCKED: list[str] = []
+
+
+def _only_local(route: Any) -> None:
+    """Hermetic: nothing leaves the machine (CI may have no network, and must not need it)."""
+    url = route.request.url
+    parts = urlsplit(url)
+    if parts.scheme in ("file", "data", "blob") or parts.hostname in ("127.0.0.1", "localhost"):
+        route.continue_()
+    else:
+        BLOCKED.append(url)
+        route.abort()
+
+
+@dataclass
+class PageErrors:
+    errors: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def attach(self, page: Any, benign: tuple[re.Pattern[str], ...] = ()) -> None:
+        def on_console(message: Any) -> None:
+            if message.type != "error":
+                return
+            text = f"console.error: {message.text} ({message.location.get('url', '')})"
+            if any(pattern.search(message.text) for pattern in benign):
+                self.ignored.append(text)
+            else:
+                self.errors.append(text)
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+
+
+# Console errors that are not failures, each with its reason.
+LAB_BENIGN: tuple[re.Pattern[str], ...] = ()
+HTML_BENIGN = (
+    # The export links require.js, MathJax and the widget manager from CDNs; the route
+    # above blocks every non-local request, and Chromium logs each refusal.
+    re.compile(r"Failed to load resource: net::ERR_FAILED"),
+)
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Any]:
+    page = browser.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    yield page
+    with contextlib.suppress(Exception):
+        page.close()
+
+
+def report(name: str, errors: PageErrors) -> None:
+    """What was let through or blocked (shown by pytest when a test fails, or with -s)."""
+    for line in errors.ignored:
+        print(f"{name}: ignored {line}")
+    for url in BLOCKED:
+        print(f"{name}: blocked request to {url}")
+    BLOCKED.clear()
+
+
+def screenshot_path(name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / f"{name}.png"
+
+
+# ---------------------------------------------------------------------------
+# JupyterLab steps
+
+# Where "run all" is, read from the notebook's model: "stdin" while a cell waits for an
+# answer, "done" once every non-empty code cell has an execution count (or a cell failed
+# that is not tagged `raises-exception`, which stops "run all"), else false. Nothing may
+# be queued or running ([*]) and the kernel must be idle.
+RUN_STATE = """name => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    if (!panel || !panel.context || panel.context.path !== name) return false;
+    if (panel.node.querySelector('.jp-Stdin-input')) return 'stdin';
+    const indicator = panel.node.querySelector('.jp-Notebook-ExecutionIndicator');
+    if (!indicator || indicator.getAttribute('data-status') !== 'idle') return false;
+    let pending = false;
+    let stopped = false;
+    for (const cell of panel.content.widgets) {
+        if (cell.model.type !== 'code' || !cell.model.sharedModel.getSource().trim()) continue;
+        const prompt = cell.node.querySelector('.jp-InputPrompt');
+        if (prompt && prompt.textContent.includes('*')) return false;
+        if (cell.model.executionCount === null) pending = true;
+        const tags = cell.model.getMetadata('tags') || [];
+        const outputs = cell.model.outputs.toJSON();
+        if (!tags.includes('raises-exception') && outputs.some(o => o.output_type === 'error')) {
+            stopped = true;
+        }
+    }
+    return pending && !stopped ? false : 'done';
+}"""
+
+# Every code cell that raised: its index, tags, first line, and the error.
+CELL_ERRORS = """() => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const found = [];
+    panel.content.widgets.forEach((cell, index) => {
+        if (cell.model.type !== 'code') return;
+        for (const output of cell.model.outputs.toJSON()) {
+            if (output.output_type !== 'error') continue;
+            found.push({
+                index,
+                tags: cell.model.getMetadata('tags') || [],
+                source: cell.model.sharedModel.getSource(),
+                error: `${output.ename}: ${output.evalue}`,
+            });
+        }
+    });
+    return found;
+}"""
+STDIN_ANSWER = "n"  # approval prompts (`--approve writes`): deny, as the tutorials expect
+
+
+def run_command(page: Any, command: str, wait: bool = True) -> None:
+    """Execute a JupyterLab command; `wait=False` does not wait for the promise it returns
+    (run-all's resolves only when every cell has run, and a cell may be waiting for input).
+    A command that fails is logged as a console error, so the test sees it."""
+    page.evaluate(
+        """([command, wait]) => {
+            const done = window.jupyterapp.commands.execute(command)
+                .catch(error => console.error(`command ${command} failed: ${error}`));
+            return wait ? done.then(() => null) : null;
+        }""",
+        [command, wait],
+    )
+
+
+def open_notebook(page: Any, lab: Lab, name: str) -> Any:
+    """Open `/lab/tree/NAME` in a reset workspace; wait for its kernel to be idle."""
+    page.goto(f"{lab.url}/lab/tree/{name}?reset&token={TOKEN}")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
+    # The ipywidgets extension comes from sys.prefix/share/jupyter/labextensions.
+    page.wait_for_function(f"() => window.jupyterapp.isPluginActivated('{WIDGETS_PLUGIN}')")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.locator(".jp-Cell").first.wait_for()
+    # Commands act on the current widget: it must be this notebook.
+    page.wait_for_function(
+        "name => window.jupyterapp.shell.currentWidget?.context?.path === name", arg=name
+    )
+    page.wait_for_function(
+        """() => {
+            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+            const name = panel && panel.querySelector('.jp-KernelName');
+            const status = panel && panel.querySelector(
+                '.jp-Notebook-ExecutionIndicator[data-status="idle"]');
+            return name && status && /python/i.test(name.textContent);
+        }"""
+    )
+    return panel
+
+
+def run_all(page: Any, panel: Any, name: str) -> None:
+    run_command(page, "notebook:clear-all-cell-outputs")
+    page.wait_for_function(
+        """() => !document.querySelector(
+            '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output')"""
+    )
+    run_command(page, "runmenu:run-all", wait=False)
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while True:
+        left = max(1000, (deadline - time.monotonic()) * 1000)
+        state = page.wait_for_function(RUN_STATE, arg=name, timeout=left, polling=250)
+        if state.json_value() == "done":
+            return
+        # A cell asks (an approval prompt): answer it as a user would, in the input box.
+        box = panel.locator("input.jp-Stdin-input").first
+        area = box.locator("xpath=ancestor::div[contains(@class, 'jp-OutputArea ')][1]")
+        print(f"{name}: answered {STDIN_ANSWER!r} to: {area.inner_text()[-400:].strip()!r}")
+        box.fill(STDIN_ANSWER)
+        box.press("Enter")
+        box.wait_for(state="detached")
+
+
+def cell_errors(page: Any) -> list[str]:
+    """Errors that mean the notebook is broken here.
+
+    Cells tagged `raises-exception` may fail (a refused write, a provider without a key),
+    except `%%agent` cells: the tag is there for readers with no key, and this run has a
+    model endpoint, so an agent cell that raises is a failure.
+    """
+    failed = []
+    for cell in page.evaluate(CELL_ERRORS):
+        agent = re.match(r"\s*%%?agent\b", cell["source"]) is not None
+        if agent or "raises-exception" not in cell["tags"]:
+            first = cell["source"].strip().splitlines()[0] if cell["source"].strip() else ""
+            failed.append(f"cell {cell['index']} ({first}): {cell['error']}")
+    return failed
+
+
+# How tall the window must be to show every cell: the notebook scrolls inside its panel
+# (and has room to scroll past the last cell), so the page itself is never taller.
+NOTEBOOK_HEIGHT = """() => {
+    const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+    const outer = panel.querySelector('.jp-WindowedPanel-outer');
+    const cells = panel.querySelectorAll('.jp-Cell');
+    const last = cells[cells.length - 1].getBoundingClientRect();
+    const top = outer.getBoundingClientRect().top;
+    const below = window.innerHeight - outer.getBoundingClientRect().bottom;
+    return top + (last.bottom - top + outer.scrollTop) + below + 40;
+}"""
+
+
+def full_screenshot(page: Any, path: Path) -> None:
+    """Grow the window to the notebook's height, scroll to the top, take the picture."""
+    size = page.viewport_size
+    height = int(min(max(page.evaluate(NOTEBOOK_HEIGHT), size["height"]), 12000))
+    page.set_viewport_size({"width": size["width"], "height": height})
+    page.evaluate(
+        """() => document.querySelector(
+            '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer').scrollTo(0, 0)"""
+    )
+    page.wait_for_function(
+        """() => document.querySelector(
+            '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer').scrollTop === 0"""
+    )
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+
+
+# ---------------------------------------------------------------------------
+# the tests
+
+
+NOTEBOOK_PARAMS = [pytest.param(name, id=short(name)) for name in tutorials()]
+NOTEBOOK_PARAMS.append(pytest.param(GENERATED, id="generated-agent"))
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("name", NOTEBOOK_PARAMS)
+def test_notebook_runs_in_jupyterlab(lab, page, name):
+    from playwright.sync_api import expect
+
+    errors = PageErrors()
+    errors.attach(page, LAB_BENIGN)
+    agent = has_agent_cells(lab.root / name)
+    panel = open_notebook(page, lab, name)
+    try:
+        run_all(page, panel, name)
+        failed = cell_errors(page)
+        assert not failed, f"{name}: cells failed:\n" + "\n".join(failed)
+
+        # A DataFrame rendered as an HTML table in a cell's output.
+        frames = panel.locator(".jp-RenderedHTMLCommon table.dataframe")
+        expect(frames.first).to_be_visible()
+
+        if agent:
+            check_tool_call_widget(panel, expect)
+        # Every widget view found its model: none is left loading or failed to show.
+        broken = panel.get_by_text(re.compile("Error displaying widget|Loading widget"))
+        expect(broken).to_have_count(0)
+
+        run_command(page, "docmanager:save")
+        page.wait_for_function(
+            """() => {
+                const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+                return panel && !panel.querySelector('.jp-mod-dirty')
+                    && !document.querySelector('.lm-TabBar-tab.jp-mod-dirty');
+            }"""
+        )
+        lab.executed[name] = lab.root / name
+        full_screenshot(page, screenshot_path(short(name)))
+    except Exception:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(screenshot_path(short(name) + ".failed")))
+        raise
+    finally:
+        page.close()  # first, so a kernel going away cannot add to the errors
+        with contextlib.suppress(OSError):  # not to hide the failure; the group dies later
+            lab.shutdown_kernels()
+    report(name, errors)
+    assert not errors.errors, f"{name}: JavaScript errors:\n" + "\n".join(errors.errors)
+
+
+def check_tool_call_widget(panel: Any, expect: Any) -> None:
+    """An Accordion per tool call, collapsed; a click shows the arguments and result."""
+    accordions = panel.locator(".widget-accordion")
+    expect(accordions.first).to_be_visible()
+    query = panel.locator(".widget-accordion", has_text=re.compile(r"query_db — ok"))
+    accordion = query.first if query.count() else accordions.first
+    header = accordion.locator(".jupyter-widget-Collapse-header").first
+    contents = accordion.locator(".jupyter-widget-Collapse-contents").first
+    expect(header).to_contain_text(re.compile(r"— (ok|error|denied)"))
+    expect(contents).to_have_class(re.compile(r"\blm-mod-hidden\b"))
+    expect(contents).to_be_hidden()
+
+    header.click()
+    expect(contents).not_to_have_class(re.compile(r"\blm-mod-hidden\b"))
+    expect(contents).to_be_visible()
+    expect(contents.locator(".mcp-magic-arguments")).to_contain_text("Arguments")
+    expect(contents.locator(".mcp-magic-result")).to_be_visible()
+    if query.count():
+        expect(contents.locator(".mcp-magic-arguments")).to_contain_text("sql")
+        table = contents.locator(".mcp-magic-result table")
+        expect(table).to_be_visible()
+        assert table.locator("tbody tr").count() >= 1
+
+    # The static fallback in the same output stays out of sight while the widget shows.
+    output = panel.locator(".jp-OutputArea-output", has=accordion)
+    assert output.locator("details.mcp-magic-tool").count() == 0
+
+
+STATIC_PARAMS = [
+    pytest.param(name, id=short(name))
+    for name in tutorials()
+    if has_agent_cells(ROOT / name)
+]
+STATIC_PARAMS.append(pytest.param(GENERATED, id="generated-agent"))
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("name", STATIC_PARAMS)
+def test_static_fallback_in_html_export(lab, page, name, tmp_path):
+    """The saved notebook, exported to HTML: each tool call is a `<details>` block."""
+    source = lab.executed.get(name)
+    if source is None:  # the JupyterLab run did not happen (e.g. -k): execute it here
+        source = execute_with_nbclient(lab, name, tmp_path)
+    target = tmp_path / "export"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "html",
+            "--output-dir",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        env=lab.env,
+    )
+    html_file = target / (short(name) + ".html")
+    exported = html_file.read_text(encoding="utf-8")
+    assert re.search(r"<details class=[\"']mcp-magic-tool", exported), "no <details> block"
+
+    from playwright.sync_api import expect
+
+    errors = PageErrors()
+    errors.attach(page, HTML_BENIGN)
+    page.goto(html_file.as_uri())
+    details = page.locator("details.mcp-magic-tool")
+    block = details.filter(has_text="query_db").first if name == GENERATED else details.first
+    expect(block).to_be_visible()
+    summary = block.locator("summary")
+    expect(summary).to_contain_text(re.compile(r"\.\w+ — (ok|error|denied)"))
+    arguments = block.locator(".mcp-magic-arguments")
+    expect(arguments).to_be_hidden()
+    assert block.evaluate("node => node.open") is False
+
+    summary.click()
+    assert block.evaluate("node => node.open") is True
+    expect(arguments).to_be_visible()
+    expect(arguments).to_contain_text("Arguments")
+    expect(block.locator(".mcp-magic-result")).to_be_visible()
+    if name == GENERATED:
+        expect(arguments).to_contain_text("group by region")
+        expect(block.locator(".mcp-magic-result table")).to_be_visible()
+    block.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_path(short(name) + ".html")), full_page=True)
+    page.close()
+    report(name + ".html", errors)
+    assert not errors.errors, f"{name}.html: JavaScript errors:\n" + "\n".join(errors.errors)
+
+
+def execute_with_nbclient(lab: Lab, name: str, tmp_path: Path) -> Path:
+    """Run a notebook headless, with the lab's environment (model endpoint, dirs)."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(lab.root / name, as_version=4)
+    # No widget state in the metadata, like a notebook JupyterLab saves by default: with
+    # it, nbconvert shows each output's widget view (drawn by a script from unpkg.com)
+    # instead of its `text/html` fallback.
+    client = NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        store_widget_state=False,
+        resources={"metadata": {"path": str((lab.root / name).parent)}},
+    )
+    saved = dict(os.environ)
+    os.environ.update(lab.env)
+    try:
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    path = tmp_path / Path(name).name
+    nbformat.write(notebook, path)
+    return path
