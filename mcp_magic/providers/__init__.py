@@ -136,7 +136,8 @@ def resolve(
         key = lookup_env(info.key_env, cwd)
         if key is None:
             raise ProviderError(
-                f"{info.key_env} is not set: export it or add it to a .env file to use {provider}:"
+                f"{info.key_env} is not set: export it or add it to a .env file "
+                f"to use {provider}:{model}"
             )
     else:
         key = lookup_env(f"{env_name(provider)}_API_KEY", cwd)
