@@ -82,15 +82,27 @@ def _short_cells(frame: Any) -> Any:
 
 
 def format_arguments(arguments: Any) -> str:
-    """Pretty JSON for parsed arguments; raw text (invalid JSON the model sent) as is."""
+    """Parsed arguments for reading: `key: value` lines when the values are plain (a
+    multi-line SQL string keeps its lines), pretty JSON otherwise; raw text (invalid
+    JSON the model sent) as is."""
     if arguments is None:
         return ""
     if isinstance(arguments, str):
         return arguments
+    if isinstance(arguments, dict) and all(
+        isinstance(v, (str, int, float, bool)) or v is None for v in arguments.values()
+    ):
+        return "\n".join(
+            f"{key}: {_plain(value)}".replace("\n", "\n  ") for key, value in arguments.items()
+        )
     try:
         return json.dumps(arguments, indent=2, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         return repr(arguments)
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def result_text(result: Any) -> str:

@@ -112,9 +112,11 @@ def test_everything_from_model_and_tools_is_escaped() -> None:
     assert "<script>" not in table
 
 
-def test_arguments_are_pretty_json_and_raw_text_stays_as_is() -> None:
-    html = tool_block_html(started(arguments={"sql": "select 1", "limit": 5}))
-    assert "&quot;sql&quot;: &quot;select 1&quot;,\n" in html
+def test_arguments_read_as_lines_json_when_nested_and_raw_text_as_is() -> None:
+    html = tool_block_html(started(arguments={"sql": "select 1\nfrom t", "limit": 5}))
+    assert "sql: select 1\n  from t\nlimit: 5" in html  # the query keeps its lines
+    nested = tool_block_html(started(arguments={"filter": {"region": "West"}}))
+    assert "&quot;region&quot;: &quot;West&quot;" in nested
     text = tool_block_text(started(arguments='{"broken": '))
     assert 'arguments: {"broken": ' in text
 
