@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     import psutil
 
     had_key = os.environ.get(KEY_ENV)
-    os.environ[KEY_ENV] = "sk-bench-not-a-real-key"
+    os.environ[KEY_ENV] = "fake-bench-key"
     start = time.perf_counter()
     try:
         bench = Bench()

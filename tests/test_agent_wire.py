@@ -32,10 +32,10 @@ from mcp_magic.sessions import SessionManager
 from conftest import FAULT_SERVER
 
 KEYS = {
-    "OPENROUTER_API_KEY": "sk-or-wire-test-0123456789",
-    "ANTHROPIC_API_KEY": "sk-ant-wire-test-0123456789",
-    "OPENAI_API_KEY": "sk-openai-wire-test-0123456789",
-    "DASHSCOPE_API_KEY": "sk-dashscope-wire-test-0123456789",
+    "OPENROUTER_API_KEY": "fake-or-wire-test-key",
+    "ANTHROPIC_API_KEY": "fake-ant-wire-test-key",
+    "OPENAI_API_KEY": "fake-openai-wire-test-key",
+    "DASHSCOPE_API_KEY": "fake-dashscope-wire-test-key",
 }
 TOKEN_VAR = "MCP_MAGIC_WIRE_TOKEN"
 FAST = RetryPolicy(retries=2, initial=0.01, cap=0.02)
