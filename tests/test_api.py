@@ -21,7 +21,7 @@ from mcp_magic.sessions import McpError, Session
 
 from conftest import FAULT_SERVER
 
-KEY = "sk-or-api-test-0123456789"
+KEY = "fake-or-api-test-key"
 MODEL = "openrouter:openai/gpt-4o-mini"
 ORDERS_SQL = (
     "select o.order_id, o.order_date, o.status, count(*) as items, "

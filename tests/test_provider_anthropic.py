@@ -25,7 +25,7 @@ from mcp_magic.providers.anthropic import AnthropicProvider
 from mcp_magic.providers.base import Message, ProviderError, Request, ToolCall, ToolSpec
 from mcp_magic.providers.http import RetryPolicy
 
-KEY = "sk-ant-test-0123456789abcdef"
+KEY = "fake-ant-test-key-abcdef"
 FAST = RetryPolicy(retries=2, initial=0.01, cap=0.02)
 TOOLS = [
     ToolSpec(

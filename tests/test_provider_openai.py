@@ -33,7 +33,7 @@ from mcp_magic.providers.base import Message, Request, ToolCall, ToolSpec, Turn
 from mcp_magic.providers.http import RetryPolicy
 from mcp_magic.providers.openai_chat import OpenAIChatProvider
 
-KEY = "sk-or-v1-FAKE-KEY-7f3a9c1e-must-never-leak"
+KEY = "fake-or-key-7f3a9c1e-must-never-leak"
 CALL_A = Call("call_a", "data__query", {"sql": "select * from t where x = 'a,b'"})
 CALL_B = Call("call_b", "files__list_directory", {"path": "/tmp"})
 

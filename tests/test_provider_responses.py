@@ -37,8 +37,8 @@ from mcp_magic.providers.base import (
 from mcp_magic.providers.http import RetryPolicy
 from mcp_magic.providers.responses import ResponsesProvider
 
-KEY = "sk-dashscope-test-0123456789"
-OPENAI_KEY = "sk-openai-test-9876543210"
+KEY = "fake-dashscope-test-key"
+OPENAI_KEY = "fake-openai-test-key"
 TOKEN = "mcp-token-abcdef123456"
 FAST = RetryPolicy(retries=2, initial=0.01, cap=0.02)
 TOOLS = [ToolSpec("db__query", "Run SQL", {"type": "object", "properties": {"sql": {}}})]
