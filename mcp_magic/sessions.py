@@ -218,7 +218,8 @@ def _find_server_pid(marker: str) -> int | None:
     """The child process started for a session, found by its environment tag."""
     import psutil
 
-    for child in psutil.Process().children(recursive=True):
+    # The SDK starts each server in its own session, as a direct child of this process.
+    for child in psutil.Process().children():
         try:
             if child.environ().get(SESSION_MARKER) == marker:
                 return child.pid
