@@ -37,6 +37,7 @@ def _split(line: str) -> list[str]:
 
 _WORD = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
 """A shell-like word: quoted (with its spaces) or a run of non-blanks."""
+_EXPANDABLE = re.compile(r"[${]")
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -271,7 +272,14 @@ class McpMagics(Magics):
         Word by word, a name the notebook does not define stays for the kernel-side
         environment expansion of headers and env values.
         """
-        return _WORD.sub(lambda m: self.shell.var_expand(m.group(0)), line)
+        if "$" not in line and "{" not in line:
+            return line  # the common case; var_expand copies the whole namespace
+        return _WORD.sub(
+            lambda m: (
+                self.shell.var_expand(m.group(0)) if _EXPANDABLE.search(m.group(0)) else m.group(0)
+            ),
+            line,
+        )
 
     @no_var_expand
     @line_magic
