@@ -257,6 +257,7 @@ class Agent:
         # jsonschema and pandas take ~1 s to import; doing it on this thread during the
         # first tool calls would stall every call running beside them.
         asyncio.get_running_loop().run_in_executor(None, _warm_imports)
+        await self.manager.arefresh_stale_tools()
         tools, hosted, sessions = self.gather_tools(options)
         specs = [ToolSpec(t.qualified, t.description, t.schema) for t in tools.values()]
         system = self.system_prompt(options, sessions)

@@ -616,6 +616,11 @@ class SessionManager:
 
         return self.run(go())
 
+    async def arefresh_stale_tools(self) -> None:
+        """List tools again for every session whose server said they changed (loop thread)."""
+        stale = [s for s in self.sessions.values() if s.state == "connected" and s.tools_stale]
+        await asyncio.gather(*(self._refresh_tools(s) for s in stale), return_exceptions=True)
+
     def refresh_tools(self, name: str) -> dict[str, Any]:
         session = self.connected(name)
         self.request(name, lambda _client: self._refresh_tools(session))

@@ -347,3 +347,19 @@ def test_table_names_count_tables_only_in_the_order_asked(manager):
     assert list(namespace["result_1"].columns) == ["b"]
     assert list(namespace["result_2"].columns) == ["a"]
     assert set(namespace) == {"result_1", "result_2"}
+
+
+def test_tools_a_server_says_changed_are_listed_again_before_a_run():
+    from conftest import node_server
+
+    manager = SessionManager()
+    try:
+        session = manager.connect("ev", StdioSpec(node_server("mcp-server-everything")))
+        session.tools_stale = True  # as a notifications/tools/list_changed leaves it
+        session.tools.clear()
+        provider = ScriptedProvider(Turn(text="ok"))
+        run(manager, provider)
+        assert not session.tools_stale
+        assert any(t.name == "ev__echo" for t in provider.requests[0].tools)
+    finally:
+        manager.close()
