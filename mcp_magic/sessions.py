@@ -449,7 +449,13 @@ class SessionManager:
                     session.state = "connected"
                     session.started_at = time.monotonic()
                     ready.set_result(None)
-                    await _first_of(session._stop.wait(), session._closed.wait())
+                    listener = _listen_for_tool_changes(session, client, errlog)
+                    try:
+                        await _first_of(session._stop.wait(), session._closed.wait())
+                    finally:
+                        if listener is not None:
+                            listener.cancel()
+                            await asyncio.gather(listener, return_exceptions=True)
                     if not session._stop.is_set():
                         session.state = "dead"
                         session.error = self._why_closed(session)
@@ -625,6 +631,27 @@ class SessionManager:
         session = self.connected(name)
         self.request(name, lambda _client: self._refresh_tools(session))
         return session.tools
+
+
+def _listen_for_tool_changes(session: Session, client: Any, errlog: Any) -> asyncio.Task | None:
+    """On 2026 connections, tool list changes come through `subscriptions/listen`.
+
+    (On 2025 connections they arrive as notifications, see `on_message`.) The task
+    marks the session's tools stale; they are listed again when next needed.
+    """
+    capability = getattr(client.server_capabilities, "tools", None)
+    if (session.protocol_version or "") < "2026" or not getattr(capability, "list_changed", False):
+        return None
+
+    async def listen() -> None:
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _event in subscription:
+                    session.tools_stale = True
+        except Exception as exc:  # calls still work; tools are listed again on a miss
+            errlog.write(f"[mcp_magic] tool change events unavailable: {describe_exception(exc)}\n")
+
+    return asyncio.get_running_loop().create_task(listen(), name=f"mcp:{session.name}:listen")
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -299,6 +300,14 @@ def test_a_tool_added_at_run_time_can_be_called(mcp, fault_cmd):
     mcp(f"connect f -- {fault_cmd}")
     assert "f.late" not in repr(mcp("tools f"))
     mcp("call f.add_tool name=late")
+    import mcp_magic
+
+    session = mcp_magic._magics.manager.sessions["f"]
+    deadline = time.monotonic() + 5
+    while not session.tools_stale and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert session.tools_stale  # the server's change event arrived (subscriptions/listen)
+    assert "f.late" in repr(mcp("tools f"))  # listed again without --refresh
     assert mcp("call f.late") == "I am late"
     assert "f.late" in repr(mcp("tools f --refresh"))
 

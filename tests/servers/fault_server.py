@@ -86,13 +86,14 @@ def getenv(name: str) -> str:
 
 
 @server.tool()
-def add_tool(name: str) -> str:
+async def add_tool(name: str, ctx: Context) -> str:
     """Register a new tool `name` that answers its own name (tools change at run time)."""
 
     def answer() -> str:
         return f"I am {name}"
 
     server.add_tool(answer, name=name, description=f"Added at run time: {name}")
+    await ctx.notify_tools_changed()
     return f"added {name}"
 
 
