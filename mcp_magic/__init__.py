@@ -15,12 +15,13 @@ _magics: Any = None
 
 def load_ipython_extension(ipython: Any) -> None:
     global _magics
-    from .magics import McpMagics
+    from .magics import McpMagics, agent_questions
 
     if _magics is not None:
         return
     _magics = McpMagics(shell=ipython)
     ipython.register_magics(_magics)
+    ipython.input_transformers_cleanup.append(agent_questions)
     atexit.register(_close)
 
 
@@ -29,6 +30,10 @@ def unload_ipython_extension(ipython: Any) -> None:
     if _magics is None:
         return
     _close()
+    from .magics import agent_questions
+
+    if agent_questions in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(agent_questions)
     for kind in ("line", "cell"):
         for name in list(ipython.magics_manager.magics[kind]):
             owner = getattr(ipython.magics_manager.magics[kind][name], "__self__", None)

@@ -35,6 +35,23 @@ def _split(line: str) -> list[str]:
         raise UsageError(f"cannot parse arguments: {exc}") from None
 
 
+def agent_questions(lines: list[str]) -> list[str]:
+    """An IPython input transformer: `%agent what is x?` asks the model.
+
+    IPython reads a line ending in `?` as a help request, and questions end in `?`;
+    so such a line is turned into the magic call before help detection sees it.
+    """
+    out = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("%agent ") and stripped.endswith("?"):
+            indent = line[: len(line) - len(line.lstrip())]
+            argument = stripped[len("%agent ") :]
+            line = f"{indent}get_ipython().run_line_magic('agent', {argument!r})\n"
+        out.append(line)
+    return out
+
+
 _WORD = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
 """A shell-like word: quoted (with its spaces) or a run of non-blanks."""
 _EXPANDABLE = re.compile(r"[${]")

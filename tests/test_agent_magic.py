@@ -152,3 +152,59 @@ def test_help_documents_the_options(shell):
         "--base-url",
     ):
         assert option in doc
+
+
+def test_approval_and_streaming_in_terminal_ipython(endpoint, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    endpoint.replies.clear()
+    endpoint.requests.clear()
+    endpoint.push(
+        wire.stream(calls=[wire.Call("t1", "data__list_tables", {})]),
+        wire.stream(text="Nothing was listed, as you wished.", pieces=4),
+    )
+    script = tmp_path / "agent.ipy"
+    script.write_text(
+        "%mcp connect data --builtin\n"
+        f"%agent {MODEL} --approve always what tables are there?\n"
+        "%mcp disconnect --all\n"
+    )
+    env = dict(
+        os.environ,
+        OPENROUTER_API_KEY="fake-terminal-key",
+        OPENROUTER_BASE_URL=endpoint.url + "/api/v1",
+    )
+    done = subprocess.run(
+        # The extension loads before the script, as in a notebook's earlier cell, so the
+        # trailing "?" of the question is not read as a help request.
+        [
+            sys.executable,
+            "-m",
+            "IPython",
+            "--no-banner",
+            "--colors=NoColor",
+            "--ext",
+            "mcp_magic",
+            str(script),
+        ],
+        input=b"n\n",
+        capture_output=True,
+        timeout=90,
+        env=env,
+        cwd=tmp_path,
+    )
+    out = done.stdout.decode()
+    assert "Run data.list_tables({})?" in out and "[y] allow" in out, out
+    assert "denied" in out and "Nothing was listed, as you wished." in out
+    tool = [m for m in endpoint.requests[1].body["messages"] if m["role"] == "tool"][0]
+    assert "denied" in tool["content"]
+
+
+def test_a_one_line_question_ending_in_a_question_mark_is_asked_not_help(shell, agent, endpoint):
+    endpoint.push(wire.stream(text="Five."))
+    result = shell.run_cell(f"%agent {MODEL} --new how many regions are there?")
+    assert result.success
+    assert endpoint.requests[0].body["messages"][-1]["content"] == "how many regions are there?"
+    assert shell.user_ns["answer"] == "Five."
