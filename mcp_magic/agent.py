@@ -164,18 +164,6 @@ class Agent:
     def reset(self) -> None:
         self.messages.clear()
 
-    def use(self, config: Any) -> Provider | None:
-        """Talk to the model `config` names from now on, keeping the conversation.
-
-        Returns the provider it replaces (to be closed on the loop), or None.
-        """
-        from .providers import make_provider
-
-        if getattr(self.provider, "config", None) == config:
-            return None
-        old, self.provider = self.provider, make_provider(config)
-        return old
-
     # -- tools -----------------------------------------------------------------
 
     def gather_tools(
@@ -450,6 +438,24 @@ class Agent:
         request = ApprovalRequest(call.id, bound.server, bound.tool, arguments, reason)
         publish(request)
         return await asyncio.wrap_future(request.reply)
+
+
+def agent_for(
+    agent: Agent | None,
+    manager: SessionManager,
+    config: Any,
+    namespace: MutableMapping[str, Any],
+) -> Agent:
+    """The agent for the model `config` names: `agent` itself, switched to that model
+    if it talks to another (the conversation is kept), or a new one."""
+    from .providers import make_provider
+
+    if agent is None:
+        return Agent(manager, make_provider(config), namespace)
+    if getattr(agent.provider, "config", None) != config:
+        old, agent.provider = agent.provider, make_provider(config)
+        manager.run(old.aclose())
+    return agent
 
 
 @dataclass

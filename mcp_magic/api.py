@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import config
-from .agent import Agent, AgentOptions, RunResult, interpolate
+from .agent import Agent, AgentOptions, RunResult, agent_for, interpolate
 from .arguments import parse_target
 from .driver import ask_user, run_agent
 from .events import ApprovalRequest, Decision, Event
@@ -131,13 +131,11 @@ class Host:
         `self.namespace`, where table results are bound too.
         """
         from .agent_view import AgentView
-        from .providers import make_provider, resolve
+        from .providers import resolve
 
-        provider_config = resolve(model, base_url=base_url)
-        if self._agent is None:
-            self._agent = Agent(self.manager, make_provider(provider_config), self.namespace)
-        elif (old := self._agent.use(provider_config)) is not None:
-            self.manager.run(old.aclose())
+        self._agent = agent_for(
+            self._agent, self.manager, resolve(model, base_url=base_url), self.namespace
+        )
         if new:
             self._agent.reset()
         view = None

@@ -656,17 +656,14 @@ class McpMagics(Magics):
 
     def _agent_for(self, model: str, base_url: str | None) -> Any:
         """The notebook's agent; a new model keeps the conversation."""
-        from .agent import Agent
-        from .providers import ProviderError, make_provider, resolve
+        from .agent import agent_for
+        from .providers import ProviderError, resolve
 
         try:
             config_ = resolve(model, base_url=base_url, aliases=dict(self.endpoints))
         except ProviderError as exc:  # what was typed or set up: the model, its key
             raise UsageError(str(exc)) from None
-        if self.agent is None:
-            self.agent = Agent(self.manager, make_provider(config_), self.shell.user_ns)
-        elif (old := self.agent.use(config_)) is not None:
-            self.manager.run(old.aclose())
+        self.agent = agent_for(self.agent, self.manager, config_, self.shell.user_ns)
         return self.agent
 
     def _agent_view(self) -> Any:

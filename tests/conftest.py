@@ -66,21 +66,22 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def _fault_server(option: str, path: str) -> Iterator[str]:
+    """The fault server on a loopback port (`--http` or `--sse`); yields its URL."""
+    port = free_port()
+    process = start_http_server([sys.executable, str(FAULT_SERVER), option, str(port)], port)
+    yield f"http://127.0.0.1:{port}{path}"
+    stop(process)
+
+
 @pytest.fixture(scope="session")
 def fault_http() -> Iterator[str]:
-    """The fault server over streamable HTTP on a loopback port; yields its URL."""
-    port = free_port()
-    process = start_http_server([sys.executable, str(FAULT_SERVER), "--http", str(port)], port)
-    yield f"http://127.0.0.1:{port}/mcp"
-    stop(process)
+    yield from _fault_server("--http", "/mcp")
 
 
 @pytest.fixture(scope="session")
 def fault_sse() -> Iterator[str]:
-    port = free_port()
-    process = start_http_server([sys.executable, str(FAULT_SERVER), "--sse", str(port)], port)
-    yield f"http://127.0.0.1:{port}/sse"
-    stop(process)
+    yield from _fault_server("--sse", "/sse")
 
 
 @pytest.fixture(scope="session")
