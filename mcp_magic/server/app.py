@@ -1,0 +1,199 @@
+"""The MCPServer with the data tools, a schema resource and a prompt."""
+
+import importlib.metadata
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Annotated
+
+import anyio
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from .common import DEFAULT_DB, DEFAULT_LIMIT, Settings, ToolFailure
+from .files import Jail, list_files_table, read_csv_table
+from .sql import (
+    connect,
+    describe_table_table,
+    list_tables_table,
+    run_query,
+    schema_sql,
+    table_kinds,
+)
+from .tables import Table, TableDescription, table_result
+
+logger = logging.getLogger("mcp_magic.server")
+
+async def call_in_thread(tool: str, work: Callable[[threading.Event], Table]) -> CallToolResult:
+    """Run blocking work in a thread; failures become isError results, cancellation stops it."""
+    cancel = threading.Event()
+    try:
+        table = await anyio.to_thread.run_sync(work, cancel, abandon_on_cancel=True)
+    except ToolFailure as exc:
+        logger.info("%s refused: %s", tool, exc)
+        return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
+    except anyio.get_cancelled_exc_class():
+        cancel.set()  # the progress handler interrupts the query
+        raise
+    return table_result(table)
+
+
+def describe_database(settings: Settings) -> str:
+    try:
+        con = connect(settings)
+        try:
+            kinds = table_kinds(con)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return ""
+    tables = ", ".join(name for name, kind in kinds if kind == "table")
+    views = ", ".join(name for name, kind in kinds if kind == "view")
+    return f"Tables: {tables or 'none'}." + (f" Views: {views}." if views else "")
+
+
+def instructions(settings: Settings) -> str:
+    if settings.db.resolve() == DEFAULT_DB.resolve():
+        what = ("a sample sales database (SQLite, 2024-2025: regions, customers, products, "
+                "orders, order_items, and a `sales` view with one row per order item and "
+                "its amount)")
+    else:
+        what = f"the SQLite database {settings.db.name}"
+    access = "read and write" if settings.allow_writes else "read-only"
+    return (
+        f"Runs SQL over {what} with query_db ({access}); list_tables and describe_table "
+        "show the schema. list_files and read_csv work on files under the server's root "
+        "directory. Tabular results come back as {columns, types, rows, row_count, truncated}; "
+        "dates are ISO 8601 text."
+    )
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("mcp-magic")
+    except importlib.metadata.PackageNotFoundError:  # running from a source checkout
+        return "0+unknown"
+
+
+def build_server(settings: Settings) -> MCPServer:
+    """The MCPServer with the data tools, a schema resource and a prompt."""
+    jail = Jail(settings.root)
+    writes = settings.allow_writes
+    server = MCPServer(
+        name="mcp-magic-data",
+        title="mcp_magic data server",
+        instructions=instructions(settings),
+        version=package_version(),
+        log_level="INFO",
+    )
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False,
+                                idempotent_hint=True, open_world_hint=False)
+    db_summary = describe_database(settings)
+
+    @server.tool(
+        title="Query the SQL database",
+        annotations=ToolAnnotations(
+            title="Query the SQL database",
+            read_only_hint=not writes, destructive_hint=writes,
+            idempotent_hint=not writes, open_world_hint=False),
+        structured_output=True,
+        description=(
+            "Run one SQLite SQL statement and return the result as a table "
+            "(columns, types, rows, row_count, truncated). "
+            + ("Writes are allowed; a statement without result rows returns rows_affected. "
+               if writes else
+               "The database is read-only: INSERT/UPDATE/DELETE/DDL, ATTACH and PRAGMA writes "
+               "are refused. ")
+            + "Exactly one statement per call. Dates are ISO 8601 text: compare them with full "
+            "'YYYY-MM-DD' literals and use strftime()/substr() to group by month or year. "
+            + db_summary
+        ),
+    )
+    async def query_db(
+        sql: Annotated[str, Field(description="One SQLite statement, e.g. "
+                                              "'select region, sum(amount) as total from sales "
+                                              "group by region'.")],
+        limit: Annotated[int, Field(ge=0, description="Maximum rows to return; more rows "
+                                                      "set truncated=true.")] = DEFAULT_LIMIT,
+    ) -> Annotated[CallToolResult, Table]:
+        return await call_in_thread(
+            "query_db", lambda cancel: run_query(settings, sql, limit, cancel))
+
+    @server.tool(
+        title="List database tables",
+        annotations=read_only.model_copy(update={"title": "List database tables"}),
+        structured_output=True,
+        description="List the tables and views of the database with their number of columns "
+                    "and (for tables) rows.",
+    )
+    async def list_tables() -> Annotated[CallToolResult, Table]:
+        return await call_in_thread("list_tables", lambda _: list_tables_table(settings))
+
+    @server.tool(
+        title="Describe a table",
+        annotations=read_only.model_copy(update={"title": "Describe a table"}),
+        structured_output=True,
+        description="Describe a table or view: one row per column with its declared type, "
+                    "notnull, default, primary-key position and foreign-key reference; "
+                    "table_rows gives the number of rows.",
+    )
+    async def describe_table(
+        table: Annotated[str, Field(description="Name of a table or view.")],
+    ) -> Annotated[CallToolResult, TableDescription]:
+        return await call_in_thread(
+            "describe_table", lambda _: describe_table_table(settings, table))
+
+    @server.tool(
+        title="List files",
+        annotations=read_only.model_copy(update={"title": "List files"}),
+        structured_output=True,
+        description="List files and directories under the server's root directory as a table "
+                    "(name relative to the root, type file/dir/symlink, size in bytes, modified "
+                    "as ISO 8601 UTC). Paths may not leave the root.",
+    )
+    async def list_files(
+        path: Annotated[str, Field(description="Directory (or file) relative to the root.")] = ".",
+        pattern: Annotated[str | None, Field(description="Glob matched against names, "
+                                                         "e.g. '*.csv'.")] = None,
+        recursive: Annotated[bool, Field(description="Include subdirectories.")] = False,
+        limit: Annotated[int, Field(ge=0, description="Maximum entries to return.")] = 10_000,
+    ) -> Annotated[CallToolResult, Table]:
+        return await call_in_thread(
+            "list_files", lambda _: list_files_table(jail, path, pattern, recursive, limit))
+
+    @server.tool(
+        title="Read a CSV file",
+        annotations=read_only.model_copy(update={"title": "Read a CSV file"}),
+        structured_output=True,
+        description="Read a CSV (or TSV) file under the root directory as a table; the first "
+                    "row is the header, column types are inferred (INTEGER, REAL, TEXT) and "
+                    "empty cells are null.",
+    )
+    async def read_csv(
+        path: Annotated[str, Field(description="CSV file relative to the root.")],
+        limit: Annotated[int, Field(ge=0, description="Maximum rows to return.")] = DEFAULT_LIMIT,
+    ) -> Annotated[CallToolResult, Table]:
+        return await call_in_thread("read_csv", lambda _: read_csv_table(jail, path, limit))
+
+    @server.resource("schema://database", name="database schema", mime_type="application/sql",
+                     description="The CREATE statements of the database's tables, indexes and "
+                                 "views.")
+    def database_schema() -> str:
+        return schema_sql(settings)
+
+    @server.prompt(title="Explore a table",
+                   description="Ask for an exploratory look at one table of the database.")
+    def explore_table(table: str) -> str:
+        return (
+            f"Explore the table `{table}` of the database. Use describe_table to see its "
+            "columns, then query_db to look at ten sample rows, the null count and number of "
+            "distinct values per column, and the range of numeric and date columns. Say how it "
+            "relates to the other tables (foreign keys) and point out anything surprising."
+        )
+
+    return server
+
+
