@@ -13,7 +13,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from .common import DEFAULT_DB, DEFAULT_LIMIT, Settings, ToolFailure
+from .common import DEFAULT_DB, DEFAULT_LIMIT, Deadline, Settings, ToolFailure
 from .files import Jail, list_files_table, read_csv_table
 from .sql import (
     connect,
@@ -27,18 +27,47 @@ from .tables import Table, TableDescription, table_result
 
 logger = logging.getLogger("mcp_magic.server")
 
-async def call_in_thread(tool: str, work: Callable[[threading.Event], Table]) -> CallToolResult:
-    """Run blocking work in a thread; failures become isError results, cancellation stops it."""
+GRACE = 5.0  # seconds past the time limit before a call that ignores it is abandoned
+
+
+def error_result(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+async def call_in_thread(tool: str, settings: Settings,
+                         work: Callable[[Deadline], Table]) -> CallToolResult:
+    """Run blocking work in a thread, within the server's time limit per call.
+
+    Anticipated failures become one-line isError results, and so does anything else (its
+    traceback goes to the server's log). The work watches its `Deadline`; should it not
+    return a little after the limit all the same, the call answers anyway and the thread
+    is abandoned with its cancel flag set. A client's cancellation sets that flag too.
+    """
     cancel = threading.Event()
+    deadline = Deadline(tool, settings.timeout, cancel)
+
+    def run() -> CallToolResult:
+        return table_result(work(deadline))
+
     try:
-        table = await anyio.to_thread.run_sync(work, cancel, abandon_on_cancel=True)
+        with anyio.move_on_after(settings.timeout + GRACE) as scope:
+            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
     except ToolFailure as exc:
         logger.info("%s refused: %s", tool, exc)
-        return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
+        return error_result(str(exc))
     except anyio.get_cancelled_exc_class():
-        cancel.set()  # the progress handler interrupts the query
+        cancel.set()  # the progress handler interrupts the query, loops check the flag
         raise
-    return table_result(table)
+    except Exception as exc:
+        logger.exception("%s failed", tool)
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        return error_result(f"{tool} failed: {type(exc).__name__}" + (f": {first}" if first
+                                                                      else ""))
+    finally:
+        cancel.set()  # whatever happened, the thread has nothing left to do
+    assert scope.cancelled_caught
+    logger.warning("%s did not stop at its time limit; abandoned", tool)
+    return error_result(deadline.failure().args[0])
 
 
 def describe_database(settings: Settings) -> str:
@@ -120,7 +149,7 @@ def build_server(settings: Settings) -> MCPServer:
                                                       "set truncated=true.")] = DEFAULT_LIMIT,
     ) -> Annotated[CallToolResult, Table]:
         return await call_in_thread(
-            "query_db", lambda cancel: run_query(settings, sql, limit, cancel))
+            "query_db", settings, lambda d: run_query(settings, sql, limit, d.cancel))
 
     @server.tool(
         title="List database tables",
@@ -130,7 +159,8 @@ def build_server(settings: Settings) -> MCPServer:
                     "and (for tables) rows.",
     )
     async def list_tables() -> Annotated[CallToolResult, Table]:
-        return await call_in_thread("list_tables", lambda _: list_tables_table(settings))
+        return await call_in_thread(
+            "list_tables", settings, lambda d: list_tables_table(settings, d.cancel))
 
     @server.tool(
         title="Describe a table",
@@ -144,7 +174,7 @@ def build_server(settings: Settings) -> MCPServer:
         table: Annotated[str, Field(description="Name of a table or view.")],
     ) -> Annotated[CallToolResult, TableDescription]:
         return await call_in_thread(
-            "describe_table", lambda _: describe_table_table(settings, table))
+            "describe_table", settings, lambda d: describe_table_table(settings, table, d.cancel))
 
     @server.tool(
         title="List files",
@@ -162,7 +192,8 @@ def build_server(settings: Settings) -> MCPServer:
         limit: Annotated[int, Field(ge=0, description="Maximum entries to return.")] = 10_000,
     ) -> Annotated[CallToolResult, Table]:
         return await call_in_thread(
-            "list_files", lambda _: list_files_table(jail, path, pattern, recursive, limit))
+            "list_files", settings,
+            lambda d: list_files_table(jail, path, pattern, recursive, limit, d))
 
     @server.tool(
         title="Read a CSV file",
@@ -176,7 +207,10 @@ def build_server(settings: Settings) -> MCPServer:
         path: Annotated[str, Field(description="CSV file relative to the root.")],
         limit: Annotated[int, Field(ge=0, description="Maximum rows to return.")] = DEFAULT_LIMIT,
     ) -> Annotated[CallToolResult, Table]:
-        return await call_in_thread("read_csv", lambda _: read_csv_table(jail, path, limit))
+        return await call_in_thread(
+            "read_csv", settings,
+            lambda d: read_csv_table(jail, path, limit, d, settings.max_value_bytes,
+                                     settings.max_answer_bytes))
 
     @server.resource("schema://database", name="database schema", mime_type="application/sql",
                      description="The CREATE statements of the database's tables, indexes and "

@@ -7,8 +7,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .common import WRITES_HINT, Settings, ToolFailure
-from .tables import Table, TableDescription, encode_blobs, infer_type, make_table
+from .common import WRITES_HINT, Settings, ToolFailure, shorten
+from .tables import AnswerBudget, Table, TableDescription, encode_blobs, infer_type, make_table
 
 # --------------------------------------------------------------------------- SQLite access
 
@@ -119,7 +119,9 @@ def statement_kind(sql: str) -> str:
 
 def connect(settings: Settings, guard: Guard | None = None,
             cancel: threading.Event | None = None) -> sqlite3.Connection:
-    """Open the database: read-only three ways unless writes are allowed."""
+    """Open the database: read-only three ways unless writes are allowed, bounded in time
+    (a progress handler stops work after ``settings.timeout`` or on `cancel`) and in the
+    size of any one value (SQLite's length limit)."""
     mode = "rwc" if settings.allow_writes else "ro"
     uri = f"{settings.db.resolve().as_uri()}?mode={mode}"
     con = sqlite3.connect(uri, uri=True, isolation_level=None)
@@ -127,6 +129,8 @@ def connect(settings: Settings, guard: Guard | None = None,
         if not settings.allow_writes:
             con.execute("PRAGMA query_only = ON")
         con.set_authorizer(guard or Guard(settings.allow_writes))
+        if hasattr(con, "setlimit"):  # Python >= 3.11; on 3.10 only the answer size is capped
+            con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, settings.max_value_bytes)
         deadline = time.monotonic() + settings.timeout
 
         def stop() -> bool:
@@ -137,6 +141,22 @@ def connect(settings: Settings, guard: Guard | None = None,
         con.close()
         raise
     return con
+
+
+def limit_failure(tool: str, message: str, settings: Settings,
+                  cancel: threading.Event | None = None) -> ToolFailure | None:
+    """The one-line message for an SQLite error that a server limit caused, if it was one."""
+    if message == "interrupted":
+        if cancel is not None and cancel.is_set():
+            return ToolFailure(f"{tool} was cancelled")
+        work = "the query" if tool == "query_db" else "its work"
+        return ToolFailure(f"{tool} stopped {work} after {settings.timeout:g} s, the server's "
+                           "time limit per call (--timeout)")
+    if "too big" in message:  # "string or blob too big"
+        return ToolFailure(f"{tool} stopped: a value would be larger than "
+                           f"{settings.max_value_bytes:,} bytes, the server's limit per value "
+                           "(--max-value-bytes)")
+    return None
 
 
 def quote_identifier(name: str) -> str:
@@ -193,26 +213,43 @@ def column_types(names: Sequence[str], rows: Sequence[Sequence[Any]],
     return types
 
 
-
-def sql_failure(exc: Exception, sql: str, guard: Guard, settings: Settings) -> ToolFailure:
+def sql_failure(exc: Exception, sql: str, guard: Guard, settings: Settings,
+                cancel: threading.Event | None = None) -> ToolFailure:
     """Turn an sqlite3 error into a one-line message a model (and a person) can act on."""
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     reason = guard.explain(sql)
     if reason:
         return ToolFailure(reason)
+    limited = limit_failure("query_db", message, settings, cancel)
+    if limited:
+        return limited
     if "one statement at a time" in message:
         return ToolFailure("query_db runs exactly one SQL statement per call; stacked statements "
                            "(several separated by ';') are refused")
     if "readonly database" in message or "query_only" in message:
         return ToolFailure(f"query_db is read-only: this statement would write ({WRITES_HINT})")
-    if message == "interrupted":
-        return ToolFailure(f"query_db stopped the query after {settings.timeout:g} s "
-                           "(or it was cancelled)")
     if message.startswith("no such table"):
         message += " (list_tables shows the tables and views)"
     elif message.startswith("no such column"):
         message += " (describe_table shows a table's columns)"
     return ToolFailure(f"SQL error: {message}")
+
+
+def fetch_rows(cursor: sqlite3.Cursor, limit: int,
+               max_bytes: int) -> tuple[list[Any], bool, str | None]:
+    """Up to `limit` rows and `max_bytes` (as JSON, roughly); whether more existed; why cut.
+
+    Row by row: a chunk of rows could hold many values of the maximum size each.
+    """
+    budget = AnswerBudget(max_bytes)
+    rows: list[Any] = []
+    for row in cursor:
+        if len(rows) == limit:
+            return rows, True, None
+        if not budget.admits(row):
+            return rows, True, budget.note(len(rows))
+        rows.append(row)
+    return rows, False, None
 
 
 def run_query(settings: Settings, sql: str, limit: int,
@@ -229,16 +266,13 @@ def run_query(settings: Settings, sql: str, limit: int,
                 affected = max(cursor.rowcount, 0)
                 return make_table(["rows_affected"], ["INTEGER"], [[affected]])
             names = [d[0] for d in cursor.description]
-            rows = cursor.fetchmany(limit + 1)
+            rows, truncated, note = fetch_rows(cursor, limit, settings.max_answer_bytes)
         except (sqlite3.Error, sqlite3.Warning) as exc:  # Python < 3.11 warns on ';' stacks
-            raise sql_failure(exc, statement, guard, settings) from None
-        truncated = len(rows) > limit
-        if truncated:
-            del rows[limit:]
+            raise sql_failure(exc, statement, guard, settings, cancel) from None
         cursor.close()
         declared = declared_types(con, set(guard.sources))
         types = column_types(names, rows, declared)
-        return make_table(names, types, encode_blobs(rows, types), truncated)
+        return make_table(names, types, encode_blobs(rows, types), truncated, note)
     finally:
         con.close()
 
@@ -250,8 +284,14 @@ def table_kinds(con: sqlite3.Connection) -> list[tuple[str, str]]:
     ).fetchall()
 
 
-def list_tables_table(settings: Settings) -> Table:
-    con = connect(settings)
+def schema_failure(tool: str, exc: sqlite3.Error, settings: Settings,
+                   cancel: threading.Event | None) -> ToolFailure:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return limit_failure(tool, message, settings, cancel) or ToolFailure(f"SQL error: {message}")
+
+
+def list_tables_table(settings: Settings, cancel: threading.Event | None = None) -> Table:
+    con = connect(settings, cancel=cancel)
     try:
         rows = []
         for name, kind in table_kinds(con):
@@ -261,20 +301,21 @@ def list_tables_table(settings: Settings) -> Table:
                 n_rows = con.execute(f"SELECT count(*) FROM {quote_identifier(name)}").fetchone()[0]
             rows.append([name, kind, n_columns.fetchone()[0], n_rows])
     except sqlite3.Error as exc:
-        raise ToolFailure(f"SQL error: {exc}") from None
+        raise schema_failure("list_tables", exc, settings, cancel) from None
     finally:
         con.close()
     return make_table(["name", "type", "columns", "rows"], ["TEXT", "TEXT", "INTEGER", "INTEGER"],
                       rows)
 
 
-def describe_table_table(settings: Settings, table: str) -> TableDescription:
-    con = connect(settings)
+def describe_table_table(settings: Settings, table: str,
+                         cancel: threading.Event | None = None) -> TableDescription:
+    con = connect(settings, cancel=cancel)
     try:
         kinds = {name.lower(): (name, kind) for name, kind in table_kinds(con)}
         if table.lower() not in kinds:
             known = ", ".join(name for name, _ in kinds.values()) or "none"
-            raise ToolFailure(f"no table or view named {table!r} (known: {known})")
+            raise ToolFailure(f"no table or view named {shorten(table)} (known: {known})")
         name, kind = kinds[table.lower()]
         references = {
             src: f"{target}.{column}" if column else target
@@ -288,7 +329,7 @@ def describe_table_table(settings: Settings, table: str) -> TableDescription:
         ]
         count = con.execute(f"SELECT count(*) FROM {quote_identifier(name)}").fetchone()[0]
     except sqlite3.Error as exc:
-        raise ToolFailure(f"SQL error: {exc}") from None
+        raise schema_failure("describe_table", exc, settings, cancel) from None
     finally:
         con.close()
     table_part = make_table(
