@@ -185,7 +185,7 @@ def list_files_table(jail: Jail, path: str, pattern: str | None, recursive: bool
     target = jail.resolve(path, "list_files")
     rows: list[list[Any]] = []
     truncated = False
-    if pattern is not None and not pattern.strip("/"):
+    if pattern and not pattern.strip("/"):
         raise ToolFailure(f"pattern {shorten(pattern)} matches nothing: give a glob such as "
                           "'*.csv'")
     try:

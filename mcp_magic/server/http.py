@@ -29,6 +29,8 @@ from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .common import shorten
+
 TOKEN_VARIABLE = "MCP_MAGIC_SERVER_TOKEN"
 DEFAULT_SESSION_IDLE_TIMEOUT = 600.0
 DEFAULT_MAX_SESSIONS = 1000
@@ -145,8 +147,8 @@ class Guarded:
         refusal = None
         if not self.exposure.host_allowed(host):
             refusal = PlainTextResponse(
-                f"Host {host!r} is not allowed; start the server with --allowed-hosts NAME "
-                "to accept it", status_code=421)
+                f"Host {shorten(host or '')} is not allowed; start the server with "
+                "--allowed-hosts NAME to accept it", status_code=421)
         elif not self.exposure.origin_allowed(headers.get("origin")):
             refusal = PlainTextResponse("Origin not allowed (DNS-rebinding protection)",
                                         status_code=403)

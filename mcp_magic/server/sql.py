@@ -117,20 +117,54 @@ def statement_kind(sql: str) -> str:
     return words[0]
 
 
+class BoundedConnection(sqlite3.Connection):
+    """A connection that notes when a value ran into SQLite's length limit.
+
+    Most functions fail with "string or blob too big" there, but printf() and format()
+    quietly answer NULL. They are routed through a second, in-memory connection with the
+    same limit (SQLite's own implementation, same results), and a NULL from a non-NULL
+    format raises instead.
+    """
+
+    too_big = False
+    formatter: sqlite3.Connection | None = None
+
+    def bound_formatters(self, max_bytes: int) -> None:
+        self.formatter = helper = sqlite3.connect(":memory:", check_same_thread=False)
+        helper.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max_bytes)
+        names = ["printf"] + (["format"] if sqlite3.sqlite_version_info >= (3, 38) else [])
+        for name in names:
+            def call(*args: Any, name: str = name) -> Any:
+                marks = ", ".join("?" * len(args))
+                value = helper.execute(f"SELECT {name}({marks})", args).fetchone()[0]
+                if value is None and args and args[0] is not None:
+                    self.too_big = True
+                    raise ValueError("string or blob too big")
+                return value
+
+            self.create_function(name, -1, call, deterministic=True)
+
+    def close(self) -> None:
+        if self.formatter is not None:
+            self.formatter.close()
+        super().close()
+
+
 def connect(settings: Settings, guard: Guard | None = None,
-            cancel: threading.Event | None = None) -> sqlite3.Connection:
+            cancel: threading.Event | None = None) -> BoundedConnection:
     """Open the database: read-only three ways unless writes are allowed, bounded in time
     (a progress handler stops work after ``settings.timeout`` or on `cancel`) and in the
     size of any one value (SQLite's length limit)."""
     mode = "rwc" if settings.allow_writes else "ro"
     uri = f"{settings.db.resolve().as_uri()}?mode={mode}"
-    con = sqlite3.connect(uri, uri=True, isolation_level=None)
+    con = sqlite3.connect(uri, uri=True, isolation_level=None, factory=BoundedConnection)
     try:
         if not settings.allow_writes:
             con.execute("PRAGMA query_only = ON")
         con.set_authorizer(guard or Guard(settings.allow_writes))
         if hasattr(con, "setlimit"):  # Python >= 3.11; on 3.10 only the answer size is capped
             con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, settings.max_value_bytes)
+            con.bound_formatters(settings.max_value_bytes)
         deadline = time.monotonic() + settings.timeout
 
         def stop() -> bool:
@@ -268,7 +302,8 @@ def run_query(settings: Settings, sql: str, limit: int,
             names = [d[0] for d in cursor.description]
             rows, truncated, note = fetch_rows(cursor, limit, settings.max_answer_bytes)
         except (sqlite3.Error, sqlite3.Warning) as exc:  # Python < 3.11 warns on ';' stacks
-            raise sql_failure(exc, statement, guard, settings, cancel) from None
+            cause: Exception = sqlite3.DataError("string or blob too big") if con.too_big else exc
+            raise sql_failure(cause, statement, guard, settings, cancel) from None
         cursor.close()
         declared = declared_types(con, set(guard.sources))
         types = column_types(names, rows, declared)
