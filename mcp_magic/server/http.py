@@ -47,15 +47,17 @@ def is_loopback(host: str) -> bool:
 
 
 def _host_name(host: str) -> str:
-    """How `host` appears in a Host header (IPv6 addresses in brackets), lower case."""
+    """The name in a Host header or host option, lower case, without a port; IPv6 addresses
+    in brackets ('[::1]')."""
     host = host.strip().lower()
-    if ":" in host and not host.startswith("["):
+    if host.startswith("["):  # [::1] or [::1]:8000
+        return host[:host.find("]") + 1] if "]" in host else host
+    if host.count(":") > 1:
         try:
-            ipaddress.IPv6Address(host)
-            return f"[{host}]"
+            return f"[{ipaddress.IPv6Address(host)}]"
         except ValueError:
-            pass
-    return host
+            return host
+    return host.split(":", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,7 @@ class Exposure:
     def host_allowed(self, host: str | None) -> bool:
         if self.hosts is None:
             return True
-        if not host:
-            return False
-        host = host.strip().lower()
-        if host.startswith("["):  # [::1]:8000
-            name = host[:host.find("]") + 1] if "]" in host else host
-        else:
-            name = host.split(":", 1)[0]
-        return name in self.hosts
+        return bool(host) and _host_name(host or "") in self.hosts
 
     def origin_allowed(self, origin: str | None) -> bool:
         if not origin or self.hosts is None:
@@ -90,17 +85,6 @@ class Exposure:
         return scheme.lower() == "bearer" and hmac.compare_digest(
             given.strip().encode(), self.token.encode())
 
-    def transport_security(self) -> TransportSecuritySettings:
-        """The same Host/Origin rules for the SDK's own check (defence in depth)."""
-        if self.hosts is None:
-            return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-        return TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=[h for host in self.hosts for h in (host, f"{host}:*")],
-            allowed_origins=[f"{scheme}://{h}" for host in self.hosts
-                             for h in (host, f"{host}:*") for scheme in ("http", "https")],
-        )
-
 
 def allowed_hosts(bind_host: str, extra: Iterable[str]) -> tuple[str, ...] | None:
     """Loopback names, this machine's names, the bound address and `extra` (None for '*')."""
@@ -109,7 +93,7 @@ def allowed_hosts(bind_host: str, extra: Iterable[str]) -> tuple[str, ...] | Non
         return None
     hosts = list(_LOOPBACK_NAMES)
     if not is_loopback(bind_host):
-        hosts += [socket.gethostname(), socket.getfqdn()]
+        hosts.append(socket.gethostname())
         if bind_host not in ("0.0.0.0", "::", ""):
             hosts.append(bind_host)
     hosts += extra
@@ -171,14 +155,17 @@ def serve_http(server: MCPServer, transport: str, host: str, port: int,
 
     token, generated = choose_token(host)
     exposure = Exposure(hosts=allowed_hosts(host, extra_hosts), token=token)
+    # `Guarded` checks Host and Origin for every path (case-insensitively, with a message
+    # that says what to do); the SDK's own check would only repeat it.
+    checked = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     if transport == "http":
         app = server.streamable_http_app(
             streamable_http_path="/mcp", session_idle_timeout=session_idle_timeout,
-            max_sessions=max_sessions, transport_security=exposure.transport_security(),
+            max_sessions=max_sessions, transport_security=checked,
             host=host)
         path = "/mcp"
     else:
-        app = server.sse_app(sse_path="/sse", transport_security=exposure.transport_security(),
+        app = server.sse_app(sse_path="/sse", transport_security=checked,
                              host=host)
         path = "/sse"
     shown = _host_name(host)
