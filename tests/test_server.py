@@ -374,3 +374,24 @@ def test_cli_rejects_a_missing_database(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert "database not found" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--db", "{fifo}"], "database is not a regular file"),
+        (["--timeout", "0"], "argument --timeout: must be a positive number, not '0'"),
+        (["--max-answer-bytes", "lots"], "argument --max-answer-bytes: not a number: 'lots'"),
+        (["--session-idle-timeout", "inf"], "must be a positive number, not 'inf'"),
+    ],
+)
+def test_cli_rejects_bad_options_in_one_line(tmp_path: Path, args: list[str],
+                                             expected: str) -> None:
+    fifo = tmp_path / "db.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcp_magic.server", *(a.format(fifo=fifo) for a in args)],
+        env={**os.environ, **server_env()}, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2
+    assert expected in proc.stderr.strip().splitlines()[-1]

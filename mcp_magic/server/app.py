@@ -193,7 +193,8 @@ def build_server(settings: Settings) -> MCPServer:
     ) -> Annotated[CallToolResult, Table]:
         return await call_in_thread(
             "list_files", settings,
-            lambda d: list_files_table(jail, path, pattern, recursive, limit, d))
+            lambda d: list_files_table(jail, path, pattern, recursive, limit, d,
+                                       settings.max_answer_bytes))
 
     @server.tool(
         title="Read a CSV file",

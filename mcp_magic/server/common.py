@@ -44,7 +44,7 @@ class Deadline:
             raise self.failure()
 
     def failure(self) -> ToolFailure:
-        if self.cancel is not None and self.cancel.is_set():
+        if time.monotonic() <= self.end and self.cancel is not None and self.cancel.is_set():
             return ToolFailure(f"{self.tool} was cancelled")
         return ToolFailure(f"{self.tool} stopped after {self.seconds:g} s, the server's time "
                            "limit per call (--timeout)")

@@ -180,9 +180,10 @@ def _walk(top: Path, recursive: bool, deadline: Deadline) -> Iterator[Path]:
 
 
 def list_files_table(jail: Jail, path: str, pattern: str | None, recursive: bool,
-                     limit: int, deadline: Deadline) -> Table:
+                     limit: int, deadline: Deadline, max_bytes: int) -> Table:
     deadline.check()
     target = jail.resolve(path, "list_files")
+    budget = AnswerBudget(max_bytes)
     rows: list[list[Any]] = []
     truncated = False
     if pattern and not pattern.strip("/"):
@@ -203,13 +204,17 @@ def list_files_table(jail: Jail, path: str, pattern: str | None, recursive: bool
                 truncated = True
                 break
             row = _entry_row(jail, entry)
-            if row is not None:
-                rows.append(row)
+            if row is None:
+                continue
+            if not budget.admits(row):
+                break
+            rows.append(row)
     except OSError as exc:
         raise os_failure("list_files", path, exc) from None
     rows.sort(key=lambda row: row[0])
     return make_table(["name", "type", "size", "modified"],
-                      ["TEXT", "TEXT", "INTEGER", "TIMESTAMP"], rows, truncated)
+                      ["TEXT", "TEXT", "INTEGER", "TIMESTAMP"], rows, truncated,
+                      budget.note(len(rows)))
 
 
 _INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
