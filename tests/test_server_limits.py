@@ -6,11 +6,15 @@ Each case runs against the real server process, once over each transport.
 
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from server_utils import (
+    SAMPLE_DB,
     HttpServer,
     LiveClient,
     error_text,
@@ -18,6 +22,9 @@ from server_utils import (
     stdio_params,
     table,
 )
+
+from mcp_magic.server.app import call_in_thread
+from mcp_magic.server.common import Deadline, Settings
 
 MAX_VALUE = 1_000_000
 MAX_ANSWER = 200_000
@@ -217,3 +224,31 @@ def test_every_tool_stops_at_the_time_limit(hasty: LiveClient, tool: str,
                                             arguments: dict[str, object],
                                             expected: str) -> None:
     assert error_text(hasty.call(tool, **arguments)) == expected
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+def run_call(work: Any, timeout: float = 60, grace: float = 5) -> Any:
+    settings = Settings(db=SAMPLE_DB, root=Path("."), timeout=timeout)
+    return anyio.run(lambda: call_in_thread("some_tool", settings, work, grace))
+
+
+def test_work_that_ignores_its_deadline_is_abandoned_with_one_line() -> None:
+    release = threading.Event()
+    try:
+        result = run_call(lambda deadline: release.wait(60), timeout=0.05, grace=0)
+    finally:
+        release.set()
+    assert result.is_error
+    assert result.content[0].text == ("some_tool stopped after 0.05 s, the server's time limit "
+                                      "per call (--timeout)")
+
+
+def test_an_unexpected_error_is_one_line_naming_it() -> None:
+    def work(deadline: Deadline) -> Any:
+        raise RuntimeError("the disk caught fire\nTraceback (most recent call last): ...")
+
+    result = run_call(work)
+    assert result.is_error
+    assert result.content[0].text == "some_tool failed: RuntimeError: the disk caught fire"

@@ -34,8 +34,8 @@ def error_result(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
-async def call_in_thread(tool: str, settings: Settings,
-                         work: Callable[[Deadline], Table]) -> CallToolResult:
+async def call_in_thread(tool: str, settings: Settings, work: Callable[[Deadline], Table],
+                         grace: float = GRACE) -> CallToolResult:
     """Run blocking work in a thread, within the server's time limit per call.
 
     Anticipated failures become one-line isError results, and so does anything else (its
@@ -50,7 +50,7 @@ async def call_in_thread(tool: str, settings: Settings,
         return table_result(work(deadline))
 
     try:
-        with anyio.move_on_after(settings.timeout + GRACE) as scope:
+        with anyio.move_on_after(settings.timeout + grace) as scope:
             return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
     except ToolFailure as exc:
         logger.info("%s refused: %s", tool, exc)
@@ -95,7 +95,8 @@ def instructions(settings: Settings) -> str:
     return (
         f"Runs SQL over {what} with query_db ({access}); list_tables and describe_table "
         "show the schema. list_files and read_csv work on files under the server's root "
-        "directory. Tabular results come back as {columns, types, rows, row_count, truncated}; "
+        "directory. Tabular results come back as {columns, types, rows, row_count, truncated} "
+        "(plus a note when the server's size limit cut the rows); "
         "dates are ISO 8601 text."
     )
 

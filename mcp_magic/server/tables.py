@@ -35,7 +35,8 @@ class Table(TypedDict):
     # against the output schema, and checking 100,000 rows cell by cell takes seconds.
     rows: Annotated[list[list[Any]], SkipValidation(), WithJsonSchema(_ROWS_SCHEMA)]
     row_count: Annotated[int, Field(description="Number of rows returned.")]
-    truncated: Annotated[bool, Field(description="True when more rows existed than the limit.")]
+    truncated: Annotated[bool, Field(description="True when more rows existed than the limit "
+                                                 "(or the server's answer size allowed).")]
     note: NotRequired[Annotated[str, Field(
         description="Why the rows were cut short when the server's size limit did it.")]]
 
