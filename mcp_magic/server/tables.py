@@ -6,12 +6,12 @@ Tools build their answer with `make_table`; `table_result` turns it into the MCP
 
 import base64
 from collections.abc import Iterable, Sequence
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 import pydantic_core
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field, SkipValidation, WithJsonSchema
-from typing_extensions import NotRequired
+from typing_extensions import NotRequired, TypedDict
 
 PREVIEW_ROWS = 20
 TEXT_LIMIT = 64 * 1024  # larger tables get a summary as text content (the data stays structured)
