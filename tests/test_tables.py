@@ -35,7 +35,7 @@ def test_json_list_of_records():
 
 
 def test_json_list_of_records_matches_pandas_baseline():
-    records = [{"id": i, "x": i / 2, "ok": i % 2 == 0, "s": str(i)} for i in range(50)]
+    records = [{"id": i, "x": i / 2, "ok": i % 2 == 0, "s": f"id-{i}"} for i in range(50)]
     text = json.dumps(records)
     pd.testing.assert_frame_equal(
         result_to_table(None, text), pd.DataFrame.from_records(json.loads(text))
