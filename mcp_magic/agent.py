@@ -83,6 +83,7 @@ class BoundTool:
     schema: dict[str, Any]
     read_only: bool
     description: str
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass
@@ -198,6 +199,7 @@ class Agent:
                     schema=tool.input_schema or {"type": "object", "properties": {}},
                     read_only=bool(annotations and annotations.read_only_hint),
                     description=(tool.description or tool.title or tool.name).strip(),
+                    output_schema=tool.output_schema,
                 )
                 offered = True
             if offered:
@@ -410,7 +412,7 @@ class Agent:
             result = await self.manager.acall_tool(bound.server, bound.tool, arguments)
         except McpError as exc:
             return self._fail(call, started, publish, str(exc))
-        outcome = interpret(result, bound.tool)
+        outcome = interpret(result, bound.tool, bound.output_schema)
         duration = time.monotonic() - started
         if outcome.error is not None:
             publish(ToolCallFinished(call.id, "error", duration, error=outcome.error))

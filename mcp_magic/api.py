@@ -104,9 +104,9 @@ class Host:
         from .results import interpret
 
         server, tool = parse_target(target)
-        self.manager.tool(server, tool)
+        definition = self.manager.tool(server, tool)
         result = self.manager.call_tool(server, tool, {**(arguments or {}), **kwargs})
-        outcome = interpret(result, tool)
+        outcome = interpret(result, tool, getattr(definition, "output_schema", None))
         if outcome.error is not None:
             raise ToolError(f"{target}: {outcome.error}")
         return outcome.value

@@ -443,9 +443,16 @@ class McpMagics(Magics):
         from .render import ToolText
         from .results import interpret
 
-        outcome = interpret(result, tool)
+        definition = self.manager.sessions[server].tools.get(tool)
+        outcome = interpret(result, tool, getattr(definition, "output_schema", None))
         if outcome.error is not None:
             raise McpRuntimeError(f"{server}.{tool}: {outcome.error}")
+        if outcome.notices:
+            from IPython.display import display
+
+            from .render import ServerNotes
+
+            display(ServerNotes(outcome.notices))
         return ToolText(outcome.value) if isinstance(outcome.value, str) else outcome.value
 
     def _do_resources(self, parser: Any, rest: str) -> Any:

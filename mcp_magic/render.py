@@ -67,6 +67,33 @@ class ToolText(str):
         printer.text(str(self))
 
 
+class ServerNotes:
+    """What a server said about its answer (rows cut, warnings, other fields), a line each."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = list(lines)
+
+    def _repr_html_(self) -> str:
+        return server_notes_html(self.lines)
+
+    def __repr__(self) -> str:
+        return server_notes_text(self.lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+def server_notes_text(lines: Sequence[str]) -> str:
+    return "\n".join(f"note: {line}" for line in lines)
+
+
+def server_notes_html(lines: Sequence[str]) -> str:
+    return "".join(
+        f"<div class='mcp-magic-notice' style='color:#a60'>note: {html.escape(line)}</div>"
+        for line in lines
+    )
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"

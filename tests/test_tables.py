@@ -543,7 +543,7 @@ def test_error_text_wins_over_structured_content():
         '{"temperature": 21.5, "unit": "C"}',
         '{"a": {"b": 1}, "c": {"d": 2}}',
         "[1, 2, 3]",
-        '[[1, 2], [3, 4]]',
+        '[[1, 2], [3]]',
         '{"tags": ["x", "y"]}',
         "Table created successfully: users",
         "",

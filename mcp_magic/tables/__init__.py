@@ -97,9 +97,12 @@ def _flagged_error(structured_content: object, text: str | None) -> str:
     """An ``isError`` result's message: an envelope's message rather than its JSON."""
     message = envelope_error(structured_content)
     if message is None and text and len(text) <= _ENVELOPE_ERROR_MAX_CHARS:
-        value, ok = parse_text(text)
-        if ok:
-            message = envelope_error(value)
+        # the envelope may follow a prefix: "Error calling tool 'x': {"success": false, ...}"
+        start = text.find("{", 0, 300)
+        if start >= 0:
+            value, ok = parse_text(text[start:])
+            if ok:
+                message = envelope_error(value)
     return message or error_text(text, True) or shorten(text)
 
 

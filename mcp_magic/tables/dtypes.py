@@ -23,7 +23,7 @@ import pandas as pd
 
 __all__ = ["type_kind", "schema_kind", "apply_kinds", "infer_columns"]
 
-Kind = str  # "int" | "float" | "bool" | "datetime" | "timedelta" | "text"
+Kind = str  # "int" | "float" | "bool" | "datetime" | "datetimetz" | "timedelta" | "text"
 
 # --------------------------------------------------------------------------- declarations
 
@@ -46,7 +46,7 @@ _TEXT_NAME = re.compile(
 # PostgreSQL type OIDs, as drivers report them (node-postgres ``fields[].dataTypeID``).
 _PG_OIDS = {
     16: "bool", 20: "int", 21: "int", 23: "int", 26: "int", 700: "float", 701: "float",
-    1700: "float", 1082: "datetime", 1114: "datetime", 1184: "datetime", 1186: "timedelta",
+    1700: "float", 1082: "datetime", 1114: "datetime", 1184: "datetimetz", 1186: "timedelta",
     25: "text", 1043: "text", 1042: "text", 18: "text", 19: "text", 2950: "text",
 }
 
@@ -74,6 +74,8 @@ def type_kind(name: object) -> Kind | None:
     if base in ("TIME", "TIMETZ") or base.startswith(("TIME WITH", "TIME WITHOUT")):
         return None  # a time of day: no pandas dtype, stays as it came
     if _DATETIME_NAME.fullmatch(base):
+        if "TZ" in base or "WITH TIME ZONE" in base or base == "DATETIMEOFFSET":
+            return "datetimetz"
         return "datetime"
     if base == "NUMBER" and "(" in t and t.rstrip(")").endswith(",0"):
         return "int"  # Oracle/Snowflake NUMBER(p,0)
@@ -174,7 +176,7 @@ def _coerce(series: pd.Series, kind: Kind, raw: Callable[[], list] | None) -> pd
         return series.astype("float64")
     if kind == "bool":
         return _to_bool(series)
-    if kind == "datetime":
+    if kind in ("datetime", "datetimetz"):
         if series.dtype.kind == "M" or not textual:
             return series  # epoch numbers are ambiguous (s? ms?): leave them
         return _to_datetime(series)

@@ -141,6 +141,8 @@ def _dict_table(obj: dict, hints: Hints, path: list[str], depth: int) -> pd.Data
         key = next((k for k in _ENVELOPE_KEYS if k in list_keys and _rows_like(obj[k])), None)
     if key is not None:
         table = _list_table(obj[key], hints, [*path, str(key)], name=str(key))
+        if table is None and not obj[key] and key in ("rows", "records"):
+            table = pd.DataFrame()  # named as rows: an empty result, not an empty list
         return _with_attrs(table, obj, (key,))
     if depth >= _MAX_DEPTH:
         return None
@@ -271,7 +273,8 @@ def _type_columns(df: pd.DataFrame, by_name: dict[str, Kind | None]) -> None:
 
 
 _EMPTY_DTYPES = {"int": "int64", "float": "float64", "bool": "bool",
-                 "datetime": "datetime64[ns]", "timedelta": "timedelta64[ns]"}
+                 "datetime": "datetime64[us]", "datetimetz": "datetime64[us, UTC]",
+                 "timedelta": "timedelta64[us]"}
 
 
 def _typed_empty(names: Sequence[str], kinds: Sequence[Kind | None]) -> pd.DataFrame:
