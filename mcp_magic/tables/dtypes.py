@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["type_kind", "schema_kind", "apply_kinds", "infer_columns"]
@@ -218,11 +220,10 @@ def _to_bool(series: pd.Series) -> pd.Series:
 _ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ]\d{2}:\d{2})")
 _ISO_OFFSET_END = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2}){0,2})$")
 _NUMBER_START = re.compile(r"-?(?:0|[1-9]\d{0,17})(?:\.\d+)?(?:[eE][+-]?\d{1,3})?$")
-_NUMBERS = re.compile(r"(?:-?(?:0|[1-9]\d{0,17})(?:\.\d+)?(?:[eE][+-]?\d{1,3})?\n)*")
-_ISO_LINES = re.compile(
-    r"(?:\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?"
-    r"(?:Z|[+-]\d{2}(?::?\d{2}){0,2})?)?\n)*"
-)
+# checked on all values joined by newlines, in C: any of these and the column stays text
+_NOT_NUMBER_CHAR = re.compile(r"[^0-9eE.+\-\n]")
+_LEADING_ZERO = re.compile(r"\n-?0\d")
+_LONG_INT = re.compile(r"\d{19}")
 
 
 def infer_columns(df: pd.DataFrame, skip: Sequence[bool] = ()) -> None:
@@ -251,28 +252,56 @@ def infer_columns(df: pd.DataFrame, skip: Sequence[bool] = ()) -> None:
 
 def _infer_text(series: pd.Series, value: str) -> pd.Series | None:
     if _ISO_START.match(value):
-        joined = _joined(series)
-        if joined is None or not _ISO_LINES.fullmatch(joined):
+        values = _text_values(series)
+        if values is None:
             return None
-        return _to_datetime(series)
+        converted = _to_datetime(series)
+        # "ISO8601" also reads "2024" or "2024-01": those must not become dates
+        if min(map(len, values)) < 10:
+            return None
+        return converted
     if _NUMBER_START.match(value):
-        joined = _joined(series)
-        if joined is None or not _NUMBERS.fullmatch(joined):
+        values = _text_values(series)
+        if values is None:
             return None
-        return pd.to_numeric(series)
+        joined = "\n" + "\n".join(values) + "\n"
+        if (
+            _NOT_NUMBER_CHAR.search(joined)
+            or "\n\n" in joined
+            or "\n+" in joined
+            or _LEADING_ZERO.search(joined)  # codes such as ZIP "01234" stay text
+            or (max(map(len, values)) > 18 and _LONG_INT.search(joined))  # beyond int64
+        ):
+            return None
+        return _to_numbers(series, values, joined)
     return None
 
 
-def _joined(series: pd.Series) -> str | None:
-    """The non-null values, one a line (None when one is not text): checked by one regex."""
-    try:
-        text = "\n".join(series.dropna())
-    except TypeError:
+def _to_numbers(series: pd.Series, values: Any, joined: str) -> pd.Series:
+    """Plain numbers as text (checked) -> int64 or float64; with NULLs, pandas does it."""
+    if len(values) == len(series):
+        floats = any(c in joined for c in ".eE")
+        try:
+            array = values.astype("float64") if floats else np.array(values.tolist(), "int64")
+            return pd.Series(array, index=series.index)
+        except (ValueError, OverflowError):
+            pass
+    return pd.to_numeric(series)
+    return None
+
+
+def _text_values(series: pd.Series) -> Any:
+    """The non-null values as an object array, or None when one is not text."""
+    values = series.dropna().to_numpy(dtype=object)
+    if series.dtype == object and not all(isinstance(v, str) for v in values):
         return None
-    return text + "\n" if text else None
+    return values
 
 
 def _to_datetime(series: pd.Series) -> pd.Series:
+    fast = _naive_iso_datetimes(series)
+    if fast is not None:
+        return fast
     try:
         return pd.to_datetime(series, format="ISO8601")
     except ValueError:
@@ -281,6 +310,25 @@ def _to_datetime(series: pd.Series) -> pd.Series:
         if not len(values) or not all(_ISO_OFFSET_END.search(v) for v in values):
             raise
         return pd.to_datetime(series, format="ISO8601", utc=True)
+
+
+def _naive_iso_datetimes(series: pd.Series) -> pd.Series | None:
+    """numpy's ISO reader (4x faster than pandas') for values without offsets, else None."""
+    cells = series.to_numpy(dtype=object, na_value=None)
+    values = cells[series.notna().to_numpy()] if series.hasnans else cells
+    try:
+        joined = "\n".join(values)
+    except TypeError:
+        return None
+    if "Z" in joined or "+" in joined or joined.count("-") != 2 * len(values):
+        return None  # an offset or a negative year: pandas reads those
+    if len(values) and min(map(len, values)) < 10:
+        return None
+    try:
+        array = np.array(cells, dtype="datetime64[us]")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return pd.Series(array, index=series.index, name=series.name)
 
 
 def _bool_objects(series: pd.Series) -> pd.Series | None:

@@ -254,7 +254,8 @@ def _rows_table(
     if len(names) != width:
         names, kinds = [f"col_{i}" for i in range(width)], kinds if len(kinds) == width else []
     try:
-        df = pd.DataFrame(rows if isinstance(rows, list) else list(rows), columns=names)
+        df = pd.DataFrame.from_records(rows if isinstance(rows, list) else list(rows),
+                                       columns=names)
     except (TypeError, ValueError):
         return None
     _apply(df, names, kinds, lambda i: [r[i] for r in rows])
@@ -334,13 +335,15 @@ def _values_table(values: list) -> pd.DataFrame | None:
         return None
     width = len(header)
     body = values[1:]
-    if any(len(r) > width for r in body):
+    widths = set(map(len, body))
+    if widths and max(widths) > width:
         return None
-    rows = [r + [None] * (width - len(r)) if len(r) < width else r for r in body]
-    df = pd.DataFrame(rows, columns=header) if rows else pd.DataFrame(columns=header)
-    for i in range(width):  # spreadsheets send empty cells as ""
+    if widths - {width}:  # spreadsheets leave out empty cells at the end of a row
+        body = [r + [None] * (width - len(r)) if len(r) < width else r for r in body]
+    df = pd.DataFrame.from_records(body, columns=header) if body else pd.DataFrame(columns=header)
+    for i in range(width):  # and send empty cells as ""
         col = df.iloc[:, i]
-        if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+        if (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)) and (col == "").any():
             df.isetitem(i, col.replace("", None))
     infer_columns(df)
     return df

@@ -11,6 +11,8 @@ import re
 
 import pandas as pd
 
+from .dtypes import infer_columns
+
 __all__ = ["text_table"]
 
 
@@ -133,6 +135,7 @@ def _infer_column(values: list[str]) -> pd.Series:
 # --------------------------------------------------------------------------- csv / tsv
 
 _DELIMITERS = ("\t", ",", ";")
+_SAMPLE_CHARS = 64 * 1024
 _HEADER_CELL = re.compile(r"[\w$%#&()/.+\-' ]{1,64}")
 _SENTENCE_END = re.compile(r"[^\W\d_][.!?]$")
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
@@ -146,23 +149,29 @@ def _delimited_table(text: str) -> pd.DataFrame | None:
     """
     stripped = text.strip()
     first_line = stripped.split("\n", 1)[0]
+    # The shape is judged on the first lines; pandas then reads all (and refuses rows
+    # with more fields than the header).
+    sample = stripped if len(stripped) <= _SAMPLE_CHARS else stripped[:_SAMPLE_CHARS]
+    if len(sample) < len(stripped):
+        sample = sample[: sample.rfind("\n")] if "\n" in sample else sample
     for delim in _DELIMITERS:
         if delim not in first_line:
             continue
         try:
-            rows = [r for r in csv.reader(io.StringIO(stripped), delimiter=delim) if r]
+            rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delim) if r]
         except csv.Error:
             continue
         width = len(rows[0])
         if len(rows) < 2 or width < 2 or any(len(r) != width for r in rows):
             continue
-        if not _is_header(rows[0]) or _reads_like_prose(stripped):
+        if not _is_header(rows[0]) or _reads_like_prose(sample):
             continue
         try:
             df = pd.read_csv(io.StringIO(stripped), sep=delim, skipinitialspace=True)
         except (ValueError, csv.Error):
             continue
         df.columns = [str(c).strip() for c in df.columns]
+        infer_columns(df)
         return df
     return None
 
