@@ -105,7 +105,9 @@ def envelope_error(obj: Any) -> str | None:
             or _message(obj.get("detail"))
             or "the tool reported a failure without a message"
         )
-    if not obj.keys() <= _ERROR_ENVELOPE_KEYS:
+    if not obj.keys() <= _ERROR_ENVELOPE_KEYS | {"data", "extensions"}:
+        return None
+    if obj.get("data") and not failed:
         return None
     if message:
         return shorten(message)

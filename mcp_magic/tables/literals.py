@@ -45,7 +45,7 @@ def parse_text(text: str) -> tuple[Any, bool]:
     if start != "(":
         try:
             return json.loads(text), True
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     try:
         return json.loads(python_repr_to_json(text)), True
@@ -86,7 +86,10 @@ _DATETIME_CALL = re.compile(
     r"(?:, (\d{1,2}))?(?:, (\d{1,6}))?(?:, tzinfo=(?:" + _TZ + r"))?(, fold=1)?\)"
 )
 _DATE_CALL = re.compile(r"datetime\.date\((\d{1,4}), (\d{1,2}), (\d{1,2})\)")
-_STRING_CALLS = (("Decimal(\x00)", _DECIMAL), ("UUID(\x00)", _SENTINEL))
+_UUID_RAW = re.compile(
+    r"UUID\('([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'\)"
+)
+_STRING_CALLS = (("Decimal(\x00)", _DECIMAL),)
 
 
 def python_repr_to_json(text: str) -> str:
@@ -106,6 +109,8 @@ def python_repr_to_json(text: str) -> str:
         # can contain a quote, so a constructor pattern cannot hide inside one.
         if "ZoneInfo" in text:
             text = _ZONEINFO_RAW.sub(r"<zone:\1>", text)
+        if "UUID(" in text:  # checked here: a malformed one is left for the AST reader
+            text = _UUID_RAW.sub(r"'\1'", text)
         parts = text.split("'")
         if len(parts) % 2 == 0:
             raise ValueError("unbalanced quotes")
