@@ -4,15 +4,13 @@ Run ``python bench/bench_tables.py`` (100,000 rows per shape) or ``--quick`` (10
 For each shape two baselines are timed:
 
 * ``parsed``: ``pd.DataFrame.from_records`` on the rows already parsed (no text parsing,
-  no dtype work). The goal is ours <= 1.3x of it for shapes that arrive parsed
-  (structured content).
-* ``user``: what a user would write for the same answer: the standard parse of the text
-  (``json.loads``, ``eval`` with the constructors imported for Python literals, since
-  ``ast.literal_eval`` refuses ``Decimal``; ``pd.read_csv`` for CSV), then ``from_records``.
-  For text shapes this is the fair goal: any reader must parse the text.
-
-Ours also gives the dtypes the user would otherwise fix by hand (numbers sent as text,
-ISO dates -> datetime64, declared types), which neither baseline does.
+  no dtype work). It does less than ours: dates stay text.
+* ``user``: what a user would write to get the same DataFrame: the standard parse of the
+  text (``json.loads``, ``eval`` with the constructors imported for Python literals, since
+  ``ast.literal_eval`` refuses ``Decimal``; ``pd.read_csv`` for CSV), ``from_records``,
+  then the dtype fixes ours makes (``pd.to_datetime`` on the ISO dates, ``pd.to_numeric``
+  on numbers sent as text, Decimal to float). The goal is counted against this one: it
+  does the same work (any reader must parse the text and convert the dates).
 """
 
 from __future__ import annotations
@@ -56,6 +54,29 @@ def _records(rows: list[tuple]) -> list[dict]:
     return [dict(zip(COLUMNS, (r[0], r[1], r[2], r[3].isoformat(), r[4]))) for r in rows]
 
 
+def dated(df: pd.DataFrame, column: str = "day") -> pd.DataFrame:
+    df[column] = pd.to_datetime(df[column], format="ISO8601")
+    return df
+
+
+def numbered(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    for column in columns:
+        df[column] = pd.to_numeric(df[column])
+    return df
+
+
+def literal_fixed(df: pd.DataFrame) -> pd.DataFrame:
+    df["amount"] = df["amount"].astype("float64")
+    df["uid"] = df["uid"].astype(str)
+    return dated(df)
+
+
+def tuples_fixed(df: pd.DataFrame) -> pd.DataFrame:
+    df[1] = df[1].astype("float64")
+    df[3] = pd.to_datetime(df[3])
+    return df
+
+
 class Shape:
     """One answer shape: what ours gets, and the two baselines."""
 
@@ -78,7 +99,7 @@ def make_shapes(n: int) -> list[Shape]:
         "structured {columns, types, rows}",
         lambda: result_to_table(table, None),
         lambda: pd.DataFrame.from_records(table["rows"], columns=COLUMNS),
-        lambda: pd.DataFrame.from_records(table["rows"], columns=COLUMNS),
+        lambda: dated(pd.DataFrame.from_records(table["rows"], columns=COLUMNS)),
     ))
 
     wrapped = {"result": records}
@@ -86,7 +107,7 @@ def make_shapes(n: int) -> list[Shape]:
         "structured {result: [records]}",
         lambda: result_to_table(wrapped, None),
         lambda: pd.DataFrame.from_records(records),
-        lambda: pd.DataFrame.from_records(records),
+        lambda: dated(pd.DataFrame.from_records(records)),
     ))
 
     values = [COLUMNS] + [[str(v) for v in r[:3]] + [r[3].isoformat(), r[4]] for r in rows]
@@ -95,7 +116,8 @@ def make_shapes(n: int) -> list[Shape]:
         "structured 2-D values (spreadsheet)",
         lambda: result_to_table(sheet, None),
         lambda: pd.DataFrame.from_records(values[1:], columns=values[0]),
-        lambda: pd.DataFrame.from_records(values[1:], columns=values[0]),
+        lambda: numbered(dated(pd.DataFrame.from_records(values[1:], columns=values[0])),
+                         "id", "amount"),
     ))
 
     json_text = json.dumps(records)
@@ -103,7 +125,7 @@ def make_shapes(n: int) -> list[Shape]:
         "JSON text [records]",
         lambda: result_to_table(None, json_text),
         lambda: pd.DataFrame.from_records(records),
-        lambda: pd.DataFrame.from_records(json.loads(json_text)),
+        lambda: dated(pd.DataFrame.from_records(json.loads(json_text))),
         len(json_text) / 1e6,
     ))
 
@@ -113,7 +135,8 @@ def make_shapes(n: int) -> list[Shape]:
         "JSON text, numbers as strings",
         lambda: result_to_table(None, strings_text),
         lambda: pd.DataFrame.from_records(strings),
-        lambda: pd.DataFrame.from_records(json.loads(strings_text)),
+        lambda: numbered(dated(pd.DataFrame.from_records(json.loads(strings_text))),
+                         "id", "amount"),
         len(strings_text) / 1e6,
     ))
 
@@ -126,7 +149,8 @@ def make_shapes(n: int) -> list[Shape]:
         "JSON text {columns, columnTypes, rows}",
         lambda: result_to_table(None, envelope_text),
         lambda: pd.DataFrame.from_records(envelope["rows"], columns=COLUMNS),
-        lambda: pd.DataFrame.from_records(json.loads(envelope_text)["rows"], columns=COLUMNS),
+        lambda: numbered(dated(pd.DataFrame.from_records(json.loads(envelope_text)["rows"],
+                                                         columns=COLUMNS)), "amount"),
         len(envelope_text) / 1e6,
     ))
 
@@ -143,7 +167,8 @@ def make_shapes(n: int) -> list[Shape]:
         "Python literal [dicts] (Decimal, date, datetime tz, UUID)",
         lambda: result_to_table(None, literal_text),
         lambda: pd.DataFrame.from_records(py_rows),
-        lambda: pd.DataFrame.from_records(eval(literal_text, dict(names))),  # noqa: S307
+        lambda: literal_fixed(pd.DataFrame.from_records(
+            eval(literal_text, dict(names)))),  # noqa: S307
         len(literal_text) / 1e6,
     ))
 
@@ -153,7 +178,8 @@ def make_shapes(n: int) -> list[Shape]:
         "Python literal [tuples] (Decimal, date)",
         lambda: result_to_table(None, tuples_text),
         lambda: pd.DataFrame.from_records(tuples),
-        lambda: pd.DataFrame.from_records(eval(tuples_text, dict(names))),  # noqa: S307
+        lambda: tuples_fixed(pd.DataFrame.from_records(
+            eval(tuples_text, dict(names)))),  # noqa: S307
         len(tuples_text) / 1e6,
     ))
 
@@ -162,7 +188,7 @@ def make_shapes(n: int) -> list[Shape]:
         "CSV text",
         lambda: result_to_table(None, csv_text),
         lambda: pd.DataFrame.from_records(records),
-        lambda: pd.read_csv(io.StringIO(csv_text)),
+        lambda: dated(pd.read_csv(io.StringIO(csv_text))),
         len(csv_text) / 1e6,
     ))
     return shapes
@@ -202,14 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     for shape in make_shapes(args.rows):
         ours, parsed, user = measure(shape, args.repeat)
         r_parsed, r_user = ours / parsed, ours / user
-        counted = r_user if shape.text_mb else r_parsed
+        counted = r_user
         verdict = "OK" if counted <= GOAL else "over goal"
         mb = f"{shape.text_mb:5.1f}" if shape.text_mb else "    -"
         print(f"{shape.name:58} {mb} {ours:7.3f} {parsed:7.3f} {user:7.3f} "
               f"{r_parsed:7.2f}x {r_user:6.2f}x  {verdict}")
-    print("ratios: ours / baseline (s). 'parsed' = from_records on already-parsed rows; "
-          "'user' = standard parse + from_records.\nThe goal is counted against 'user' for "
-          "text shapes (their parse is part of any reader), against 'parsed' otherwise.")
+    print("ratios: ours / baseline (s). 'parsed' = from_records on already-parsed rows, no "
+          "dtype work;\n'user' = standard parse + from_records + the same dtype fixes "
+          "(the goal is counted against 'user').")
     return 0
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import functools
 import ipaddress
 import json
 import re
@@ -77,7 +78,7 @@ _PY_WORDS = (("None", "null"), ("True", "true"), ("False", "false"), ("inf", "In
              ("nan", "NaN"))
 _ZONEINFO_RAW = re.compile(r"zoneinfo\.ZoneInfo\(key='([A-Za-z0-9_+\-/]{1,64})'\)")
 _TZ = (
-    r"datetime\.timezone\.utc"
+    r"(datetime\.timezone\.utc)"
     r"|datetime\.timezone\(datetime\.timedelta\((?:days=(-1), )?seconds=(\d+)\)\)"
     r"|<zone:([A-Za-z0-9_+\-/]{1,64})>"
 )
@@ -109,8 +110,6 @@ def python_repr_to_json(text: str) -> str:
         # can contain a quote, so a constructor pattern cannot hide inside one.
         if "ZoneInfo" in text:
             text = _ZONEINFO_RAW.sub(r"<zone:\1>", text)
-        if "UUID(" in text:  # checked here: a malformed one is left for the AST reader
-            text = _UUID_RAW.sub(r"'\1'", text)
         parts = text.split("'")
         if len(parts) % 2 == 0:
             raise ValueError("unbalanced quotes")
@@ -118,6 +117,12 @@ def python_repr_to_json(text: str) -> str:
         parts = _PY_STRING.split(text)
         parts[1::2] = [_json_string_body(token) for token in parts[1::2]]
     between = _SENTINEL.join(parts[0::2])
+    if "UUID(" in text:
+        # Every UUID(...) in the text must be a well-formed one (a count and one findall,
+        # both in C); then the calls between strings are unwrapped to their text.
+        if text.count("UUID(") != len(_UUID_RAW.findall(text)):
+            raise ValueError("a UUID call the fast reader does not check")
+        between = between.replace("UUID(\x00)", _SENTINEL)
     for call, mark in _STRING_CALLS:
         if call in between:
             between = between.replace(call, mark)
@@ -151,6 +156,7 @@ def _json_string_body(token: str) -> str:
     return inner.replace('"', '\\"')
 
 
+@functools.lru_cache(maxsize=256)
 def _offset_text(seconds: int) -> str:
     sign = "-" if seconds < 0 else "+"
     hours, rest = divmod(abs(seconds), 3600)
@@ -160,27 +166,34 @@ def _offset_text(seconds: int) -> str:
 
 
 def _iso_datetime(m: re.Match[str]) -> str:
-    y, mo, d, h, mi = (int(m.group(i)) for i in range(1, 6))
-    s = int(m.group(6) or 0)
-    us = int(m.group(7) or 0)
-    if m.group(10):  # named zone: the offset depends on the date
-        fold = 1 if m.group(11) else 0
-        value = dt.datetime(y, mo, d, h, mi, s, us, tzinfo=_zoneinfo(m.group(10)), fold=fold)
+    """``datetime.datetime(...)`` as ``datetime.isoformat()`` writes it, in quotes.
+
+    Runs once per timestamp, so it formats the digits as text. A repr never holds an
+    impossible date; hand-written text that does is left for the table step, which then
+    keeps that column as text.
+    """
+    y, mo, d, h, mi, s, us, utc, neg, seconds, zone, fold = m.groups()
+    if zone:  # a named zone: the offset depends on the date
+        value = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0),
+                            int(us or 0), tzinfo=_zoneinfo(zone), fold=1 if fold else 0)
         return '"' + value.isoformat() + '"'
-    text = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}"
+    text = f'"{y:0>4}-{mo:0>2}-{d:0>2}T{h:0>2}:{mi:0>2}:{s or "00":0>2}'
     if us:
-        text += f".{us:06d}"
-    matched = m.group(0)
-    if "tzinfo=" in matched:
-        seconds = 0 if m.group(9) is None else int(m.group(9)) - (86400 if m.group(8) else 0)
-        text += _offset_text(seconds)
-    dt.datetime(y, mo, d, h, mi, s, us)  # rejects an impossible date, like the AST reader
-    return '"' + text + '"'
+        text += "." + us.rjust(6, "0")
+    if utc:
+        return text + '+00:00"'
+    if seconds is not None:
+        return text + _offset_text(int(seconds) - (86400 if neg else 0)) + '"'
+    return text + '"'
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_date_text(call: str, y: str, mo: str, d: str) -> str:
+    return '"' + dt.date(int(y), int(mo), int(d)).isoformat() + '"'
 
 
 def _iso_date(m: re.Match[str]) -> str:
-    value = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    return '"' + value.isoformat() + '"'
+    return _iso_date_text(*m.group(0, 1, 2, 3))
 
 
 # --------------------------------------------------------------------------- AST reader

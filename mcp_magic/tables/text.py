@@ -89,9 +89,10 @@ _MD_SPLIT = re.compile(r"(?<!\\)\|")
 
 def _markdown_table(text: str) -> pd.DataFrame | None:
     """A whole-text Markdown (GFM) table: header row, ``|---|:--:|`` row, body rows."""
+    head = text.lstrip()[:4096].split("\n", 2)
+    if len(head) < 2 or "|" not in head[0] or "|" not in head[1]:
+        return None  # decided on the first two lines, before splitting a large text
     lines = [line.strip() for line in text.strip().splitlines()]
-    if len(lines) < 2 or "|" not in lines[0] or "|" not in lines[1]:
-        return None
     header = _md_cells(lines[0])
     separator = _md_cells(lines[1])
     if len(separator) != len(header) or not all(
