@@ -446,3 +446,17 @@ def test_interpret_passes_output_schema_and_notices():
     assert outcome.value["n"].dtype == "int64"
     assert outcome.notices == [
         "only 2 rows came back; the server says there are more (hasMore=true)"]
+
+
+def test_agent_tool_block_shows_the_server_note():
+    from mcp_magic.agent_view import preview_html, preview_text
+    from mcp_magic.events import ToolCallFinished
+
+    sc = {"success": True, "columns": ["a"], "rows": [[1]], "rowCount": 1, "truncated": True,
+          "warning": "Results limited to 1 rows."}
+    finished = ToolCallFinished("c1", "ok", 0.1, result=result_to_table(sc, None),
+                                variable="rows_1")
+    assert "note: Results limited to 1 rows." in preview_text(finished).splitlines()
+    assert "note: Results limited to 1 rows." in preview_html(finished)
+    plain = ToolCallFinished("c2", "ok", 0.1, result=result_to_table({"rows": [{"a": 1}]}, None))
+    assert "note:" not in preview_text(plain)
