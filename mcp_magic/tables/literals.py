@@ -146,14 +146,20 @@ def python_repr_to_json(text: str) -> str:
     return "".join(out)
 
 
+_NON_JSON_ESCAPE = re.compile(r'\\[^nrtbfu"/]')  # searched with the \\ pairs taken out
+
+
 def _json_string_body(token: str) -> str:
     """A Python string-literal token as the inside of a JSON string literal."""
     inner = token[1:-1]
-    if "\\" in inner:
+    if token[0] == "'":
+        if "\\" in inner:
+            inner = inner.replace("\\'", "'")  # \' is never an escaped backslash's end
+        inner = inner.replace('"', '\\"')
+    if "\\" in inner and _NON_JSON_ESCAPE.search(inner.replace("\\\\", "")):
+        # \x41, \U0001f600, \a ...: Python's own reading, then JSON's writing
         return json.dumps(ast.literal_eval(token), ensure_ascii=False)[1:-1]
-    if token[0] == '"':
-        return inner
-    return inner.replace('"', '\\"')
+    return inner
 
 
 @functools.lru_cache(maxsize=256)

@@ -93,6 +93,8 @@ def _markdown_table(text: str) -> pd.DataFrame | None:
     if len(head) < 2 or "|" not in head[0] or "|" not in head[1]:
         return None  # decided on the first two lines, before splitting a large text
     lines = [line.strip() for line in text.strip().splitlines()]
+    if not all("|" in line for line in lines if line):
+        return None  # prose after the table: not a pure table
     header = _md_cells(lines[0])
     separator = _md_cells(lines[1])
     if len(separator) != len(header) or not all(
