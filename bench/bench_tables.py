@@ -1,6 +1,6 @@
 """Benchmark: each answer shape -> DataFrame, against what a user would write with pandas.
 
-Run ``python bench/bench_tables.py`` (100,000 rows per shape) or ``--quick`` (10,000).
+Run ``python bench/bench_tables.py`` (100,000 rows per shape) or ``--quick`` (5,000).
 For each shape two baselines are timed:
 
 * ``parsed``: ``pd.DataFrame.from_records`` on the rows already parsed (no text parsing,
@@ -217,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="rows (default 100,000)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
-    parser.add_argument("--quick", action="store_true", help="10,000 rows, one run")
+    parser.add_argument("--quick", action="store_true", help="5,000 rows, one run")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rows, args.repeat = 10_000, 1
+        args.rows, args.repeat = 5_000, 1
 
     print(f"rows: {args.rows:,}  best of {args.repeat}  goal: ours <= {GOAL}x")
     print(f"{'shape':58} {'MB':>5} {'ours':>7} {'parsed':>7} {'user':>7} "

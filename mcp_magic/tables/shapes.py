@@ -17,7 +17,7 @@ Column names for rows come from a sibling key, else from the tool's ``outputSche
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -48,7 +48,6 @@ class Hints:
 
     schema: dict | None = None
     expect_table: bool = False
-    path: list[str] = field(default_factory=list)
 
     def row_schema(self, path: Sequence[str]) -> tuple[list[str], list[Kind | None]]:
         """Column names and kinds for the rows found at ``path`` in the answer."""
