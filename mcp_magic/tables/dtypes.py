@@ -252,14 +252,7 @@ def infer_columns(df: pd.DataFrame, skip: Sequence[bool] = ()) -> None:
 
 def _infer_text(series: pd.Series, value: str) -> pd.Series | None:
     if _ISO_START.match(value):
-        values = _text_values(series)
-        if values is None:
-            return None
-        converted = _to_datetime(series)
-        # "ISO8601" also reads "2024" or "2024-01": those must not become dates
-        if min(map(len, values)) < 10:
-            return None
-        return converted
+        return _to_datetime(series)
     if _NUMBER_START.match(value):
         values = _text_values(series)
         if values is None:
@@ -299,36 +292,31 @@ def _text_values(series: pd.Series) -> Any:
 
 
 def _to_datetime(series: pd.Series) -> pd.Series:
-    fast = _naive_iso_datetimes(series)
-    if fast is not None:
-        return fast
-    try:
-        return pd.to_datetime(series, format="ISO8601")
-    except ValueError:
-        # different offsets in one column: shown in UTC, but only when every value has one
-        values = series.dropna()
-        if not len(values) or not all(_ISO_OFFSET_END.search(v) for v in values):
-            raise
-        return pd.to_datetime(series, format="ISO8601", utc=True)
-
-
-def _naive_iso_datetimes(series: pd.Series) -> pd.Series | None:
-    """numpy's ISO reader (4x faster than pandas') for values without offsets, else None."""
+    """ISO 8601 text -> datetime64, or ValueError. An offset is kept; mixed ones become UTC."""
     cells = series.to_numpy(dtype=object, na_value=None)
     values = cells[series.notna().to_numpy()] if series.hasnans else cells
     try:
         joined = "\n".join(values)
     except TypeError:
-        return None
-    if "Z" in joined or "+" in joined or joined.count("-") != 2 * len(values):
-        return None  # an offset or a negative year: pandas reads those
+        raise ValueError("not all text") from None
+    # pandas' "ISO8601" also reads "2024" or "2024-01": those must not become dates
     if len(values) and min(map(len, values)) < 10:
-        return None
+        raise ValueError("too short for a date")
+    if "Z" not in joined and "+" not in joined and joined.count("-") == 2 * len(values):
+        # no offset, no negative year: numpy's reader is 4x faster than pandas'
+        try:
+            array = np.array(cells, dtype="datetime64[us]")
+        except (ValueError, TypeError, OverflowError):
+            pass
+        else:
+            return pd.Series(array, index=series.index, name=series.name)
     try:
-        array = np.array(cells, dtype="datetime64[us]")
-    except (ValueError, TypeError, OverflowError):
-        return None
-    return pd.Series(array, index=series.index, name=series.name)
+        return pd.to_datetime(series, format="ISO8601")
+    except ValueError:
+        # different offsets in one column: shown in UTC, but only when every value has one
+        if not all(_ISO_OFFSET_END.search(v) for v in values):
+            raise
+        return pd.to_datetime(series, format="ISO8601", utc=True)
 
 
 def _bool_objects(series: pd.Series) -> pd.Series | None:
