@@ -460,3 +460,11 @@ def test_agent_tool_block_shows_the_server_note():
     assert "note: Results limited to 1 rows." in preview_html(finished)
     plain = ToolCallFinished("c2", "ok", 0.1, result=result_to_table({"rows": [{"a": 1}]}, None))
     assert "note:" not in preview_text(plain)
+
+
+def test_csv_dates_need_the_whole_column_too():
+    df = result_to_table(None, "id,at,day\n1,2024-01-01T10:00:00+01:00,2024-01-01\n"
+                               "2,2024-07-01T10:00:00+02:00,2024\n")
+    assert str(df["at"].dtype) == "datetime64[us, UTC]"
+    assert df["at"][1] == pd.Timestamp("2024-07-01 08:00", tz="UTC")
+    assert df["day"].tolist() == ["2024-01-01", "2024"]

@@ -293,6 +293,16 @@ def _text_values(series: pd.Series) -> Any:
 
 def _to_datetime(series: pd.Series) -> pd.Series:
     """ISO 8601 text -> datetime64, or ValueError. An offset is kept; mixed ones become UTC."""
+    if getattr(series.dtype, "storage", None) == "pyarrow":
+        # Arrow strings (pd.read_csv) are slow to take out as objects: pandas reads them
+        if series.str.len().min() < 10:
+            raise ValueError("too short for a date")
+        try:
+            return pd.to_datetime(series, format="ISO8601")
+        except ValueError:
+            if not series.dropna().str.contains(_ISO_OFFSET_END.pattern, regex=True).all():
+                raise
+            return pd.to_datetime(series, format="ISO8601", utc=True)
     cells = series.to_numpy(dtype=object, na_value=None)
     values = cells[series.notna().to_numpy()] if series.hasnans else cells
     try:
