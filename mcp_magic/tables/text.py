@@ -150,7 +150,7 @@ def _delimited_table(text: str) -> pd.DataFrame | None:
     A header row of name-like cells and at least one data row, every row with the same
     number of fields, and not reading like sentences (prose has commas too).
     """
-    stripped = text.strip()
+    stripped = text.lstrip() if text[:1].isspace() else text  # no copy of a large text
     first_line = stripped.split("\n", 1)[0]
     # The shape is judged on the first lines; pandas then reads all (and refuses rows
     # with more fields than the header).
@@ -170,7 +170,8 @@ def _delimited_table(text: str) -> pd.DataFrame | None:
         if not _is_header(rows[0]) or _reads_like_prose(sample):
             continue
         try:
-            df = pd.read_csv(io.StringIO(stripped), sep=delim, skipinitialspace=True)
+            df = pd.read_csv(io.StringIO(stripped), sep=delim,
+                             skipinitialspace=delim + " " in sample)
         except (ValueError, csv.Error):
             continue
         df.columns = [str(c).strip() for c in df.columns]
