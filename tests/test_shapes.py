@@ -121,7 +121,18 @@ SAMPLES = [
     [{"d": Decimal("1E+2"), "e": Decimal("-0.001"), "w": dt.date(1, 1, 1)}],
     [{"paris": dt.datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))}],
     [{"u": "ünïcode ✓", "x": "tab\there", "q": "it's \\ back"}],
+    [{"at": dt.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo("Etc/UTC")), "s": "O'Brien",
+      "u": uuid.UUID(int=3)}],
+    [{"s": "x zoneinfo.ZoneInfo(key='Etc/UTC') UUID('00000000-0000-0000-0000-000000000001')",
+      "at": dt.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo("Etc/UTC"))}],
 ]
+
+
+def test_large_answers_with_quotes_and_named_zones_use_the_fast_reader():
+    rows = [{"at": dt.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo("Etc/UTC")),
+             "s": "O'Brien", "u": uuid.UUID(int=i), "p": Decimal("1.50")} for i in range(3)]
+    value = json.loads(python_repr_to_json(str(rows)))  # no fallback needed
+    assert value == literal_value(str(rows))
 
 
 @pytest.mark.parametrize("rows", SAMPLES)

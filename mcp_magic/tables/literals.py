@@ -115,6 +115,13 @@ def python_repr_to_json(text: str) -> str:
             raise ValueError("unbalanced quotes")
     else:
         parts = _PY_STRING.split(text)
+        if "ZoneInfo(" in text:
+            # named zones hold a string: rewritten in the raw text when none of the
+            # string literals holds one too (then every occurrence is a real call)
+            outside = sum(part.count("ZoneInfo(") for part in parts[0::2])
+            if outside == text.count("ZoneInfo("):
+                text = _ZONEINFO_RAW.sub(r"<zone:\1>", text)
+                parts = _PY_STRING.split(text)
         parts[1::2] = [_json_string_body(token) for token in parts[1::2]]
     between = _SENTINEL.join(parts[0::2])
     if "UUID(" in text:
