@@ -23,7 +23,9 @@ class Reply:
     """One scripted answer.
 
     `chunks` are written one by one with `delay` seconds between them (streaming);
-    `stall` waits before answering at all; `drop` closes the connection without a reply.
+    `hold` keeps the connection open that long after the last chunk (a server that
+    never closes its stream); `stall` waits before answering at all; `drop` closes the
+    connection without a reply.
     """
 
     status: int = 200
@@ -34,6 +36,7 @@ class Reply:
     stall: float = 0.0
     drop: bool = False
     content_type: str | None = None
+    hold: float = 0.0
 
 
 def json_reply(body: Any, status: int = 200, **kwargs: Any) -> Reply:
@@ -156,6 +159,8 @@ class ScriptedServer:
                         self.wfile.flush()
                         if reply.delay:
                             time.sleep(reply.delay)
+                    if reply.hold:
+                        time.sleep(reply.hold)
                     self.close_connection = True
                     return
                 if isinstance(reply.body, (dict, list)):
