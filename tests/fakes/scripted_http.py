@@ -12,7 +12,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -70,9 +70,14 @@ class Recorded:
 
 
 class ScriptedServer:
-    """Start with `with ScriptedServer() as server:`; `server.url` is its base URL."""
+    """Start with `with ScriptedServer() as server:`; `server.url` is its base URL.
 
-    def __init__(self) -> None:
+    With a `responder`, requests left without a scripted reply are answered by it: a
+    server whose behaviour depends on what it is sent.
+    """
+
+    def __init__(self, responder: Callable[[Recorded], Reply] | None = None) -> None:
+        self.responder = responder
         self.replies: list[Reply] = []
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
@@ -105,6 +110,8 @@ class ScriptedServer:
     def _next(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
+            if not self.replies and self.responder is not None:
+                return self.responder(recorded)
             if not self.replies:
                 return json_reply({"error": {"message": "test script exhausted"}}, status=500)
             return self.replies.pop(0)
