@@ -221,3 +221,32 @@ def test_an_html_error_page_from_a_proxy_is_retried(server):
     )
     assert run(openrouter(server), ask()).text == "back"
     assert len(server.requests) == 2
+
+
+# -- "" for an assistant's content stays on the OpenAI wire ------------------------------
+
+
+def test_empty_assistant_content_is_empty_string_only_on_the_openai_wire():
+    from mcp_magic.providers import anthropic, openai_chat, responses
+    from mcp_magic.providers.base import ToolCall
+
+    calls = [ToolCall("c1", "data__query_db", '{"sql": "select 1"}')]
+    request = Request(
+        messages=[
+            Message("user", "count"),
+            Message("assistant", "", tool_calls=calls),
+            Message("tool", "1", tool_call_id="c1", name="data__query_db"),
+        ]
+    )
+    chat = openai_chat.build_body("m", request)["messages"][1]
+    assert chat["content"] == "" and chat["tool_calls"][0]["id"] == "c1"
+    claude = anthropic.build_body("m", request)["messages"][1]
+    assert claude["content"] == [
+        {"type": "tool_use", "id": "c1", "name": "data__query_db", "input": {"sql": "select 1"}}
+    ]
+    items = responses.build_body("m", request)["input"]
+    assert [i.get("type", i.get("role")) for i in items] == [
+        "user",
+        "function_call",
+        "function_call_output",
+    ]

@@ -17,7 +17,7 @@ conversation can switch provider.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -244,7 +244,7 @@ class _StreamReader:
     emitted: bool = False
     done: bool = False
 
-    async def read(self, events: AsyncIterator[httpx2.ServerSentEvent]) -> Turn:
+    async def read(self, events: AsyncGenerator[httpx2.ServerSentEvent, None]) -> Turn:
         try:
             async for event in events:
                 self.handle(event.event, event.data)
@@ -257,6 +257,8 @@ class _StreamReader:
                     f"({type(exc).__name__})"
                 ) from None
             raise
+        finally:
+            await events.aclose()
         if not self.done:
             self.fail("stream ended before message_stop")
         return self.turn()

@@ -20,7 +20,7 @@ import asyncio
 import errno
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -177,7 +177,7 @@ async def sse_events(
     idle: float | None = None,
     describe: str = "the model",
     keepalive: Callable[[httpx2.ServerSentEvent], bool] | None = None,
-) -> AsyncIterator[httpx2.ServerSentEvent]:
+) -> AsyncGenerator[httpx2.ServerSentEvent, None]:
     """The server-sent events of a streaming response that carry data.
 
     Events without data and those `keepalive` names are skipped and, like SSE comments,
@@ -188,20 +188,23 @@ async def sse_events(
     source = aiter(httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES))
     loop = asyncio.get_running_loop()
     active = loop.time()
-    while True:
-        wait = None if idle is None else max(0.0, active + idle - loop.time())
-        try:
-            event = await asyncio.wait_for(_next(source), wait)
-        except StopAsyncIteration:
-            return
-        except (asyncio.TimeoutError, httpx2.ReadTimeout):
-            raise ProviderError(stalled_message(describe, idle)) from None
-        except httpx2.SSEError as exc:
-            raise ProviderError(f"{describe}: unreadable event stream: {exc}") from None
-        if not event.data.strip() or (keepalive is not None and keepalive(event)):
-            continue
-        active = loop.time()
-        yield event
+    try:
+        while True:
+            wait = None if idle is None else max(0.0, active + idle - loop.time())
+            try:
+                event = await asyncio.wait_for(_next(source), wait)
+            except StopAsyncIteration:
+                return
+            except (asyncio.TimeoutError, httpx2.ReadTimeout):
+                raise ProviderError(stalled_message(describe, idle)) from None
+            except httpx2.SSEError as exc:
+                raise ProviderError(f"{describe}: unreadable event stream: {exc}") from None
+            if not event.data.strip() or (keepalive is not None and keepalive(event)):
+                continue
+            active = loop.time()
+            yield event
+    finally:
+        await source.aclose()  # type: ignore[attr-defined]
 
 
 async def _next(source: AsyncIterator[T]) -> T:
@@ -351,7 +354,7 @@ class HttpProvider:
         """Events that only say the connection is alive (they do not reset the idle clock)."""
         return event.event == "ping"
 
-    def events(self, response: httpx2.Response) -> AsyncIterator[httpx2.ServerSentEvent]:
+    def events(self, response: httpx2.Response) -> AsyncGenerator[httpx2.ServerSentEvent, None]:
         return sse_events(response, self._idle, self.describe, self.keepalive)
 
     def secrets(self, request: Any) -> list[str]:

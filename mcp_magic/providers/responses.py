@@ -26,7 +26,7 @@ only takes SSE servers.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -337,7 +337,7 @@ class _StreamReader:
     final: dict[str, Any] | None = None
     emitted: bool = False
 
-    async def read(self, events: AsyncIterator[httpx2.ServerSentEvent]) -> Turn:
+    async def read(self, events: AsyncGenerator[httpx2.ServerSentEvent, None]) -> Turn:
         try:
             async for event in events:
                 self.handle(event.event, event.data)
@@ -350,6 +350,8 @@ class _StreamReader:
                     f"({type(exc).__name__})"
                 ) from None
             raise
+        finally:
+            await events.aclose()
         if self.final is None:
             self.fail("stream ended before response.completed")
         return self.turn()
