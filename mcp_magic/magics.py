@@ -625,6 +625,7 @@ class McpMagics(Magics):
         leading: list[str] = []
         prompt = ""
         index = 0
+        has_model = False
         while index < len(tokens):
             word = tokens[index].group()
             flag = word.split("=", 1)[0]
@@ -636,8 +637,9 @@ class McpMagics(Magics):
                 if takes_value[flag] and "=" not in word and index + 1 < len(tokens):
                     index += 1
                     leading.append(tokens[index].group())
-            elif index == 0 and self._looks_like_model(word):
-                leading.append(word)
+            elif not has_model and self._looks_like_model(word):
+                leading.append(word)  # before or after the options
+                has_model = True
             else:
                 prompt = line[tokens[index].start() :]
                 break

@@ -100,6 +100,7 @@ def test_variables_interpolate_into_the_prompt(shell, agent, endpoint):
         (f"{MODEL} --max-steps -3", "hi", "--max-steps must be 1 or more, not -3"),
         ("nosuchprovider:foo hello", None, "unknown provider 'nosuchprovider'"),
         ("--max-steps 0 what now?", None, "--max-steps must be 1 or more, not 0"),
+        ("--new nosuchprovider:foo hello", None, "unknown provider 'nosuchprovider'"),
     ],
 )
 def test_bad_input_is_a_one_line_usage_error(agent, line, cell, message):
