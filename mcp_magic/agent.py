@@ -272,6 +272,7 @@ class Agent:
         self.messages.append(Message(role="user", content=prompt))
         usage = Usage()
         reported = False
+        replied = False
         variables: dict[str, Any] = {}
         if hasattr(self.provider, "on_retry"):
             self.provider.on_retry = lambda reason, wait: publish(
@@ -299,6 +300,7 @@ class Agent:
                 turn = await self._complete(request, options, publish)
                 usage.add(turn.usage)
                 reported = reported or turn.usage is not None
+                replied = True
                 for call in turn.hosted_calls:
                     self._publish_hosted(call, publish)
                 text = turn.text
@@ -348,8 +350,9 @@ class Agent:
             raise
         finally:
             self.usage.add(usage)
-            model = f"{self.provider.name}:{self.provider.model}"
-            publish(UsageReport(usage, model, step, reported=reported))
+            if replied:  # a run the model never answered has no usage to speak of
+                model = f"{self.provider.name}:{self.provider.model}"
+                publish(UsageReport(usage, model, step, reported=reported))
         return RunResult(text, usage, step, variables, stopped_early=not answered)
 
     def _remaining(self) -> float:

@@ -395,8 +395,11 @@ def test_a_model_slower_than_the_run_timeout_is_one_line(manager):
     from mcp_magic.agent import RunTimeout
 
     provider = Slow()
+    events: list = []
+    options = AgentOptions(run_timeout=0.3, idle_timeout=0.2)
     with pytest.raises(RunTimeout) as caught:
-        run(manager, provider, options=AgentOptions(run_timeout=0.3, idle_timeout=0.2))
+        manager.run(Agent(manager, provider, {}).run("question", options, events.append))
+    assert not any(isinstance(e, UsageReport) for e in events)  # no reply, no usage line
     assert str(caught.value) == (
         "scripted:test-model: the run reached its 0.3 s limit (run_timeout) "
         "while waiting for the model"
