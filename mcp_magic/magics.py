@@ -76,8 +76,9 @@ def _positive_int(text: str, option: str) -> int:
     return value
 
 
-_MODEL_WORD = re.compile(r"[A-Za-z][\w.-]*:[^\s/:][^\s]*")
-"""A word shaped like provider:model (a URL's `http://...` is not)."""
+_MODEL_WORD = re.compile(r"[a-z][a-z0-9_.-]*:[^\s/:][^\s]*")
+"""A word shaped like provider:model (a URL's `http://...` is not; provider names are
+lower case, so a question starting `Note:this` stays a question)."""
 
 
 def _key_value(text: str) -> tuple[str, str]:

@@ -56,6 +56,13 @@ def test_line_form_takes_the_rest_of_the_line_as_the_prompt(agent, endpoint):
     assert endpoint.requests[0].body["messages"][-1]["content"] == "what's the biggest table?"
 
 
+def test_a_capitalised_label_with_a_colon_starts_the_question(agent, endpoint, monkeypatch):
+    monkeypatch.setenv("MCP_MAGIC_MODEL", MODEL)
+    endpoint.push(wire.stream(text="ok"))
+    agent("--new Note:this is about sales")
+    assert endpoint.requests[0].body["messages"][-1]["content"] == "Note:this is about sales"
+
+
 def test_default_model_from_config(shell, agent, endpoint):
     endpoint.push(wire.stream(text="configured"))
     shell.run_line_magic("config", f"McpMagics.default_model = '{MODEL}'")
