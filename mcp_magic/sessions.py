@@ -14,6 +14,8 @@ import contextlib
 import os
 import queue
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -31,7 +33,9 @@ from .config import (
     expand_vars,
     inherited_environment,
     redact,
+    resolve_command,
 )
+from .server_log import NOTE_PREFIX, fold_probe_noise, last_server_line
 
 T = TypeVar("T")
 
@@ -59,6 +63,17 @@ class ToolCallError(McpError):
     """The tool ran and reported an error."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or the stop button cancelled a request; the session stays usable.
+
+    Still a KeyboardInterrupt, so "Run All" stops and scripts can catch it; IPython
+    shows it as one line instead of a traceback through the waiting machinery.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
 @dataclass(eq=False)
 class Session:
     """One connected (or once connected) server, as the user sees it."""
@@ -75,6 +90,10 @@ class Session:
     tools: dict[str, Any] = field(default_factory=dict)
     tools_stale: bool = False
     pid: int | None = None
+    last_words: str = ""
+    """The server's last stderr line when it died."""
+    log_start: int = 0
+    """Where this run's output starts in the log file (a name's log is kept across runs)."""
     started_at: float = field(default_factory=time.monotonic)
     client: Any = field(default=None, repr=False)
     marker: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -96,18 +115,30 @@ class Session:
     def redact(self, text: str) -> str:
         return redact(text, self.secrets())
 
-    def log_tail(self, lines: int | None = None) -> str:
+    def log_lines(self, this_run: bool = False) -> list[str]:
+        """The log as shown: version-probe noise folded, secrets redacted."""
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            with open(self.log_path, "rb") as file:
+                if this_run:
+                    file.seek(self.log_start)
+                data = file.read()
         except FileNotFoundError:
-            return ""
-        if lines is not None:
-            text = "\n".join(text.splitlines()[-lines:])
-        return self.redact(text)
+            return []
+        text = self.redact(data.decode("utf-8", errors="replace"))
+        return fold_probe_noise(text.splitlines(), self.protocol_version)
+
+    def log_tail(self, lines: int | None = None) -> str:
+        shown = self.log_lines()
+        return "\n".join(shown[-lines:] if lines is not None else shown)
 
     def last_log_line(self) -> str:
-        tail = [line for line in self.log_tail(20).splitlines() if line.strip()]
-        return tail[-1].strip()[:200] if tail else ""
+        """The server's last line in this run (stderr or a log message)."""
+        return last_server_line(self.log_lines(this_run=True))
+
+    def death_note(self) -> str:
+        """Why the session ended, for one-line errors: exit status and last words."""
+        why = self.error or "the connection ended"
+        return f"{why} (last stderr line: {self.last_words})" if self.last_words else why
 
 
 class _WatchedReadStream:
@@ -177,7 +208,7 @@ def _open_transport(session: Session, errlog: Any) -> Any:
         env.update({key: expand_vars(value) for key, value in spec.env.items()})
         env[SESSION_MARKER] = session.marker
         params = StdioServerParameters(
-            command=spec.command, args=list(spec.args), env=env, cwd=spec.cwd
+            command=resolve_command(spec), args=list(spec.args), env=env, cwd=spec.cwd
         )
         return stdio_client(params, errlog=errlog)
     headers = {key: expand_vars(value) for key, value in spec.headers.items()}
@@ -262,13 +293,15 @@ class LoopThread:
         timeout: float | None = None,
         on_idle: Callable[[], None] | None = None,
         idle_interval: float = 0.1,
+        label: str | None = None,
     ) -> T:
         """Run `coro` on the loop and wait for it, interruptibly.
 
         Items put on `events` (from the loop thread) are handed to `on_event` on this
         thread while waiting; `on_idle` runs when no event came for `idle_interval`
         (a display flushing throttled updates). A KeyboardInterrupt (the kernel's stop
-        button) cancels the coroutine on the loop, waits briefly for that, and re-raises.
+        button) cancels the coroutine on the loop, waits briefly for that, and re-raises;
+        with a `label` ("call to data.query_db") as a one-line `Interrupted`.
         """
         events = events if events is not None else queue.SimpleQueue()
         done = object()
@@ -296,7 +329,9 @@ class LoopThread:
             future.cancel()
             with contextlib.suppress(Exception):
                 concurrent.futures.wait([future], timeout=1.0)
-            raise
+            if label is None or isinstance(sys.exc_info()[1], Interrupted):
+                raise
+            raise Interrupted(f"{label} cancelled") from None
 
     def stop(self) -> None:
         if self.loop.is_running():
@@ -338,8 +373,8 @@ class SessionManager:
     def connected(self, name: str) -> Session:
         session = self.get(name)
         if session.state != "connected":
-            why = f": {session.error}" if session.error else ""
-            raise ServerDied(f"server {name!r} is {session.state}{why} (try %mcp reconnect {name})")
+            why = f": {session.death_note()}" if session.state == "dead" else ""
+            raise ServerDied(f"server {name!r} is {session.state}{why}; try %mcp reconnect {name}")
         return session
 
     # -- connect / disconnect ------------------------------------------------
@@ -359,7 +394,11 @@ class SessionManager:
                     f"a server named {name!r} is already connected "
                     f"(use %mcp disconnect {name} or another name)"
                 )
-        return self.run(self._connect_many(specs), timeout=self.connect_timeout + 10)
+        return self.run(
+            self._connect_many(specs),
+            timeout=self.connect_timeout + 10,
+            label=f"connecting {', '.join(map(repr, specs))}",
+        )
 
     async def _connect_many(self, specs: dict[str, ServerSpec]) -> dict[str, Session | McpError]:
         sessions = [self._new_session(name, spec) for name, spec in specs.items()]
@@ -381,7 +420,8 @@ class SessionManager:
         if old is not None and old.state in ("connected", "connecting"):
             raise ConfigError(f"a server named {name!r} is already connected")
         log_path = self._log_dir / f"{name}.log"
-        return Session(name=name, spec=spec, log_path=log_path)
+        start = log_path.stat().st_size if log_path.exists() else 0
+        return Session(name=name, spec=spec, log_path=log_path, log_start=start)
 
     async def _start(self, session: Session) -> Session:
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -418,7 +458,8 @@ class SessionManager:
         session.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(session.log_path, "a", encoding="utf-8", buffering=1) as errlog:
-                transport = _WatchedTransport(_open_transport(session, errlog), session._closed.set)
+                opened = _open_transport(session, errlog)
+                transport = _WatchedTransport(opened, session._closed.set)
 
                 async def on_log(params: Any) -> None:
                     logger = f" {params.logger}" if params.logger else ""
@@ -443,8 +484,11 @@ class SessionManager:
                         session.server_name = client.server_info.name
                         session.server_version = client.server_info.version
                     session.instructions = client.instructions
+                    process = _server_process(opened)
                     if isinstance(session.spec, StdioSpec):
-                        session.pid = _find_server_pid(session.marker)
+                        session.pid = getattr(process, "pid", None) or _find_server_pid(
+                            session.marker
+                        )
                     await self._refresh_tools(session)
                     session.state = "connected"
                     session.started_at = time.monotonic()
@@ -457,26 +501,22 @@ class SessionManager:
                             listener.cancel()
                             await asyncio.gather(listener, return_exceptions=True)
                     if not session._stop.is_set():
+                        session.error = await _why_closed(session, process)
+                        session.last_words = session.last_log_line()
                         session.state = "dead"
-                        session.error = self._why_closed(session)
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else McpError(str(exc)))
             elif session.state == "connected":
+                session.error = _short(session.redact(describe_exception(exc)))
+                session.last_words = session.last_log_line()
                 session.state = "dead"
-                session.error = session.redact(describe_exception(exc))
             if not isinstance(exc, Exception):
                 raise
         finally:
             session.client = None
             if session._stop.is_set():
                 session.state = "closed"
-
-    def _why_closed(self, session: Session) -> str:
-        if isinstance(session.spec, HttpSpec):
-            return "the connection was closed"
-        last = session.last_log_line()
-        return "the server process exited" + (f" ({last})" if last else "")
 
     async def _refresh_tools(self, session: Session) -> None:
         session.tools_stale = False
@@ -581,6 +621,7 @@ class SessionManager:
             self.acall_tool(name, tool, arguments, progress),
             on_event=(lambda item: on_progress(*item)) if on_progress else None,
             events=events,
+            label=f"call to {name}.{tool}",
         )
 
     async def acall_tool(
@@ -602,7 +643,7 @@ class SessionManager:
             ):
                 await _settle(session)
                 raise ServerDied(
-                    f"server {name!r} went away during {tool}: {self._why_closed(session)}"
+                    f"server {name!r} went away during {tool}: {session.death_note()}"
                 ) from None
             raise McpError(
                 f"{name}.{tool} failed: {session.redact(describe_exception(exc))}"
@@ -620,7 +661,7 @@ class SessionManager:
             except Exception as exc:
                 raise McpError(f"{name}: {session.redact(describe_exception(exc))}") from None
 
-        return self.run(go())
+        return self.run(go(), label=f"request to {name!r}")
 
     async def arefresh_stale_tools(self) -> None:
         """List tools again for every session whose server said they changed (loop thread)."""
@@ -649,9 +690,59 @@ def _listen_for_tool_changes(session: Session, client: Any, errlog: Any) -> asyn
                 async for _event in subscription:
                     session.tools_stale = True
         except Exception as exc:  # calls still work; tools are listed again on a miss
-            errlog.write(f"[mcp_magic] tool change events unavailable: {describe_exception(exc)}\n")
+            if session._closed is not None and session._closed.is_set():
+                return  # the server went away: that is reported, not this
+            if _is_connection_error(exc):
+                return
+            errlog.write(
+                f"{NOTE_PREFIX} tool change events unavailable: {describe_exception(exc)}\n"
+            )
 
     return asyncio.get_running_loop().create_task(listen(), name=f"mcp:{session.name}:listen")
+
+
+def _server_process(transport: Any) -> Any:
+    """The child process of a stdio transport, for its pid and exit status.
+
+    `stdio_client` does not hand its process out; while the transport is open, it is a
+    local of the suspended generator behind the context manager. None when not found.
+    """
+    frame = getattr(getattr(transport, "gen", None), "ag_frame", None)
+    if frame is None:
+        return None
+    for value in frame.f_locals.values():
+        if hasattr(value, "returncode") and isinstance(getattr(value, "pid", None), int):
+            return value
+    return None
+
+
+def exit_status(returncode: int) -> str:
+    """`exited with code 1`, `killed by SIGKILL`."""
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
+
+
+async def _why_closed(session: Session, process: Any, wait: float = 1.0) -> str:
+    """A short reason for a lost connection: the exit status of a stdio server."""
+    if isinstance(session.spec, HttpSpec):
+        return "connection closed"
+    if process is None:
+        return "the server process exited"
+    # Its stdout closes a moment before the process is reaped.
+    deadline = time.monotonic() + wait
+    while process.returncode is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    if process.returncode is None:
+        return "the server closed its output"
+    return exit_status(process.returncode)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -659,7 +750,7 @@ def _is_connection_error(exc: BaseException) -> bool:
     return "connection closed" in text or isinstance(exc, (ConnectionError, EOFError))
 
 
-async def _settle(session: Session, timeout: float = 1.0) -> None:
+async def _settle(session: Session, timeout: float = 3.0) -> None:
     """Give the owner task a moment to notice the lost connection and mark it dead."""
     deadline = time.monotonic() + timeout
     while session.state == "connected" and time.monotonic() < deadline:
