@@ -19,12 +19,15 @@ PROBE_METHOD = "server/discover"
 
 _PROBE_START = re.compile(r"Failed to validate (?:request|message)|validation errors? for \w+")
 _PYDANTIC_LOCATION = re.compile(r"^[A-Za-z_][\w.\[\]'\-,]*$")
+_RICH_RECORD = re.compile(r"^\s+(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\s{2,}\S")
 
 
 def _continues_block(lines: list[str], index: int) -> bool:
     """A line of a pydantic error report: indented detail, or an error's location
     (a dotted path followed by its indented message)."""
     line = lines[index]
+    if _RICH_RECORD.match(line):
+        return False  # the next log record (rich leaves out a repeated time)
     if line[:1].isspace() and line.strip():
         return True
     following = lines[index + 1] if index + 1 < len(lines) else ""

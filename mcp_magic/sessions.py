@@ -189,9 +189,12 @@ class _WatchedTransport:
     def __init__(self, inner: Any, on_close: Callable[[], None]) -> None:
         self._inner = inner
         self._on_close = on_close
+        self.process: Any = None
+        """A stdio server's process once started, kept for its exit status."""
 
     async def __aenter__(self) -> tuple[Any, Any]:
         read_stream, write_stream = await self._inner.__aenter__()
+        self.process = _server_process(self._inner)
         return _WatchedReadStream(read_stream, self._on_close), write_stream
 
     async def __aexit__(self, *exc: Any) -> bool | None:
@@ -456,10 +459,10 @@ class SessionManager:
 
         assert session._stop is not None and session._closed is not None
         session.log_path.parent.mkdir(parents=True, exist_ok=True)
+        transport: _WatchedTransport | None = None
         try:
             with open(session.log_path, "a", encoding="utf-8", buffering=1) as errlog:
-                opened = _open_transport(session, errlog)
-                transport = _WatchedTransport(opened, session._closed.set)
+                transport = _WatchedTransport(_open_transport(session, errlog), session._closed.set)
 
                 async def on_log(params: Any) -> None:
                     logger = f" {params.logger}" if params.logger else ""
@@ -484,7 +487,7 @@ class SessionManager:
                         session.server_name = client.server_info.name
                         session.server_version = client.server_info.version
                     session.instructions = client.instructions
-                    process = _server_process(opened)
+                    process = transport.process
                     if isinstance(session.spec, StdioSpec):
                         session.pid = getattr(process, "pid", None) or _find_server_pid(
                             session.marker
@@ -506,9 +509,17 @@ class SessionManager:
                         session.state = "dead"
         except BaseException as exc:
             if not ready.done():
+                if (
+                    transport is not None
+                    and transport.process is not None
+                    and (_is_connection_error(exc) or isinstance(exc, (EOFError, OSError)))
+                ):
+                    # It exited during the handshake: say how, not "Connection closed".
+                    status = await _why_closed(session, transport.process)
+                    exc = McpError(f"the server {status} before answering")
                 ready.set_exception(exc if isinstance(exc, Exception) else McpError(str(exc)))
             elif session.state == "connected":
-                session.error = _short(session.redact(describe_exception(exc)))
+                session.error = _brief(exc, session)
                 session.last_words = session.last_log_line()
                 session.state = "dead"
             if not isinstance(exc, Exception):
@@ -741,11 +752,29 @@ async def _why_closed(session: Session, process: Any, wait: float = 1.0) -> str:
     return exit_status(process.returncode)
 
 
-def _short(text: str, limit: int = 80) -> str:
+_LOST = {
+    "RemoteProtocolError": "server disconnected",
+    "ConnectError": "connection refused",
+    "ConnectionRefusedError": "connection refused",
+    "ReadError": "connection lost",
+    "ConnectionResetError": "connection reset",
+    "ReadTimeout": "timed out",
+    "ConnectTimeout": "timed out connecting",
+}
+
+
+def _brief(exc: BaseException, session: Session, limit: int = 60) -> str:
+    """A few words for `%mcp list`'s state column: why the connection was lost."""
+    while getattr(exc, "exceptions", None):
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    text = _LOST.get(type(exc).__name__) or session.redact(describe_exception(exc))
+    text = text.rstrip(".")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _is_connection_error(exc: BaseException) -> bool:
+    while getattr(exc, "exceptions", None):  # anyio's exception groups
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
     text = str(exc).lower()
     return "connection closed" in text or isinstance(exc, (ConnectionError, EOFError))
 
