@@ -47,7 +47,7 @@ class Host:
     def connect(
         self,
         name: str,
-        command: list[str] | None = None,
+        command: list[str] | str | None = None,
         *,
         url: str | None = None,
         headers: dict[str, str] | None = None,
@@ -67,6 +67,8 @@ class Host:
             header_lines = [f"{k}: {v}" for k, v in (headers or {}).items()]
             spec = config.http_spec(url, header_lines, transport)
         elif command:
+            if isinstance(command, str):  # "uvx mcp-server-time": split like a shell
+                command = config.split_command(command)
             env_words = [f"{k}={v}" for k, v in (env or {}).items()]
             spec = config.stdio_spec(list(command), env_words, cwd)
         else:

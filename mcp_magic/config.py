@@ -232,6 +232,16 @@ def http_spec(url: str, headers: list[str] | None = None, transport: str | None 
     return HttpSpec(url=url, headers=parsed, transport=guess_transport(url, transport))
 
 
+def split_command(text: str) -> list[str]:
+    """A command line given as one string, split like a shell would."""
+    import shlex
+
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError(f"cannot parse the command {text!r}: {exc}") from None
+
+
 def stdio_spec(
     command: list[str], env: list[str] | None = None, cwd: str | None = None
 ) -> StdioSpec:

@@ -428,6 +428,8 @@ class SessionManager:
 
     async def _start(self, session: Session) -> Session:
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A connect given up (timeout, Ctrl-C) never reads it: no "never retrieved" warning.
+        ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         session._stop = asyncio.Event()
         session._closed = asyncio.Event()
         session._owner = asyncio.create_task(self._own(session, ready), name=f"mcp:{session.name}")
@@ -561,7 +563,7 @@ class SessionManager:
 
     def disconnect(self, name: str) -> None:
         session = self.get(name)
-        self.run(self._stop_owner(session))
+        self.run(self._stop_owner(session), label=f"disconnecting {name!r}")
         session.state = "closed"
         del self.sessions[name]
 
@@ -570,13 +572,13 @@ class SessionManager:
         names = list(self.sessions)
         sessions = [*self.sessions.values(), *self._starting]
         if sessions and self._loop is not None:
-            self.run(_gather(self._stop_owner(s) for s in sessions))
+            self.run(_gather(self._stop_owner(s) for s in sessions), label="disconnecting")
         self.sessions.clear()
         return names
 
     def reconnect(self, name: str) -> Session:
         session = self.get(name)
-        self.run(self._stop_owner(session))
+        self.run(self._stop_owner(session), label=f"disconnecting {name!r}")
         del self.sessions[name]
         return self.connect(name, session.spec)
 

@@ -75,6 +75,31 @@ def test_host_connect_refuses_a_malformed_url_in_one_line(url, message):
     assert message in one_line(str(info.value))
 
 
+HOST_BAD_INPUT = [
+    ({"url": "http://127.0.0.1:9/mcp", "headers": {"Bad Name": "v"}}, "invalid header"),
+    ({"url": "http://127.0.0.1:9/mcp", "transport": "grpc"}, "unknown transport 'grpc'"),
+    ({"command": ["python"], "env": {"9X": "1"}}, "invalid --env '9X'"),
+    ({"command": ["python"], "cwd": "/no/such/dir"}, "is not a directory"),
+    ({"command": "python -c 'unclosed"}, "cannot parse the command"),
+    ({"command": []}, "connect needs a command, a url, or builtin=True"),
+    ({"builtin": True, "db": "/no/such.db"}, "--db '/no/such.db' does not exist"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", HOST_BAD_INPUT, ids=[m for _, m in HOST_BAD_INPUT])
+def test_host_connect_bad_input_is_one_line(kwargs, message):
+    with Host() as host, pytest.raises(ConfigError) as info:
+        host.connect("s", **kwargs)
+    assert message in one_line(str(info.value))
+    assert host.manager.sessions == {}
+
+
+def test_host_connect_takes_a_command_line_as_one_string():
+    with Host() as host:
+        host.connect("f", f"{sys.executable} {FAULT_SERVER}")
+        assert host.call("f.echo", text="split") == "split"
+
+
 def test_a_password_in_a_bad_url_is_not_shown(mcp, token_env):
     with pytest.raises(UsageError) as info:
         mcp(f"connect r http://user:{token_env}@[::1/mcp")
@@ -210,7 +235,9 @@ def test_a_failed_connect_does_not_quote_an_earlier_run(mcp):
         mcp(f'connect s -- {sys.executable} -c "{script}"')
     with pytest.raises(McpRuntimeError) as info:
         mcp(f'connect s -- {sys.executable} -c "raise SystemExit(4)"')
-    assert str(info.value) == "could not connect 's': the server exited with code 4 before answering"
+    assert str(info.value) == (
+        "could not connect 's': the server exited with code 4 before answering"
+    )
 
 
 def test_a_killed_builtin_server_names_the_signal(mcp):
@@ -329,3 +356,38 @@ def test_sqlite_server_on_the_1x_sdk_log_leads_with_one_line(mcp, tmp_path):
     assert log[0].endswith(" lines of version-probe errors folded)")
     assert not any("validation error" in line or "pydantic" in line for line in log), log
     assert len(log) <= 3, log
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------
+
+INTERRUPTED_CONNECT = """
+import os, signal, sys, threading
+from mcp_magic.api import Host
+from mcp_magic.sessions import Interrupted
+
+host = Host()
+threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    host.connect("hung", [sys.executable, "-c", "import sys\\nfor _ in sys.stdin: pass"])
+except Interrupted as exc:
+    assert isinstance(exc, KeyboardInterrupt)
+    print("INTERRUPTED", exc)
+print("SESSIONS", sorted(host.manager.sessions))
+host.close()
+"""
+
+
+def test_ctrl_c_during_host_connect_is_an_interrupted_and_leaves_no_warning():
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_CONNECT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "INTERRUPTED connecting 'hung' cancelled" in done.stdout
+    assert "SESSIONS []" in done.stdout
+    assert done.stderr == "", done.stderr  # no "Future exception was never retrieved"
