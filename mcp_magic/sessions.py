@@ -39,6 +39,9 @@ from .server_log import NOTE_PREFIX, fold_probe_noise, last_server_line
 
 T = TypeVar("T")
 
+LOG_READ_LIMIT = 4 << 20
+"""How much of the end of a server's log is read to show it (a chatty server's log grows)."""
+
 SESSION_MARKER = "MCP_MAGIC_SESSION"
 """Environment variable that tags a stdio server so its process can be found."""
 
@@ -119,8 +122,8 @@ class Session:
         """The log as shown: version-probe noise folded, secrets redacted."""
         try:
             with open(self.log_path, "rb") as file:
-                if this_run:
-                    file.seek(self.log_start)
+                size = file.seek(0, os.SEEK_END)
+                file.seek(max(self.log_start if this_run else 0, size - LOG_READ_LIMIT))
                 data = file.read()
         except FileNotFoundError:
             return []
