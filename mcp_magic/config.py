@@ -150,6 +150,8 @@ def parse_header(text: str) -> tuple[str, str]:
     key, sep, value = text.partition(":")
     if not sep or not key.strip() or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", key.strip()):
         raise ConfigError(f"invalid header {key.strip() or text!r}: expected 'Name: value'")
+    if any(ord(char) < 32 and char != "\t" for char in value):
+        raise ConfigError(f"invalid header {key.strip()!r}: its value has a control character")
     return key.strip(), value.strip()
 
 
@@ -375,8 +377,9 @@ def _spec_from_entry(name: str, entry: object, base: Path) -> ServerSpec:
         headers = entry.get("headers") or {}
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise ConfigError(f"server {name!r}: 'headers' must map names to strings")
+        headers = dict(parse_header(f"{key}: {value}") for key, value in headers.items())
         check_url(url)
-        return HttpSpec(url=url, headers=dict(headers), transport=guess_transport(url, kind))
+        return HttpSpec(url=url, headers=headers, transport=guess_transport(url, kind))
     command = entry.get("command")
     if not isinstance(command, str) or not command:
         raise ConfigError(f"server {name!r}: needs 'command' (stdio) or 'url' (remote)")
@@ -386,7 +389,12 @@ def _spec_from_entry(name: str, entry: object, base: Path) -> ServerSpec:
         raise ConfigError(f"server {name!r}: 'args' must be a list of strings")
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise ConfigError(f"server {name!r}: 'env' must map names to strings")
-    cwd = entry.get("cwd")
+    for key in env:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ConfigError(f"server {name!r}: {key!r} in 'env' is not a variable name")
+    cwd = entry.get("cwd") or None
+    if cwd is not None and not isinstance(cwd, str):
+        raise ConfigError(f"server {name!r}: 'cwd' must be a string")
     if cwd is not None:
         cwd = str((base / Path(cwd).expanduser()).resolve())
     return StdioSpec(command=command, args=tuple(args), env=dict(env), cwd=cwd)

@@ -383,8 +383,12 @@ class McpMagics(Magics):
         elif command is not None:
             if args.url:
                 raise UsageError("give either a URL or -- COMMAND, not both")
+            if args.header or args.transport:
+                raise UsageError("--header and --transport are for a URL, not a -- COMMAND")
             spec = config.stdio_spec(command, args.env, args.cwd)
         elif args.url:
+            if args.env or args.cwd:
+                raise UsageError("--env and --cwd are for a -- COMMAND, not a URL")
             spec = config.http_spec(args.url, args.header, args.transport)
         else:
             raise UsageError(

@@ -251,6 +251,20 @@ class _HttpTransport:
             await self._http.__aexit__(None, None, None)
 
 
+def _quiet_sdk_logging() -> None:
+    """Keep the SDK's logged tracebacks ("Encountered SSE exception") out of the cell.
+
+    Each failure they log also reaches the caller as an exception, which becomes one
+    line. Without a handler of its own, Python prints them on stderr; a handler the
+    user configures still receives them.
+    """
+    import logging
+
+    sdk = logging.getLogger("mcp")
+    if not any(isinstance(h, logging.NullHandler) for h in sdk.handlers):
+        sdk.addHandler(logging.NullHandler())
+
+
 def _find_server_pid(marker: str) -> int | None:
     """The child process started for a session, found by its environment tag."""
     import psutil
@@ -361,6 +375,7 @@ class SessionManager:
     @property
     def loop(self) -> LoopThread:
         if self._loop is None:
+            _quiet_sdk_logging()
             self._loop = LoopThread()
         return self._loop
 
@@ -412,7 +427,7 @@ class SessionManager:
         results: dict[str, Session | McpError] = {}
         for session, outcome in zip(sessions, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                why = session.redact(describe_exception(outcome))
+                why = session.redact(_connect_failure(outcome, session.spec))
                 last = session.last_log_line()
                 if last and last not in why:
                     why += f" (server said: {last})"
@@ -521,7 +536,8 @@ class SessionManager:
                 ):
                     # It exited during the handshake: say how, not "Connection closed".
                     status = await _why_closed(session, transport.process)
-                    exc = McpError(f"the server {status} before answering")
+                    verb = "was " if status.startswith("killed") else ""
+                    exc = McpError(f"the server {verb}{status} before answering")
                 ready.set_exception(exc if isinstance(exc, Exception) else McpError(str(exc)))
             elif session.state == "connected":
                 session.error = _brief(exc, session)
@@ -775,6 +791,32 @@ def _brief(exc: BaseException, session: Session, limit: int = 60) -> str:
     text = _LOST.get(type(exc).__name__) or session.redact(describe_exception(exc))
     text = text.rstrip(".")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _connect_failure(exc: BaseException, spec: ServerSpec) -> str:
+    """Why a connect failed, in the user's terms: for a URL, what answered there."""
+    while getattr(exc, "exceptions", None):
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    text = describe_exception(exc)
+    if not isinstance(spec, HttpSpec):
+        return text
+    url, lowered = spec.target, text.lower()
+    if "name or service not known" in lowered or "name resolution" in lowered or (
+        "nodename nor servname" in lowered
+    ):
+        return f"the host in {url} was not found (DNS)"
+    if "all connection attempts failed" in lowered or "connection refused" in lowered:
+        return f"nothing is listening at {url} (connection refused): is the server running?"
+    if "wrong_version_number" in lowered or "wrong version number" in lowered:
+        return f"TLS failed at {url}: the server may speak http, not https"
+    if "certificate_verify_failed" in lowered:
+        return f"the TLS certificate of {url} is not trusted"
+    if "not found" in lowered and ("404" in lowered or lowered.endswith("not found")):
+        where = "/sse" if spec.transport == "sse" else "/mcp"
+        return f"{url} answered 404 Not Found: check the path (servers often use {where})"
+    if "content type" in lowered and "text/html" in lowered:
+        return f"{url} answered with an HTML page, not MCP: is it the server's MCP endpoint?"
+    return text
 
 
 def _is_connection_error(exc: BaseException) -> bool:

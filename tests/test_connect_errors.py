@@ -7,10 +7,13 @@ real servers. Each bad input also leaves the other sessions working.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
+import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -123,6 +126,9 @@ BAD_OPTIONS = [
     ("connect s --", "missing server command"),
     ("connect s", "missing server for 's'"),
     ("connect s http://127.0.0.1:9/mcp -- python", "either a URL or -- COMMAND"),
+    ("connect s --transport sse -- python", "--header and --transport are for a URL"),
+    ("connect s --header 'A: b' -- python", "--header and --transport are for a URL"),
+    ("connect s http://127.0.0.1:9/mcp --env A=b", "--env and --cwd are for a -- COMMAND"),
 ]
 
 
@@ -199,6 +205,9 @@ def test_config_file_entries_fail_one_by_one(mcp, tmp_path, capsys):
                     "port": {"url": "http://127.0.0.1:123456/mcp"},
                     "nocmd": {"command": "no-such-mcp-server"},
                     "nocwd": {"command": sys.executable, "cwd": "/no/such/dir"},
+                    "intcwd": {"command": sys.executable, "cwd": 5},
+                    "header": {"url": "http://127.0.0.1:9/mcp", "headers": {"Bad Name": "v"}},
+                    "envname": {"command": sys.executable, "env": {"1A": "x"}},
                 }
             }
         )
@@ -212,7 +221,10 @@ def test_config_file_entries_fail_one_by_one(mcp, tmp_path, capsys):
     assert any("'port'" in line and "out of range" in line for line in lines), lines
     assert any("'nocmd'" in line and "not found on PATH" in line for line in lines), lines
     assert any("'nocwd'" in line and "does not exist" in line for line in lines), lines
-    assert len(lines) == 5 and not any("Traceback" in line for line in lines), lines
+    assert any("'intcwd': server 'intcwd': 'cwd' must be a string" in line for line in lines)
+    assert any("'header': invalid header 'Bad Name'" in line for line in lines), lines
+    assert any("'1A' in 'env' is not a variable name" in line for line in lines), lines
+    assert len(lines) == 8 and not any("Traceback" in line for line in lines), lines
     assert mcp("call good.echo text=ok") == "ok"
 
 
@@ -226,6 +238,14 @@ def test_a_server_that_exits_at_start_gives_its_code_and_last_words(mcp):
     assert one_line(str(info.value)) == (
         "could not connect 's': the server exited with code 2 before answering "
         "(server said: bad config: no token)"
+    )
+
+
+def test_a_server_killed_at_start_names_the_signal(mcp):
+    with pytest.raises(McpRuntimeError) as info:
+        mcp(f"connect s -- {sys.executable} -c 'import os; os.kill(os.getpid(), 9)'")
+    assert str(info.value) == (
+        "could not connect 's': the server was killed by SIGKILL before answering"
     )
 
 
@@ -391,3 +411,82 @@ def test_ctrl_c_during_host_connect_is_an_interrupted_and_leaves_no_warning():
     assert "INTERRUPTED connecting 'hung' cancelled" in done.stdout
     assert "SESSIONS []" in done.stdout
     assert done.stderr == "", done.stderr  # no "Future exception was never retrieved"
+
+
+# -- what answered at a URL ------------------------------------------------------------------
+
+
+class _HtmlPage(http.server.BaseHTTPRequestHandler):
+    """A web server that is not an MCP server: every request gets an HTML page."""
+
+    def do_GET(self) -> None:
+        body = b"<html><body>Welcome</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def html_site():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _refused_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"  # closed again: refused
+
+
+def test_what_answered_at_a_url_is_named(mcp, fault_http, html_site):
+    url = _refused_url()
+    cases = [
+        (url, f"nothing is listening at {url} (connection refused): is the server running?"),
+        (fault_http.replace("/mcp", "/wrong"), "answered 404 Not Found: check the path"),
+        (f"{html_site}/mcp", "answered with an HTML page, not MCP"),
+        (f"{html_site}/sse", "answered with an HTML page, not MCP"),
+        (fault_http.replace("http://", "https://"), "the server may speak http, not https"),
+    ]
+    for target, message in cases:
+        with pytest.raises(McpRuntimeError) as info:
+            mcp(f"connect r {target}")
+        assert message in one_line(str(info.value)), (target, str(info.value))
+
+
+SSE_TO_A_WEB_PAGE = """
+import sys
+from mcp_magic.api import Host
+from mcp_magic.sessions import McpError
+
+with Host(connect_timeout=20) as host:
+    try:
+        host.connect("r", url=sys.argv[1])
+    except McpError as exc:
+        print("ERROR", exc)
+"""
+
+
+def test_the_sdks_logged_tracebacks_stay_out_of_the_output(html_site):
+    """Outside pytest (whose log capture would hide them), as in a kernel or a script."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", SSE_TO_A_WEB_PAGE, f"{html_site}/sse"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert "answered with an HTML page, not MCP" in done.stdout, done.stdout + done.stderr
+    assert done.stderr == "", done.stderr  # was: "Encountered SSE exception" + traceback
