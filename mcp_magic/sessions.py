@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import os
 import queue
+import re
 import shutil
 import signal
 import sys
@@ -95,6 +96,8 @@ class Session:
     pid: int | None = None
     last_words: str = ""
     """The server's last stderr line when it died."""
+    http_refusal: str | None = None
+    """The last HTTP error status a remote server answered ("401 Unauthorized")."""
     log_start: int = 0
     """Where this run's output starts in the log file (a name's log is kept across runs)."""
     started_at: float = field(default_factory=time.monotonic)
@@ -224,7 +227,17 @@ def _open_transport(session: Session, errlog: Any) -> Any:
         return sse_client(spec.url, headers=headers)
     from mcp.shared._httpx_utils import create_mcp_http_client
 
-    return _HttpTransport(spec.url, create_mcp_http_client(headers=headers))
+    http_client = create_mcp_http_client(headers=headers)
+
+    async def note_refusal(response: Any) -> None:
+        # The SDK reports a 401 as "Server returned an error response"; keep the status.
+        if response.status_code >= 400:
+            session.http_refusal = f"{response.status_code} {response.reason_phrase}".strip()
+
+    hooks = dict(http_client.event_hooks)
+    hooks["response"] = [*hooks.get("response", []), note_refusal]
+    http_client.event_hooks = hooks
+    return _HttpTransport(spec.url, http_client)
 
 
 class _HttpTransport:
@@ -427,7 +440,7 @@ class SessionManager:
         results: dict[str, Session | McpError] = {}
         for session, outcome in zip(sessions, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                why = session.redact(_connect_failure(outcome, session.spec))
+                why = session.redact(_connect_failure(outcome, session))
                 last = session.last_log_line()
                 if last and last not in why:
                     why += f" (server said: {last})"
@@ -793,14 +806,29 @@ def _brief(exc: BaseException, session: Session, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _connect_failure(exc: BaseException, spec: ServerSpec) -> str:
+_HTTP_STATUS = re.compile(r"'(\d{3}) ([^']*)' for url")
+_STATUS_HINTS = {
+    "401": "it wants credentials, e.g. --header 'Authorization: Bearer $TOKEN'",
+    "403": "the credentials were refused",
+}
+
+
+def _connect_failure(exc: BaseException, session: Session) -> str:
     """Why a connect failed, in the user's terms: for a URL, what answered there."""
     while getattr(exc, "exceptions", None):
         exc = exc.exceptions[0]  # type: ignore[attr-defined]
     text = describe_exception(exc)
+    spec = session.spec
     if not isinstance(spec, HttpSpec):
         return text
     url, lowered = spec.target, text.lower()
+    status_match = _HTTP_STATUS.search(text)
+    status = " ".join(status_match.groups()) if status_match else None
+    if status is None and "server returned an error response" in lowered:
+        status = session.http_refusal
+    if status and not status.startswith("404"):
+        hint = _STATUS_HINTS.get(status[:3])
+        return f"{url} answered HTTP {status}" + (f": {hint}" if hint else "")
     if "name or service not known" in lowered or "name resolution" in lowered or (
         "nodename nor servname" in lowered
     ):

@@ -433,9 +433,24 @@ class _HtmlPage(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _StatusPage(_HtmlPage):
+    """Answers every request with the status its path starts with: /401/mcp gives 401."""
+
+    def do_GET(self) -> None:
+        if not self.path.startswith(("/401/", "/403/", "/502/")):
+            return super().do_GET()
+        self.send_response(int(self.path[1:4]))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_POST = do_GET
+
+
 @pytest.fixture(scope="module")
 def html_site():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StatusPage)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -457,7 +472,12 @@ def test_what_answered_at_a_url_is_named(mcp, fault_http, html_site):
         (f"{html_site}/mcp", "answered with an HTML page, not MCP"),
         (f"{html_site}/sse", "answered with an HTML page, not MCP"),
         (fault_http.replace("http://", "https://"), "the server may speak http, not https"),
-    ]
+        (f"{html_site}/401/mcp", "answered HTTP 401 Unauthorized: it wants credentials, e.g. "
+         "--header 'Authorization: Bearer $TOKEN'"),
+        (f"{html_site}/401/sse", "answered HTTP 401 Unauthorized: it wants credentials"),
+        (f"{html_site}/403/mcp", "answered HTTP 403 Forbidden: the credentials were refused"),
+        (f"{html_site}/502/mcp", "answered HTTP 502 Bad Gateway"),
+    ]  # fmt: skip
     for target, message in cases:
         with pytest.raises(McpRuntimeError) as info:
             mcp(f"connect r {target}")
