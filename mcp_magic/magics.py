@@ -430,11 +430,7 @@ class McpMagics(Magics):
         _parse(parser, rest)
         from .render import status_table
 
-        sessions = list(self.manager.sessions.values())
-        if not sessions:
-            print("No MCP servers connected.")
-            return None
-        return status_table(sessions)
+        return status_table(list(self.manager.sessions.values()))
 
     def _do_tools(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)

@@ -99,9 +99,7 @@ def test_ctrl_c_during_a_call_is_one_line_and_the_session_lives_on(terminal, tmp
     assert "still here" in out, out
     assert re.search(r"^f\s+stdio\s+connected\b", terminal.run("%mcp list"), re.M)
     assert "Disconnected f" in terminal.run("%mcp disconnect --all")
-    out = terminal.run("%mcp list")
-    shown = [line for line in out.splitlines() if line.strip() and "In [" not in line]
-    assert shown == ["No MCP servers connected."], out
+    assert "No MCP servers connected." in terminal.run("%mcp list")
 
 
 def test_ctrl_c_during_a_connect_is_one_line(terminal, tmp_path):
