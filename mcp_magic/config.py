@@ -77,9 +77,9 @@ class HttpSpec:
 
     def secrets(self) -> list[str]:
         values = list(self.headers.values())
-        user_info = _USER_INFO.match(self.url)
-        if user_info and ":" in user_info.group(2):
-            values.append(user_info.group(2).split(":", 1)[1])
+        _, user_info, _ = _split_user_info(self.url)
+        if ":" in user_info:  # user:password@
+            values.append(user_info.split(":", 1)[1].removesuffix("@"))
         return _secret_values(values)
 
 
@@ -162,13 +162,24 @@ def parse_env(text: str) -> tuple[str, str]:
     return key, value
 
 
-_USER_INFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
 _HOST_CHARACTERS = re.compile(r"^[^\s<>\"{}|\\^`%\[\]]+$")
+
+
+def _split_user_info(url: str) -> tuple[str, str, str]:
+    """(`scheme://`, `user:password@`, rest), for URLs malformed in any way too."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        scheme, sep, rest = "", "", url
+    ends = [i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0]
+    at = rest.rfind("@", 0, min(ends, default=len(rest)))
+    return scheme + sep, rest[: at + 1], rest[at + 1 :]
 
 
 def _without_user_info(url: str) -> str:
     """The URL for messages: `user:password@` dropped, whatever else is wrong with it."""
-    return _USER_INFO.sub(r"\1", url)
+    scheme, _, rest = _split_user_info(url)
+    # Whatever else looks like `user:password@` goes too (malformed URLs split oddly).
+    return re.sub(r"[^@/\s]*:[^@/\s]*@", "", scheme + rest)
 
 
 def check_url(url: str) -> str:
@@ -201,6 +212,13 @@ def check_url(url: str) -> str:
             raise bad(f"too many ':' in {netloc!r} (an IPv6 host goes in brackets: http://[::1]/mcp)")
         if not _HOST_CHARACTERS.match(host):
             raise bad(f"the host {host!r} has characters a host name cannot have")
+        if not host.isascii():
+            import idna  # what the HTTP client checks international names with
+
+            try:
+                idna.encode(host, uts46=True)
+            except (idna.IDNAError, UnicodeError):
+                raise bad(f"the host {host!r} is not a valid international name") from None
         if re.fullmatch(r"[0-9.]+", host):
             import ipaddress
 

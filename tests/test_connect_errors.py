@@ -510,3 +510,48 @@ def test_the_sdks_logged_tracebacks_stay_out_of_the_output(html_site):
     )
     assert "answered with an HTML page, not MCP" in done.stdout, done.stdout + done.stderr
     assert done.stderr == "", done.stderr  # was: "Encountered SSE exception" + traceback
+
+
+# -- fuzzed URLs --------------------------------------------------------------------------
+
+URL_PIECES = [
+    "http://", "https://", "ftp://", "http:", "//", "/", "[", "]", "::1", "[::1]", ":",
+    ":80", ":0", ":65536", ":99999", ":abc", "@", "user:pw@", "127.0.0.1", "localhost",
+    "999.1.1.1", "ex ample", "%41", "bücher.de", "-", "_", ".", "..", "?", "#", "mcp", "sse",
+    "\x00", "\t", "\n", "\x7f", "'", '"', "\\", "{", "}", "|", "^", "`", "<", ">", "😀",
+]  # fmt: skip
+
+
+def test_fuzzed_urls_are_refused_in_one_line_or_usable(token_env):
+    """Whatever `check_url` accepts, the HTTP client accepts too: no ValueError later."""
+    import random
+
+    import httpx2
+
+    rng = random.Random(20261203)
+    accepted = 0
+    for _ in range(3000):
+        if rng.random() < 0.5:  # noise
+            url = "".join(rng.choice(URL_PIECES) for _ in range(rng.randint(1, 8)))
+        else:  # the shape of a URL, each part sometimes odd
+            url = (
+                rng.choice(["http://", "https://", "HTTP://", "http:/", "ws://"])
+                + rng.choice(["", "", "user:pw@", "user@", "u:pw@x@"])
+                + rng.choice(["127.0.0.1", "localhost", "[::1]", "bücher.de", "h_st", "a.b",
+                              "[::1", "999.1.1.1", "😀", "", "ex ample"])
+                + rng.choice(["", "", ":8000", ":0", ":65535", ":65536", ":x", ":"])
+                + rng.choice(["/mcp", "/sse", "", "/a b", "?q=1", "#f", "/mcp/"])
+            )  # fmt: skip
+        url = url.replace("pw@", f"{token_env}@")
+        try:
+            config.check_url(url)
+        except ConfigError as exc:
+            message = str(exc)
+            assert "\n" not in message and len(message) < 400, repr(url)
+            assert token_env not in message, repr(url)
+            continue
+        accepted += 1
+        httpx2.URL(url)  # would raise InvalidURL at connect time
+        spec = config.http_spec(url)
+        assert token_env not in spec.target and token_env not in repr(spec)
+    assert accepted > 50  # the fuzz reaches valid URLs too, not only refusals
