@@ -12,21 +12,30 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .arguments import schema_types
+from .arguments import parameter_summary
 
 
 class Table:
     """A small table with an HTML and a text rendering."""
 
-    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = ""):
+    def __init__(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        title: str = "",
+        empty: str = "",
+    ):
         self.columns = list(columns)
         self.rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
         self.title = title
+        self.empty = empty  # said instead of an empty table, when given
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def _repr_html_(self) -> str:
+        if not self.rows and self.empty:
+            return f"<p class='mcp-magic-table'>{html.escape(self.empty)}</p>"
         head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
         body = "".join(
             "<tr>"
@@ -42,6 +51,8 @@ class Table:
 
     def __repr__(self) -> str:
         if not self.rows:
+            if self.empty:
+                return self.empty
             return f"{self.title}\n(none)" if self.title else "(none)"
         cells = [self.columns, *self.rows]
         widths = [min(60, max(len(row[i]) for row in cells)) for i in range(len(self.columns))]
@@ -94,17 +105,7 @@ def status_table(sessions: Sequence[Any]) -> Table:
         for s in sessions
     ]
     columns = ["name", "transport", "state", "protocol", "tools", "pid", "uptime", "target"]
-    return Table(columns, rows, title="" if rows else "No MCP servers connected.")
-
-
-def _param_summary(schema: dict[str, Any] | None) -> str:
-    schema = schema or {}
-    required = set(schema.get("required") or [])
-    parts = []
-    for name, prop in (schema.get("properties") or {}).items():
-        kind = "|".join(sorted(schema_types(prop))) or "any"
-        parts.append(f"{name}{'' if name in required else '?'}: {kind}")
-    return ", ".join(parts)
+    return Table(columns, rows, empty="No MCP servers connected.")
 
 
 def tools_table(server_tools: dict[str, dict[str, Any]]) -> Table:
@@ -123,7 +124,7 @@ def tools_table(server_tools: dict[str, dict[str, Any]]) -> Table:
             rows.append(
                 [
                     f"{server}.{tool.name}",
-                    _param_summary(tool.input_schema),
+                    parameter_summary(tool.input_schema),
                     description[0] if description else "",
                     ", ".join(hints),
                 ]

@@ -387,3 +387,41 @@ def test_python_variables_and_environment_headers_mix_on_one_line(
     assert mcp("call r.whoami") == f"Bearer {token_env}"
     assert shell.run_cell("x = %mcp call r.echo text='{sql_text.upper()}'").success
     assert shell.user_ns["x"] == "HELLO THERE"
+
+
+def test_missing_required_argument_is_refused_before_the_call(mcp, capsys):
+    mcp("connect data --builtin")
+    with pytest.raises(UsageError) as info:
+        mcp("call data.query_db")
+    message = str(info.value)
+    assert "missing required argument 'sql'" in message and "\n" not in message
+    assert "data.query_db(sql: string" in message  # the tool's signature
+    with pytest.raises(UsageError, match="missing required argument 'sql'"):
+        mcp("call data.query_db '{}'")
+    # Nothing reached the server: its log has no rejected call.
+    assert "query_db" not in mcp("log data")
+
+
+def test_huge_quoted_values_parse_and_arrive_whole(mcp, shell, fault_cmd):
+    mcp(f"connect f -- {fault_cmd}")
+    value = "select a, b from t where c = 1 " * 35_000  # about 1 MB
+    shell.user_ns["who"] = "North"
+    assert shell.run_cell(f"r = %mcp call f.echo text='{value}'").success
+    assert shell.user_ns["r"] == value
+    assert shell.run_cell(f'r = %mcp call f.echo text="{{who}} {value}"').success
+    assert shell.user_ns["r"] == f"North {value}"
+
+
+def test_line_over_the_limit_is_one_line(mcp, shell, fault_cmd):
+    mcp(f"connect f -- {fault_cmd}")
+    shell.run_line_magic("config", "McpMagics.line_limit = 1000")
+    try:
+        with pytest.raises(UsageError) as info:
+            mcp("call f.echo text=" + "x" * 2000)
+        assert "McpMagics.line_limit" in str(info.value) and "\n" not in str(info.value)
+        shell.user_ns["big"] = "y" * 5000
+        with pytest.raises(UsageError, match="line_limit"):
+            mcp("call f.echo text=$big")  # the limit holds after expansion too
+    finally:
+        shell.run_line_magic("config", "McpMagics.line_limit = 10000000")
+    assert mcp("call f.echo text=fine") == "fine"
