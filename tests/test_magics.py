@@ -425,3 +425,17 @@ def test_line_over_the_limit_is_one_line(mcp, shell, fault_cmd):
     finally:
         shell.run_line_magic("config", "McpMagics.line_limit = 10000000")
     assert mcp("call f.echo text=fine") == "fine"
+
+
+def test_server_log_says_missing_not_rejected(mcp):
+    import mcp_magic
+
+    mcp("connect data --builtin")
+    manager = mcp_magic._magics.manager
+    # Past the magic's own check, as a model's call or Host.call may go.
+    assert manager.call_tool("data", "query_db", {}).is_error
+    assert manager.call_tool("data", "query_db", {"limit": "many"}).is_error
+    log = mcp("log data")
+    assert "Tool 'query_db': arguments refused (missing sql)" in log
+    assert "missing sql; invalid limit" in log
+    assert "rejected arguments" not in log
