@@ -268,6 +268,11 @@ class McpMagics(Magics):
         config=True
     )
     max_steps = Int(10, help="%%agent: model requests per run before stopping.").tag(config=True)
+    display_limit = Int(
+        20_000,
+        help="Characters of a text or JSON answer shown in a cell (0: all); the value "
+        "returned keeps everything.",
+    ).tag(config=True)
     line_limit = Int(
         LINE_LIMIT,
         help="Longest %mcp line, in characters, before and after $name expansion (0: none).",
@@ -282,9 +287,16 @@ class McpMagics(Magics):
         self.manager = SessionManager(connect_timeout=self.connect_timeout)
         self.agent: Any = None
         self.observe(self._timeout_changed, names="connect_timeout")
+        self.observe(self._set_display_limit, names="display_limit")
+        self._set_display_limit({"new": self.display_limit})
 
     def _timeout_changed(self, change: dict[str, Any]) -> None:
         self.manager.connect_timeout = change["new"]
+
+    def _set_display_limit(self, change: dict[str, Any]) -> None:
+        from . import render
+
+        render.DISPLAY_LIMIT = change["new"]
 
     def _expand(self, line: str) -> str:
         """IPython's `$name` / `{expr}` expansion, one word at a time, in linear time.
@@ -450,13 +462,13 @@ class McpMagics(Magics):
         return Progress(label, terminal=type(self.shell).__name__ == "TerminalInteractiveShell")
 
     def _tool_value(self, server: str, tool: str, result: Any) -> Any:
-        from .render import ToolText
+        from .render import tool_value
         from .results import interpret
 
         outcome = interpret(result, tool)
         if outcome.error is not None:
             raise McpRuntimeError(f"{server}.{tool}: {outcome.error}")
-        return ToolText(outcome.value) if isinstance(outcome.value, str) else outcome.value
+        return tool_value(outcome.value)
 
     def _do_resources(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)

@@ -391,6 +391,7 @@ def test_python_variables_and_environment_headers_mix_on_one_line(
 
 def test_missing_required_argument_is_refused_before_the_call(mcp, capsys):
     mcp("connect data --builtin")
+    refused = mcp("log data").count("arguments refused")  # the log outlives a session
     with pytest.raises(UsageError) as info:
         mcp("call data.query_db")
     message = str(info.value)
@@ -399,7 +400,7 @@ def test_missing_required_argument_is_refused_before_the_call(mcp, capsys):
     with pytest.raises(UsageError, match="missing required argument 'sql'"):
         mcp("call data.query_db '{}'")
     # Nothing reached the server: its log has no rejected call.
-    assert "query_db" not in mcp("log data")
+    assert mcp("log data").count("arguments refused") == refused
 
 
 def test_huge_quoted_values_parse_and_arrive_whole(mcp, shell, fault_cmd):
@@ -439,3 +440,27 @@ def test_server_log_says_missing_not_rejected(mcp):
     assert "Tool 'query_db': arguments refused (missing sql)" in log
     assert "missing sql; invalid limit" in log
     assert "rejected arguments" not in log
+
+
+def test_big_answers_are_shown_cut_and_kept_whole(mcp, shell, fault_cmd):
+    mcp(f"connect f -- {fault_cmd}")
+    text = "word " * 200_000  # 1 MB
+    answer = mcp(f"call f.echo text='{text}'")
+    assert answer == text
+    shown = shell.display_formatter.format(answer)[0]["text/plain"]
+    assert len(shown) < 20_200
+    assert shown.splitlines()[-1] == (
+        "… 980 kB more not shown; the whole value is in `_` or the variable it was assigned to"
+    )
+    rows = mcp("call f.rows count=3")  # a table: pandas bounds its own display
+    assert len(rows) == 3
+    shell.run_line_magic("config", "McpMagics.display_limit = 1000")
+    try:
+        assert len(shell.display_formatter.format(answer)[0]["text/plain"]) < 1200
+        # The cell's value, `_` and an assigned variable keep everything.
+        assert shell.run_cell(f"%mcp call f.echo text='{text}'").success
+        assert shell.user_ns["_"] == text
+        assert shell.run_cell(f"kept = %mcp call f.echo text='{text}'").success
+        assert shell.user_ns["kept"] == text
+    finally:
+        shell.run_line_magic("config", "McpMagics.display_limit = 20000")
