@@ -194,7 +194,7 @@ def parse_target(text: str) -> tuple[str, str]:
     """`server.tool` → (server, tool). Tool names may contain dots; server names may not."""
     server, sep, tool = text.partition(".")
     if not sep or not server or not tool:
-        raise ConfigError(f"expected SERVER.TOOL, got {text!r}")
+        raise ConfigError(f"expected SERVER.TOOL, got {clip(text)}")
     return server, tool
 
 

@@ -58,6 +58,17 @@ def agent_questions(lines: list[str]) -> list[str]:
     return out
 
 
+MESSAGE_LIMIT = 600
+
+
+def _one_line(message: str) -> str:
+    """An error message as one bounded line, however much input it quotes."""
+    message = " ".join(message.split()) if "\n" in message or "\r" in message else message
+    if len(message) > MESSAGE_LIMIT:
+        message = f"{message[: MESSAGE_LIMIT - 40]}… ({len(message):,} characters)"
+    return message
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -329,9 +340,11 @@ class McpMagics(Magics):
         try:
             return handler(parser, rest)
         except (config.ConfigError, UnknownServer, UnknownTool) as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(_one_line(str(exc))) from None
+        except UsageError as exc:
+            raise UsageError(_one_line(str(exc))) from None
         except McpError as exc:
-            raise McpRuntimeError(str(exc)) from None
+            raise McpRuntimeError(_one_line(str(exc))) from None
 
     mcp.__doc__ = _help_text()
 
