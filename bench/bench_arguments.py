@@ -11,17 +11,18 @@ For each size (100 kB, 300 kB, 1 MB, 3 MB) one SQL-like value is typed on the li
   shlex     `shlex.split` on the same line, for reference (what the magic used to do;
             quadratic, so only up to 300 kB)
 
-The scaling ratio is (time at the largest size / time at the smallest) divided by the
-size ratio: 1.0 is linear, 10 would mean ten times slower than linear.
-Goal: ratio <= 2 for `parse` and `cell`. Run ``python bench/bench_arguments.py``,
-or ``--quick`` (10 kB to 300 kB, no shlex reference).
+A scaling ratio is (time at one size / time at a smaller one) divided by the size
+ratio: 1.0 is linear; quadratic work shows as the size ratio itself (30 from 100 kB to
+3 MB). Two are printed: smallest to largest (small sizes sit in the CPU caches, so this
+one reads high even when the work is linear) and the last step (1 MB to 3 MB).
+Goal: last-step ratio <= 1.5 for `parse` and `cell`. Run
+``python bench/bench_arguments.py``, or ``--quick`` (10 kB to 300 kB, no shlex).
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ SERVER = ROOT / "tests" / "servers" / "fault_server.py"
 FULL_SIZES = [100_000, 300_000, 1_000_000, 3_000_000]
 QUICK_SIZES = [10_000, 30_000, 100_000, 300_000]
 SHLEX_MAX = 300_000
-GOAL = 2.0
+GOAL = 1.5
 
 
 def sql_value(size: int) -> str:
@@ -50,7 +51,7 @@ def best_of(run: Callable[[], object], repeat: int) -> float:
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return min(times) if len(times) < 3 else statistics.median(times)
+    return min(times)  # the least disturbed run: allocation and cache effects vary
 
 
 def label(size: int) -> str:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
-    repeat = 3
+    repeat = 3 if args.quick else 7
 
     from IPython.testing.globalipapp import start_ipython
 
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shell.run_line_magic("mcp", "disconnect --all")
 
-    print(f"{'':14s}" + "".join(f"{label(s):>12s}" for s in sizes) + "   scaling ratio")
+    print(
+        f"{'':14s}" + "".join(f"{label(s):>12s}" for s in sizes) + "   ratio: all    last step"
+    )
     worst = 0.0
     for name, times in rows.items():
         if not times:
@@ -108,13 +111,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{times[s] * 1e3:9.1f} ms" if s in times else f"{'-':>12s}" for s in sizes
         )
         measured = sorted(times)
-        small, large = measured[0], measured[-1]
-        ratio = (times[large] / times[small]) / (large / small)
+
+        def ratio(small: int, large: int, times: dict[int, float] = times) -> float:
+            return (times[large] / times[small]) / (large / small)
+
+        overall = ratio(measured[0], measured[-1])
+        last = ratio(measured[-2], measured[-1])
         if name != "shlex":
-            worst = max(worst, ratio)
-        print(f"{name:14s}{cells}   {ratio:5.2f} (x{large // small} input)")
+            worst = max(worst, last)
+        print(f"{name:14s}{cells}   {overall:10.2f} {last:10.2f}")
     verdict = "met" if worst <= GOAL else "MISSED"
-    print(f"\nworst scaling ratio (parse, cell) {worst:.2f}; goal <= {GOAL:g}: {verdict}")
+    print(f"\nworst last-step ratio (parse, cell) {worst:.2f}; goal <= {GOAL:g}: {verdict}")
     return 0
 
 
