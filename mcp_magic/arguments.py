@@ -36,7 +36,7 @@ def format_size(chars: int) -> str:
 
 def check_line_length(line: str, limit: int | None) -> None:
     """A line over the limit is refused in one line that says what to do instead."""
-    if limit and len(line) > limit:
+    if limit is not None and limit > 0 and len(line) > limit:
         raise ConfigError(
             f"the %mcp line is {format_size(len(line))}, over the {format_size(limit)} limit "
             "(%config McpMagics.line_limit); pass large values from Python: "

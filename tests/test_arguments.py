@@ -80,7 +80,8 @@ def test_expand_variables_like_ipython(line, expanded):
 
 def test_line_limit_is_one_line_naming_the_setting():
     check_line_length("x" * 100, 100)
-    check_line_length("x" * 10_000, 0)  # 0: no limit
+    check_line_length("x" * 10_000, 0)  # 0 (or less): no limit
+    check_line_length("x" * 10_000, -1)
     with pytest.raises(ConfigError) as info:
         check_line_length("x" * 2_500_000, 1_000_000)
     message = str(info.value)
