@@ -41,12 +41,21 @@ def _split(line: str) -> list[str]:
         raise UsageError(str(exc)) from None
 
 
+_CELL_HELP = re.compile(r"\s*%%agent\s*(\?\??)\s*")
+
+
 def agent_questions(lines: list[str]) -> list[str]:
     """An IPython input transformer: `%agent what is x?` asks the model.
 
     IPython reads a line ending in `?` as a help request, and questions end in `?`;
     so such a line is turned into the magic call before help detection sees it.
+    A cell that is only `%%agent?` is the help request: terminal IPython would wait for
+    the cell's body (a cell magic ends at a blank line), so it becomes the help call here.
     """
+    body = [line for line in lines if line.strip()]
+    if len(body) == 1 and (match := _CELL_HELP.fullmatch(body[0])):
+        kind = "pinfo2" if match.group(1) == "??" else "pinfo"
+        return [f"get_ipython().run_line_magic({kind!r}, '%%agent')\n"]
     out = []
     for line in lines:
         stripped = line.strip()
@@ -67,6 +76,21 @@ def _one_line(message: str) -> str:
     if len(message) > MESSAGE_LIMIT:
         message = f"{message[: MESSAGE_LIMIT - 40]}… ({len(message):,} characters)"
     return message
+
+
+def _positive_int(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{option} must be 1 or more, not {value}")
+    return value
+
+
+_MODEL_WORD = re.compile(r"[a-z][a-z0-9_.-]*:[^\s/:][^\s]*")
+"""A word shaped like provider:model (a URL's `http://...` is not; provider names are
+lower case, so a question starting `Note:this` stays a question)."""
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -199,7 +223,11 @@ def _reconnect_args(line: str) -> None:
     help="Servers or server.tool the model may use (repeatable; default: all).",
 )
 @argument("--deny", action="append", metavar="GLOB", help="Servers or server.tool it may not use.")
-@argument("--max-steps", type=int, help="Model requests per run before stopping (default 10).")
+@argument(
+    "--max-steps",
+    type=lambda text: _positive_int(text, "--max-steps"),
+    help="Model requests per run before stopping (default 10).",
+)
 @argument(
     "--approve",
     choices=["never", "always", "writes"],
@@ -287,6 +315,12 @@ class McpMagics(Magics):
     line_limit = Int(
         LINE_LIMIT,
         help="Longest %mcp line, in characters, before and after $name expansion (0: none).",
+    ).tag(config=True)
+    idle_timeout = Float(
+        60.0, help="%%agent: seconds a model reply may go without data before it fails."
+    ).tag(config=True)
+    run_timeout = Float(
+        600.0, help="%%agent: seconds a whole run may take (waiting for approval aside)."
     ).tag(config=True)
     endpoints = Dict(
         help="Aliases for OpenAI-compatible endpoints: {'lmstudio': 'http://localhost:1234/v1'}"
@@ -627,6 +661,7 @@ class McpMagics(Magics):
         leading: list[str] = []
         prompt = ""
         index = 0
+        has_model = False
         while index < len(tokens):
             word = tokens[index].group()
             flag = word.split("=", 1)[0]
@@ -638,8 +673,9 @@ class McpMagics(Magics):
                 if takes_value[flag] and "=" not in word and index + 1 < len(tokens):
                     index += 1
                     leading.append(tokens[index].group())
-            elif index == 0 and self._looks_like_model(word):
-                leading.append(word)
+            elif not has_model and self._looks_like_model(word):
+                leading.append(word)  # before or after the options
+                has_model = True
             else:
                 prompt = line[tokens[index].start() :]
                 break
@@ -650,18 +686,26 @@ class McpMagics(Magics):
         from .providers import PROVIDERS
 
         provider, sep, model = word.partition(":")
-        return bool(sep and model) and (provider in PROVIDERS or provider in self.endpoints)
+        if bool(sep and model) and (provider in PROVIDERS or provider in self.endpoints):
+            return True
+        # Shaped like provider:model: taken as one, so a typo says "unknown provider"
+        # as in the cell form, rather than becoming part of the question.
+        return bool(_MODEL_WORD.fullmatch(word))
 
     def _run_agent(self, args: Any, template: str) -> None:
         from .agent import AgentOptions, interpolate
         from .driver import ask_user, run_agent
+        from .providers import default_model
 
-        model = args.model or self.default_model
+        model = args.model or self.default_model or default_model()
         if not model:
             raise UsageError(
-                "no model: give one (%%agent openrouter:openai/gpt-4o-mini) or set "
-                "%config McpMagics.default_model"
+                "no model: give one (%%agent openrouter:openai/gpt-4o-mini), set "
+                "%config McpMagics.default_model, or export MCP_MAGIC_MODEL"
             )
+        for name in ("max_steps", "idle_timeout", "run_timeout"):
+            if not getattr(self, name) > 0:
+                raise UsageError(f"%config McpMagics.{name} must be above 0")
         prompt = interpolate(template, self.shell.user_ns).strip()
         if not prompt:
             raise UsageError("the prompt is empty: write the question in the cell")
@@ -671,7 +715,7 @@ class McpMagics(Magics):
         options = AgentOptions(
             allow=args.allow or [],
             deny=args.deny or [],
-            max_steps=args.max_steps or self.max_steps,
+            max_steps=args.max_steps if args.max_steps is not None else self.max_steps,
             approval=args.approve or self.default_approval,
             system=args.system,
             temperature=args.temperature,
@@ -679,6 +723,8 @@ class McpMagics(Magics):
             results_prefix=args.results or "result",
             hosted=args.hosted or "auto",
             server_descriptions=dict(_key_value(d) for d in args.describe or []),
+            idle_timeout=self.idle_timeout,
+            run_timeout=self.run_timeout,
         )
         view = self._agent_view()
         try:
