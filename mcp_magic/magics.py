@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
-import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -21,18 +20,25 @@ from IPython.utils.text import dedent
 from traitlets import Bool, Dict, Float, Int, Unicode
 
 from . import config
-from .arguments import parse_target, parse_tool_arguments
+from .arguments import (
+    LINE_LIMIT,
+    check_line_length,
+    expand_variables,
+    missing_required,
+    parse_target,
+    parse_tool_arguments,
+    split_words,
+    tool_signature,
+)
 from .sessions import McpError, SessionManager, UnknownServer, UnknownTool
 
 
 def _split(line: str) -> list[str]:
     """Shell-like words: `sql="select * from t"` is one word, quotes removed."""
-    if not any(char in line for char in "'\"\\"):
-        return line.split()  # what shlex gives for such a line, ~20x faster
     try:
-        return shlex.split(line, posix=True)
-    except ValueError as exc:
-        raise UsageError(f"cannot parse arguments: {exc}") from None
+        return split_words(line)
+    except config.ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 _CELL_HELP = re.compile(r"\s*%%agent\s*(\?\??)\s*")
@@ -61,9 +67,15 @@ def agent_questions(lines: list[str]) -> list[str]:
     return out
 
 
-_WORD = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
-"""A shell-like word: quoted (with its spaces) or a run of non-blanks."""
-_EXPANDABLE = re.compile(r"[${]")
+MESSAGE_LIMIT = 600
+
+
+def _one_line(message: str) -> str:
+    """An error message as one bounded line, however much input it quotes."""
+    message = " ".join(message.split()) if "\n" in message or "\r" in message else message
+    if len(message) > MESSAGE_LIMIT:
+        message = f"{message[: MESSAGE_LIMIT - 40]}… ({len(message):,} characters)"
+    return message
 
 
 def _positive_int(text: str, option: str) -> int:
@@ -295,6 +307,15 @@ class McpMagics(Magics):
         config=True
     )
     max_steps = Int(10, help="%%agent: model requests per run before stopping.").tag(config=True)
+    display_limit = Int(
+        20_000,
+        help="Characters of a text or JSON answer shown in a cell (0: all); the value "
+        "returned keeps everything.",
+    ).tag(config=True)
+    line_limit = Int(
+        LINE_LIMIT,
+        help="Longest %mcp line, in characters, before and after $name expansion (0: none).",
+    ).tag(config=True)
     idle_timeout = Float(
         60.0, help="%%agent: seconds a model reply may go without data before it fails."
     ).tag(config=True)
@@ -311,31 +332,36 @@ class McpMagics(Magics):
         self.manager = SessionManager(connect_timeout=self.connect_timeout)
         self.agent: Any = None
         self.observe(self._timeout_changed, names="connect_timeout")
+        self.observe(self._set_display_limit, names="display_limit")
+        self._set_display_limit({"new": self.display_limit})
 
     def _timeout_changed(self, change: dict[str, Any]) -> None:
         self.manager.connect_timeout = change["new"]
 
+    def _set_display_limit(self, change: dict[str, Any]) -> None:
+        from . import render
+
+        render.DISPLAY_LIMIT = change["new"]
+
     def _expand(self, line: str) -> str:
-        """IPython's `$name` / `{expr}` expansion, one word at a time.
+        """IPython's `$name` / `{expr}` expansion, one word at a time, in linear time.
 
         IPython expands a whole line or, if one name is unknown, none of it; then a
         header's `$TOKEN` (meant for the environment) stopped `$url` from expanding.
         Word by word, a name the notebook does not define stays for the kernel-side
         environment expansion of headers and env values.
         """
-        if "$" not in line and "{" not in line:
-            return line  # the common case; var_expand copies the whole namespace
-        return _WORD.sub(
-            lambda m: (
-                self.shell.var_expand(m.group(0)) if _EXPANDABLE.search(m.group(0)) else m.group(0)
-            ),
-            line,
-        )
+        return expand_variables(line, self.shell.user_ns)
 
     @no_var_expand
     @line_magic
     def mcp(self, line: str) -> Any:
-        line = self._expand(line)
+        try:
+            check_line_length(line, self.line_limit)
+            line = self._expand(line)
+            check_line_length(line, self.line_limit)
+        except config.ConfigError as exc:
+            raise UsageError(str(exc)) from None
         command, _, rest = line.strip().partition(" ")
         if not command:
             raise UsageError("usage: %mcp SUBCOMMAND ... (see %mcp? for the list)")
@@ -348,9 +374,11 @@ class McpMagics(Magics):
         try:
             return handler(parser, rest)
         except (config.ConfigError, UnknownServer, UnknownTool) as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(_one_line(str(exc))) from None
+        except UsageError as exc:
+            raise UsageError(_one_line(str(exc))) from None
         except McpError as exc:
-            raise McpRuntimeError(str(exc)) from None
+            raise McpRuntimeError(_one_line(str(exc))) from None
 
     mcp.__doc__ = _help_text()
 
@@ -458,6 +486,13 @@ class McpMagics(Magics):
         server, tool_name = parse_target(args.target)
         tool = self.manager.tool(server, tool_name)
         arguments = parse_tool_arguments(args.arguments, tool.input_schema)
+        missing = missing_required(arguments, tool.input_schema)
+        if missing:
+            raise UsageError(
+                f"missing required argument{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(repr, missing))}: "
+                f"{tool_signature(f'{server}.{tool_name}', tool.input_schema)}"
+            )
         progress = self._progress(f"{server}.{tool_name}")
         try:
             result = self.manager.call_tool(
@@ -478,13 +513,13 @@ class McpMagics(Magics):
         return Progress(label, terminal=type(self.shell).__name__ == "TerminalInteractiveShell")
 
     def _tool_value(self, server: str, tool: str, result: Any) -> Any:
-        from .render import ToolText
+        from .render import tool_value
         from .results import interpret
 
         outcome = interpret(result, tool)
         if outcome.error is not None:
             raise McpRuntimeError(f"{server}.{tool}: {outcome.error}")
-        return ToolText(outcome.value) if isinstance(outcome.value, str) else outcome.value
+        return tool_value(outcome.value)
 
     def _do_resources(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)
