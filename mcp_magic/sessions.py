@@ -171,7 +171,7 @@ def _open_transport(session: Session, errlog: Any) -> Any:
     """The SDK transport for a spec, with `$VAR`s expanded only now."""
     spec = session.spec
     if isinstance(spec, StdioSpec):
-        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from .stdio_transport import StdioServerParameters, stdio_client
 
         env = inherited_environment()
         env.update({key: expand_vars(value) for key, value in spec.env.items()})
