@@ -40,7 +40,18 @@ from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 from pydantic import ValidationError
 
-__all__ = ["StdioServerParameters", "LineSplitter", "parse_line", "read_messages", "stdio_client"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "LineSplitter",
+    "MessageTooLarge",
+    "StdioServerParameters",
+    "parse_line",
+    "read_messages",
+    "stdio_client",
+]
+
+MAX_MESSAGE_BYTES = 1 << 30
+"""Largest message accepted (1 GiB, about ten million table rows as JSON)."""
 
 CHUNK_SIZE = 1 << 20
 """Most bytes asked of the pipe per read (it returns what is there, often 64 KiB)."""
@@ -54,11 +65,17 @@ MAX_LOGGED_LINES = 100
 _WRITER_FLUSH_TIMEOUT = 0.5  # as in the SDK: time for the writer to flush before stdin closes
 
 
+class MessageTooLarge(Exception):
+    """A line grew past the bound: the server is broken, and the connection ends."""
+
+
 class LineSplitter:
     """Cuts a byte stream into lines; every byte is scanned and copied a bounded number of times."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self.max_bytes = max_bytes
         self._pending: list[bytes] = []
+        self._size = 0
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """The lines `chunk` completes, without their newline."""
@@ -67,13 +84,20 @@ class LineSplitter:
         while (end := chunk.find(b"\n", start)) >= 0:
             piece = chunk[start:end]
             if self._pending:
+                self._check(self._size + len(piece))
                 self._pending.append(piece)
                 piece = b"".join(self._pending)
                 self._pending.clear()
+                self._size = 0
+            else:
+                self._check(len(piece))
             lines.append(piece)
             start = end + 1
         if start < len(chunk):
-            self._pending.append(chunk[start:] if start else chunk)
+            rest = chunk[start:] if start else chunk
+            self._check(self._size + len(rest))
+            self._pending.append(rest)
+            self._size += len(rest)
         return lines
 
     def finish(self) -> bytes | None:
@@ -82,7 +106,14 @@ class LineSplitter:
             return None
         rest = b"".join(self._pending)
         self._pending.clear()
+        self._size = 0
         return rest
+
+    def _check(self, size: int) -> None:
+        if size > self.max_bytes:
+            raise MessageTooLarge(
+                f"a line on stdout grew past {self.max_bytes:,} bytes; closing the connection"
+            )
 
 
 def parse_line(line: bytes, encoding: str = "utf-8") -> SessionMessage | str:
@@ -121,13 +152,15 @@ async def read_messages(
     deliver: Callable[[SessionMessage], Awaitable[None]],
     log: Callable[[str], None],
     encoding: str = "utf-8",
+    max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> None:
     """Read `stdout` to its end, handing each JSON-RPC line to `deliver`.
 
     Lines are delivered one at a time, and nothing more is read while a delivery is
     blocked. Everything else goes to `log` as one line each (blank lines silently).
+    A line longer than `max_bytes` is logged and ends the reading (MessageTooLarge).
     """
-    splitter = LineSplitter()
+    splitter = LineSplitter(max_bytes)
     ignored = 0
 
     async def handle(line: bytes) -> None:
@@ -149,7 +182,12 @@ async def read_messages(
             chunk = await stdout.receive(CHUNK_SIZE)
         except anyio.EndOfStream:
             break
-        for line in splitter.feed(chunk):
+        try:
+            lines = splitter.feed(chunk)
+        except MessageTooLarge as exc:
+            log(str(exc))
+            raise
+        for line in lines:
             await handle(line)
     rest = splitter.finish()
     if rest is not None:
@@ -211,8 +249,8 @@ async def stdio_client(
             async with read_stream_writer:
                 try:
                     await read_messages(process.stdout, deliver, log, server.encoding)
-                except _SessionGone:
-                    pass  # only the drain below remains
+                except (_SessionGone, MessageTooLarge):
+                    pass  # the read stream closes: the session sees the connection end
                 finally:
                     await _drain_stdout(process)
         except anyio.ClosedResourceError:

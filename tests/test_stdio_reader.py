@@ -12,11 +12,12 @@ import anyio
 import psutil
 import pytest
 
-from mcp_magic.stdio_transport import MAX_LOGGED_LINES, read_messages
+from mcp_magic.stdio_transport import MAX_LOGGED_LINES, MessageTooLarge, read_messages
 
-from conftest import SERVERS
+from conftest import SERVERS, free_port, start_http_server, stop
 
 NOISY_SERVER = SERVERS / "noisy_server.py"
+LEGACY_HTTP_SERVER = SERVERS / "legacy_http_server.py"
 
 
 class ChunkStream:
@@ -34,15 +35,28 @@ class ChunkStream:
             raise anyio.EndOfStream from None
 
 
-def read_all(chunks: Iterable[bytes]) -> tuple[list, list[str]]:
-    """The messages and the log lines the reader makes of a stream cut into `chunks`."""
+def read_all(
+    chunks: Iterable[bytes], raised: list | None = None, **options
+) -> tuple[list, list[str]]:
+    """The messages and the log lines the reader makes of a stream cut into `chunks`.
+
+    An exception the reader raises is put on `raised` when given, else propagates.
+    """
     messages: list = []
     log: list[str] = []
 
     async def deliver(message) -> None:
         messages.append(message.message)
 
-    anyio.run(read_messages, ChunkStream(chunks), deliver, log.append)
+    async def main() -> None:
+        try:
+            await read_messages(ChunkStream(chunks), deliver, log.append, **options)
+        except Exception as exc:
+            if raised is None:
+                raise
+            raised.append(exc)
+
+    anyio.run(main)
     return messages, log
 
 
@@ -111,6 +125,16 @@ def test_eof_mid_line():
     # A last message without its newline is still a message.
     messages, log = read_all([request(1, name="whole"), request(2, name="last")[:-1]])
     assert [m.id for m in messages] == [1, 2] and log == []
+
+
+def test_a_line_past_the_bound_ends_the_reading_with_one_log_line():
+    big = request(2, name="z" * 5000)
+    for chunks in ([request(1), big], cut(request(1) + big, 100)):
+        raised: list = []
+        messages, log = read_all(chunks, raised, max_bytes=4096)
+        assert [type(e) for e in raised] == [MessageTooLarge]
+        assert [m.id for m in messages] == [1]
+        assert log == ["a line on stdout grew past 4,096 bytes; closing the connection"]
 
 
 def test_lines_that_are_not_messages_are_logged_and_skipped():
@@ -212,3 +236,18 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_big_answer_from_a_2025_server_over_streamable_http():
+    """Such servers answer in one server-sent event; the SDK's default limit is 1 MiB."""
+    from mcp_magic import Host
+
+    port = free_port()
+    process = start_http_server([sys.executable, str(LEGACY_HTTP_SERVER), str(port)], port)
+    try:
+        with Host() as host:
+            session = host.connect("legacy", url=f"http://127.0.0.1:{port}/mcp")
+            assert session.protocol_version.startswith("2025")
+            assert len(host.call("legacy.blob", size=3_000_000)) == 3_000_000
+    finally:
+        stop(process)
