@@ -64,8 +64,11 @@ def _trim() -> None:
 
 
 def _rss(pid: int | None) -> int:
+    """Resident set size of a process (0 when there is none)."""
+    if pid is None:
+        return 0
     try:
-        return psutil.Process(pid).memory_info().rss if pid else 0
+        return psutil.Process(pid).memory_info().rss
     except psutil.Error:
         return 0
 
@@ -76,7 +79,7 @@ class PeakSampler:
     def __init__(self, server_pid: int | None, interval: float = 0.005) -> None:
         self.server_pid = server_pid
         self.interval = interval
-        self.kernel_start = _rss(None)
+        self.kernel_start = _rss(os.getpid())
         self.server_start = _rss(server_pid)
         self.kernel_peak = self.kernel_start
         self.server_peak = self.server_start
@@ -85,7 +88,7 @@ class PeakSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.kernel_peak = max(self.kernel_peak, _rss(None))
+            self.kernel_peak = max(self.kernel_peak, _rss(os.getpid()))
             if self.server_pid:
                 self.server_peak = max(self.server_peak, _rss(self.server_pid))
             self._stop.wait(self.interval)
@@ -122,7 +125,7 @@ def measure(fetch: Callable[[], pd.DataFrame], server_pid: int | None, rows: int
     frame_bytes = int(frame.memory_usage(deep=True).sum())
     del frame
     gc.collect()
-    held = _rss(None) - sampler.kernel_start
+    held = _rss(os.getpid()) - sampler.kernel_start
     return Run(
         seconds,
         frame_bytes,
