@@ -14,7 +14,9 @@ file, which gives the same dtypes. Every figure comes from this one run. Reporte
 seconds and the ratio to the baseline (goals: <= 1.5x at 100k and 1M, <= 2x at 10k),
 the scaling 10k -> 100k -> 1M (goal: 10x the rows costs at most 11x the time), the
 kernel's peak RSS rise against the DataFrame's ``memory_usage(deep=True)`` (goal <= 3x)
-and what is still held after the frame is dropped, and the server's peak RSS.
+and what is still held after the frame is dropped (before and after ``malloc_trim``:
+the SDK's dispatcher keeps the last message it read until the next one arrives), and the
+server's peak RSS.
 The built-in server caps answers at 100,000 rows by default; the calls pass ``limit=N``.
 """
 
@@ -111,6 +113,7 @@ class Run:
     frame_bytes: int
     kernel_rise: int
     kernel_held: int  # RSS still above the start once the frame is dropped (no trim)
+    kernel_kept: int  # the same after malloc_trim: memory still referenced somewhere
     server_rise: int
 
 
@@ -126,11 +129,14 @@ def measure(fetch: Callable[[], pd.DataFrame], server_pid: int | None, rows: int
     del frame
     gc.collect()
     held = _rss(os.getpid()) - sampler.kernel_start
+    _trim()
+    kept = _rss(os.getpid()) - sampler.kernel_start
     return Run(
         seconds,
         frame_bytes,
         sampler.kernel_peak - sampler.kernel_start,
         held,
+        kept,
         sampler.server_peak - sampler.server_start,
     )
 
@@ -264,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 # Memory from the first run: later ones reuse what the first left allocated.
                 first = runs[0]
                 results[name, rows] = Run(best.seconds, first.frame_bytes, first.kernel_rise,
-                                          first.kernel_held, first.server_rise)
+                                          first.kernel_held, first.kernel_kept, first.server_rise)
                 print(f"  {rows:>9,} rows  {name:15s} {best.seconds:8.3f} s (best of {repeat})",
                       flush=True)
         report(results, sizes, list(methods))
@@ -295,14 +301,16 @@ def report(results: dict[tuple[str, int], Run], sizes: list[int], names: list[st
             print(f"  {name:15s} " + "   ".join(steps))
 
     print(f"\nMemory (first run): kernel peak RSS rise / DataFrame memory_usage(deep=True) "
-          f"(goal <= {MEMORY_GOAL:g}x), RSS still held after `del df`, server peak RSS rise")
+          f"(goal <= {MEMORY_GOAL:g}x); RSS still held after `del df` and gc, and after "
+          "malloc_trim (still referenced); server peak RSS rise")
     for rows in sizes:
         for name in names:
             r = results[name, rows]
             server = f"   server +{r.server_rise / MB:7.1f} MB" if name != base else ""
             print(f"  {rows:>9,} {name:15s} frame {r.frame_bytes / MB:7.1f} MB   "
                   f"peak +{r.kernel_rise / MB:7.1f} MB = {r.kernel_rise / r.frame_bytes:5.1f}x   "
-                  f"held +{r.kernel_held / MB:7.1f} MB{server}")
+                  f"held +{r.kernel_held / MB:7.1f} MB, trimmed +{r.kernel_kept / MB:7.1f} MB"
+                  f"{server}")
 
 
 if __name__ == "__main__":

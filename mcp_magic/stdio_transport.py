@@ -187,8 +187,10 @@ async def read_messages(
         except MessageTooLarge as exc:
             log(str(exc))
             raise
-        for line in lines:
-            await handle(line)
+        # Popped, so no line (possibly of 100 MB) stays referenced while the next read waits.
+        lines.reverse()
+        while lines:
+            await handle(lines.pop())
     rest = splitter.finish()
     if rest is not None:
         await handle(rest)
