@@ -12,7 +12,12 @@ the SDK's own helpers, and replaces only the reader:
   (no separate decode pass; invalid UTF-8 is replaced, never raised);
 - a line that is not a JSON-RPC message (a server printing to stdout) is written as one
   line to the session's log (`errlog`) and skipped, instead of a traceback on the
-  kernel's stderr and an exception handed to the session.
+  kernel's stderr and an exception handed to the session;
+- a line past `MAX_MESSAGE_BYTES` ends the connection with one log line, so a broken
+  server cannot grow the kernel without bound.
+
+Validating bytes rather than a decoded str also halves the parse of a 100 MB line
+(3 s against 6 s measured with the garbage collector on, as it is in a kernel).
 """
 
 from __future__ import annotations
