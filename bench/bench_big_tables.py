@@ -17,7 +17,8 @@ kernel's peak RSS rise against the DataFrame's ``memory_usage(deep=True)`` (goal
 and what is still held after the frame is dropped (before and after ``malloc_trim``:
 the SDK's dispatcher keeps the last message it read until the next one arrives), and the
 server's peak RSS.
-The built-in server caps answers at 100,000 rows by default; the calls pass ``limit=N``.
+The built-in server caps answers at 100,000 rows by default (the calls pass ``limit=N``)
+and, where it has the option, at a number of bytes (``--max-answer-bytes``, set to 1 GiB).
 """
 
 from __future__ import annotations
@@ -155,6 +156,31 @@ def baseline(db: Path, rows: int) -> pd.DataFrame:
 
 # -- servers ----------------------------------------------------------------------------------
 
+MAX_ANSWER_BYTES = 1 << 30
+
+
+def _env() -> dict[str, str]:
+    """This checkout's mcp_magic first, for the server processes."""
+    return {**os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def server_options() -> list[str]:
+    """Options lifting the built-in server's answer cap, where the server has one."""
+    usage = subprocess.run([sys.executable, "-m", "mcp_magic.server", "--help"], env=_env(),
+                           cwd=ROOT, capture_output=True, text=True).stdout
+    return ["--max-answer-bytes", str(MAX_ANSWER_BYTES)] if "--max-answer-bytes" in usage else []
+
+
+def connect_builtin(host: Host, name: str, db: Path, options: list[str]) -> None:
+    """`host.connect(name, builtin=True, db=db)`, with `options` added to the command."""
+    import dataclasses
+
+    from mcp_magic import config
+
+    spec = config.builtin_spec(str(db))
+    host.manager.connect(name, dataclasses.replace(spec, args=(*spec.args, *options)))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -163,13 +189,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def http_server(db: Path) -> Iterator[tuple[str, int]]:
+def http_server(db: Path, options: list[str]) -> Iterator[tuple[str, int]]:
     port = free_port()
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path}
     command = [sys.executable, "-m", "mcp_magic.server", "--transport", "http",
-               "--port", str(port), "--db", str(db)]
-    process = subprocess.Popen(command, env=env, cwd=ROOT,
+               "--port", str(port), "--db", str(db), *options]
+    process = subprocess.Popen(command, env=_env(), cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
@@ -192,7 +216,7 @@ def http_server(db: Path) -> Iterator[tuple[str, int]]:
             process.wait()
 
 
-def connect_with_sdk_reader(host: Host, name: str, db: Path) -> None:
+def connect_with_sdk_reader(host: Host, name: str, db: Path, options: list[str]) -> None:
     """The built-in server over the SDK's own stdio transport (the reader this repo replaced)."""
     import mcp.client.stdio
 
@@ -201,7 +225,7 @@ def connect_with_sdk_reader(host: Host, name: str, db: Path) -> None:
     linear = ours.stdio_client
     ours.stdio_client = mcp.client.stdio.stdio_client  # sessions looks it up at connect
     try:
-        host.connect(name, builtin=True, db=str(db))
+        connect_builtin(host, name, db, options)
     finally:
         ours.stdio_client = linear
 
@@ -232,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             db = make(tmp / "big.db", max(sizes))
             print(f"generated {max(sizes):,} rows in {time.perf_counter() - start:.1f} s "
                   f"({db.stat().st_size / MB:.0f} MB)")
-        server = None if args.no_http else stack.enter_context(http_server(db))
+        options = server_options()
+        if options:
+            print("server option: " + " ".join(options))
+        server = None if args.no_http else stack.enter_context(http_server(db, options))
         host = stack.enter_context(Host(connect_timeout=120))  # closed before the server
         methods: dict[str, tuple[Callable[[int], pd.DataFrame], int | None]] = {}
         methods["read_sql_query"] = (lambda n: baseline(db, n), None)
@@ -240,14 +267,14 @@ def main(argv: list[str] | None = None) -> int:
         def via(name: str) -> Callable[[int], pd.DataFrame]:
             return lambda n: host.call(f"{name}.query_db", sql=sql_for(n), limit=n)
 
-        host.connect("stdio", builtin=True, db=str(db))
+        connect_builtin(host, "stdio", db, options)
         methods["stdio"] = (via("stdio"), host.manager.get("stdio").pid)
         if server is not None:
             url, pid = server
             host.connect("http", url=url)
             methods["http"] = (via("http"), pid)
         if not (args.no_sdk or args.quick):
-            connect_with_sdk_reader(host, "sdk", db)
+            connect_with_sdk_reader(host, "sdk", db, options)
             methods["sdk-stdio"] = (via("sdk"), host.manager.get("sdk").pid)
         for fetch, _ in methods.values():
             fetch(10)  # warm up: imports, tool lists, first-call costs
