@@ -170,7 +170,7 @@ async def read_messages(
 
     async def handle(line: bytes) -> None:
         nonlocal ignored
-        if not line.strip():
+        if not line or line.isspace():  # stops at the first other byte: no copy, no scan
             return
         parsed = parse_line(line, encoding)
         if isinstance(parsed, SessionMessage):
