@@ -338,12 +338,14 @@ def report(results: dict[tuple[str, int], Run], sizes: list[int], names: list[st
             print(f"{rows:>10,}  {b:12.3f} s{cells}" + (f"   [<= {goal:g}x]" if goal else ""))
 
     if len(sizes) > 1:
-        print(f"\nScaling: time ratio per step up in rows (goal: <= {SCALING_GOAL:g}x per 10x)")
+        print(f"\nScaling: ratio per step up in rows, wall time | CPU time "
+              f"(goal: <= {SCALING_GOAL:g}x per 10x)")
         for name in names:
-            steps = [
-                f"{a:,}->{b:,}: {results[name, b].seconds / results[name, a].seconds:5.1f}x"
-                for a, b in zip(sizes, sizes[1:])
-            ]
+            steps = []
+            for a, b in zip(sizes, sizes[1:]):
+                wall = results[name, b].seconds / results[name, a].seconds
+                cpu = results[name, b].cpu / max(results[name, a].cpu, 1e-3)
+                steps.append(f"{a:,}->{b:,}: {wall:5.1f}x | {cpu:5.1f}x")
             print(f"  {name:15s} " + "   ".join(steps))
 
     print(f"\nMemory (first run): kernel peak RSS rise / DataFrame memory_usage(deep=True) "
