@@ -211,7 +211,7 @@ def _open_transport(session: Session, errlog: Any) -> Any:
     """The SDK transport for a spec, with `$VAR`s expanded only now."""
     spec = session.spec
     if isinstance(spec, StdioSpec):
-        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from .stdio_transport import StdioServerParameters, stdio_client
 
         env = inherited_environment()
         env.update({key: expand_vars(value) for key, value in spec.env.items()})
@@ -246,8 +246,13 @@ class _HttpTransport:
     def __init__(self, url: str, http_client: Any) -> None:
         from mcp.client.streamable_http import streamable_http_client
 
+        from .stdio_transport import MAX_MESSAGE_BYTES
+
         self._http = http_client
-        self._inner = streamable_http_client(url, http_client=http_client)
+        # The SDK's default 1 MiB SSE event limit fails any bigger answer from 2025 servers.
+        self._inner = streamable_http_client(
+            url, http_client=http_client, max_sse_event_size=MAX_MESSAGE_BYTES
+        )
 
     async def __aenter__(self) -> Any:
         await self._http.__aenter__()
