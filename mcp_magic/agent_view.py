@@ -267,10 +267,13 @@ def format_cost(cost: float) -> str:
 
 def usage_text(report: UsageReport) -> str:
     usage = report.usage
-    parts = [
-        f"tokens: {usage.input_tokens:,} in · {usage.output_tokens:,} out · "
-        f"{usage.total_tokens:,} total"
-    ]
+    if not report.reported or (usage.total_tokens == 0 and usage.cost is None):
+        parts = ["usage not reported"]  # some servers send none when streaming; not zero
+    else:
+        parts = [
+            f"tokens: {usage.input_tokens:,} in · {usage.output_tokens:,} out · "
+            f"{usage.total_tokens:,} total"
+        ]
     if usage.cost is not None:
         parts.append(format_cost(usage.cost))
     if report.model:

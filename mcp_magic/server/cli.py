@@ -1,7 +1,9 @@
 """The command line: ``python -m mcp_magic.server`` and ``mcp-magic-server``."""
 
 import argparse
+import logging
 import math
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -78,8 +80,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class _ArgumentLogWording(logging.Filter):
+    """The SDK logs "Tool 'x' rejected arguments: ['sql']" for a missing argument too.
+
+    Its record is written inside the `except` that caught the validation error, so the
+    error is at hand: say which arguments were missing and which had a wrong value.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "Tool %r rejected arguments: %r" or not isinstance(record.args, tuple):
+            return True
+        cause = getattr(sys.exc_info()[1], "__cause__", None)
+        errors = getattr(cause, "errors", None)
+        if not callable(errors):
+            record.msg = "Tool %r: missing or invalid arguments: %s"
+            record.args = (record.args[0], ", ".join(map(str, record.args[1])))
+            return True
+        missing: set[str] = set()
+        invalid: set[str] = set()
+        for error in errors():
+            field = ".".join(str(part) for part in error.get("loc", ()))
+            (missing if error.get("type") == "missing" else invalid).add(field)
+        parts = [f"missing {', '.join(sorted(missing))}"] if missing else []
+        parts += [f"invalid {', '.join(sorted(invalid))}"] if invalid else []
+        record.msg = "Tool %r: arguments refused (%s)"
+        record.args = (record.args[0], "; ".join(parts) or "invalid")
+        return True
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    logging.getLogger("mcp.server.mcpserver.server").addFilter(_ArgumentLogWording())
     settings = Settings(db=args.db, root=args.root, allow_writes=args.allow_writes,
                         timeout=args.timeout, max_value_bytes=args.max_value_bytes,
                         max_answer_bytes=args.max_answer_bytes)
