@@ -9,10 +9,11 @@ from typing import Annotated
 
 import anyio
 import anyio.to_thread
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
+from .arrow import ArrowTables, wants_arrow
 from .common import DEFAULT_DB, DEFAULT_LIMIT, Deadline, Settings, ToolFailure
 from .files import Jail, list_files_table, read_csv_table
 from .sql import (
@@ -34,20 +35,30 @@ def error_result(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
-async def call_in_thread(tool: str, settings: Settings, work: Callable[[Deadline], Table],
-                         grace: float = GRACE) -> CallToolResult:
+async def call_in_thread(tool: str, settings: Settings,
+                         work: Callable[[Deadline], Table | CallToolResult],
+                         grace: float = GRACE, arrow: bool = False) -> CallToolResult:
     """Run blocking work in a thread, within the server's time limit per call.
 
     Anticipated failures become one-line isError results, and so does anything else (its
     traceback goes to the server's log). The work watches its `Deadline`; should it not
     return a little after the limit all the same, the call answers anyway and the thread
     is abandoned with its cancel flag set. A client's cancellation sets that flag too.
+    With `arrow` a table becomes the Arrow answer (server/arrow.py); work may also build
+    its result itself.
     """
     cancel = threading.Event()
     deadline = Deadline(tool, settings.timeout, cancel)
 
     def run() -> CallToolResult:
-        return table_result(work(deadline))
+        answer = work(deadline)
+        if isinstance(answer, CallToolResult):
+            return answer
+        if arrow:
+            from .arrow import arrow_table_result
+
+            return arrow_table_result(tool, answer)
+        return table_result(answer)
 
     try:
         with anyio.move_on_after(settings.timeout + grace) as scope:
@@ -118,6 +129,7 @@ def build_server(settings: Settings) -> MCPServer:
         instructions=instructions(settings),
         version=package_version(),
         log_level="INFO",
+        extensions=[ArrowTables()],
     )
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False,
                                 idempotent_hint=True, open_world_hint=False)
@@ -148,9 +160,11 @@ def build_server(settings: Settings) -> MCPServer:
                                               "group by region'.")],
         limit: Annotated[int, Field(ge=0, description="Maximum rows to return; more rows "
                                                       "set truncated=true.")] = DEFAULT_LIMIT,
+        ctx: Context | None = None,
     ) -> Annotated[CallToolResult, Table]:
+        arrow = wants_arrow(ctx)
         return await call_in_thread(
-            "query_db", settings, lambda d: run_query(settings, sql, limit, d.cancel))
+            "query_db", settings, lambda d: run_query(settings, sql, limit, d.cancel, arrow))
 
     @server.tool(
         title="List database tables",
@@ -191,11 +205,12 @@ def build_server(settings: Settings) -> MCPServer:
                                                          "e.g. '*.csv'.")] = None,
         recursive: Annotated[bool, Field(description="Include subdirectories.")] = False,
         limit: Annotated[int, Field(ge=0, description="Maximum entries to return.")] = 10_000,
+        ctx: Context | None = None,
     ) -> Annotated[CallToolResult, Table]:
         return await call_in_thread(
             "list_files", settings,
             lambda d: list_files_table(jail, path, pattern, recursive, limit, d,
-                                       settings.max_answer_bytes))
+                                       settings.max_answer_bytes), arrow=wants_arrow(ctx))
 
     @server.tool(
         title="Read a CSV file",
@@ -208,11 +223,12 @@ def build_server(settings: Settings) -> MCPServer:
     async def read_csv(
         path: Annotated[str, Field(description="CSV file relative to the root.")],
         limit: Annotated[int, Field(ge=0, description="Maximum rows to return.")] = DEFAULT_LIMIT,
+        ctx: Context | None = None,
     ) -> Annotated[CallToolResult, Table]:
         return await call_in_thread(
             "read_csv", settings,
             lambda d: read_csv_table(jail, path, limit, d, settings.max_value_bytes,
-                                     settings.max_answer_bytes))
+                                     settings.max_answer_bytes), arrow=wants_arrow(ctx))
 
     @server.resource("schema://database", name="database schema", mime_type="application/sql",
                      description="The CREATE statements of the database's tables, indexes and "

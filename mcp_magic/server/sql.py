@@ -7,6 +7,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from mcp.types import CallToolResult
+
 from .common import WRITES_HINT, Settings, ToolFailure, shorten
 from .tables import AnswerBudget, Table, TableDescription, encode_blobs, infer_type, make_table
 
@@ -287,7 +289,10 @@ def fetch_rows(cursor: sqlite3.Cursor, limit: int,
 
 
 def run_query(settings: Settings, sql: str, limit: int,
-              cancel: threading.Event | None = None) -> Table:
+              cancel: threading.Event | None = None, arrow: bool = False
+              ) -> Table | CallToolResult:
+    """The statement's rows as a table; with `arrow`, the Arrow answer (server/arrow.py),
+    built column by column from the cursor in one pass."""
     statement = sql.strip()
     if not statement:
         raise ToolFailure("query_db needs an SQL statement")
@@ -300,6 +305,8 @@ def run_query(settings: Settings, sql: str, limit: int,
                 affected = max(cursor.rowcount, 0)
                 return make_table(["rows_affected"], ["INTEGER"], [[affected]])
             names = [d[0] for d in cursor.description]
+            if arrow:
+                return _arrow_query(con, cursor, guard, names, limit, settings, cancel)
             rows, truncated, note = fetch_rows(cursor, limit, settings.max_answer_bytes)
         except (sqlite3.Error, sqlite3.Warning) as exc:  # Python < 3.11 warns on ';' stacks
             cause: Exception = sqlite3.DataError("string or blob too big") if con.too_big else exc
@@ -310,6 +317,21 @@ def run_query(settings: Settings, sql: str, limit: int,
         return make_table(names, types, encode_blobs(rows, types), truncated, note)
     finally:
         con.close()
+
+
+def _arrow_query(con: BoundedConnection, cursor: sqlite3.Cursor, guard: Guard,
+                 names: list[str], limit: int, settings: Settings,
+                 cancel: threading.Event | None) -> CallToolResult:
+    from .arrow import arrow_answer, fetch_columns
+
+    declared = declared_types(con, set(guard.sources))  # the statement is prepared by now
+    builder, truncated, note = fetch_columns(cursor, names, limit, settings.max_answer_bytes,
+                                             cancel, declared)
+    cursor.close()
+    table, types = builder.finish()
+    types = [declared.get(name, kind) if kind == "NULL" else kind
+             for name, kind in zip(names, types, strict=True)]
+    return arrow_answer("query_db", table, types, builder.preview, truncated, note)
 
 
 def table_kinds(con: sqlite3.Connection) -> list[tuple[str, str]]:
