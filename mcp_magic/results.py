@@ -31,6 +31,10 @@ def interpret(result: Any, tool: str) -> Outcome:
     error = tables.error_text(text, bool(result.is_error))
     if error is not None:
         return Outcome(None, error, text)
+    from .columnar import has_table, result_frame  # Arrow/Parquet content: columnar first
+
+    if has_table(result) and (frame := result_frame(result)) is not None:
+        return Outcome(frame, None, text)
     frame = tables.result_to_table(
         result.structured_content, text or None, expect_table=tool in TABLE_TOOLS
     )
