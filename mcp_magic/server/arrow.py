@@ -23,8 +23,8 @@ The answer to such a client is a normal ``CallToolResult`` whose
 
 - ``content`` is a text summary with the first rows (what a model reads) followed by an
   embedded resource: a ``BlobResourceContents`` with ``mimeType``
-  ``application/vnd.apache.arrow.stream``, the table as one Arrow IPC stream (record
-  batches compressed with LZ4 frames), base64 as MCP requires for blobs;
+  ``application/vnd.apache.arrow.stream``, the table as one Arrow IPC stream
+  (record batches compressed with zstd), base64 as MCP requires for blobs;
 - ``structuredContent`` is the table shape without ``rows``: ``columns``, ``types``,
   ``row_count``, ``truncated`` (and ``note``), plus ``format`` naming the MIME type.
 
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.extension import Extension
 from mcp.types import BlobResourceContents, CallToolResult, EmbeddedResource, TextContent
 
-from .tables import PREVIEW_ROWS, Table, infer_type, table_text
+from .tables import PREVIEW_ROWS, Table, table_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -126,16 +126,22 @@ def _as_text(values: Sequence[Any]) -> list[Any]:
 
 
 def column_array(values: Sequence[Any], declared: str | None) -> pa.Array:
-    """One column of a chunk as an Arrow array: typed by its values, then by its
-    declared DATE/TIMESTAMP type when its values are ISO text."""
+    """One column of a chunk as an Arrow array: typed by its values (one pass over their
+    types), then by its declared DATE/TIMESTAMP type when its values are ISO text."""
     import pyarrow as pa
 
-    kind = infer_type(values)
-    if kind == "TEXT" and any(v is not None and type(v) is not str for v in values):
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if not kinds:
+        return pa.nulls(len(values), _arrow_type(declared or "NULL"))
+    if len(kinds) == 1:
+        kind = _KINDS.get(next(iter(kinds)), "TEXT")
+    else:
+        kind = "REAL" if kinds <= {int, float} else "TEXT"
+    if kind == "TEXT" and kinds != {str}:
         values = _as_text(values)
+    # pyarrow would quietly truncate a float in an int64 column: the kinds above rule it out
     array = pa.array(values, type=_arrow_type(kind), from_pandas=False)
-    if kind == "NULL" and declared in ("INTEGER", "REAL", "TEXT", "BLOB", "DATE", "TIMESTAMP"):
-        return pa.nulls(len(values), _arrow_type(declared))
     if kind == "TEXT" and declared in ("DATE", "TIMESTAMP"):
         return _parse_dates(array, declared)
     return array
@@ -247,11 +253,12 @@ def _size_note(rows: int, max_bytes: int) -> str:
 
 
 def ipc_bytes(table: pa.Table) -> bytes:
-    """The table as one Arrow IPC stream, LZ4-compressed per buffer (fast both ways)."""
+    """The table as one Arrow IPC stream, zstd-compressed per buffer: at 1M rows about half
+    the bytes of plain IPC, quicker to write and read, and less base64 and JSON to carry."""
     import pyarrow as pa
 
     sink = pa.BufferOutputStream()
-    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table, max_chunksize=MAX_CHUNK * 4)
     return sink.getvalue().to_pybytes()
