@@ -88,7 +88,8 @@ def main(sizes: list[int]) -> None:
                             time.sleep(0.1)
                     host.connect("http", url=f"http://127.0.0.1:{port}/mcp")
                     for name in ("stdio", "http"):
-                        took, frame = timed(lambda name=name: host.call(
+                        host.call(f"{name}.query_db", sql=SQL, limit=10)  # warm: first imports
+                        took, frame = timed(lambda name=name, rows=rows: host.call(
                             f"{name}.query_db", sql=SQL, limit=rows))
                         pd.testing.assert_frame_equal(frame, want)
                         print(f"{rows:>9,} rows  {name:5}  read_sql_query {base:6.2f} s  "

@@ -36,6 +36,7 @@ carries offsets), NULL null. Every other client gets JSON structured content as 
 from __future__ import annotations
 
 import base64
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -63,6 +64,16 @@ class ArrowTables(Extension):
 
     def settings(self) -> dict[str, Any]:
         return {"mimeTypes": [ARROW_MIME]}
+
+
+def warm_up_arrow() -> None:
+    """Import pyarrow in the background, so the first Arrow answer does not wait for it."""
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):
+            import pyarrow.ipc  # noqa: F401
+
+    threading.Thread(target=load, name="import-pyarrow", daemon=True).start()
 
 
 def _accepts(settings: object) -> bool | None:
