@@ -265,3 +265,53 @@ def test_blob_cells_in_the_preview_are_base64(tmp_path):
     table, types = builder.finish()
     result = arrow_answer("query_db", table, types, builder.preview, False, None)
     assert base64.b64encode(b"\x00\x01").decode() in result.content[0].text
+
+
+# --------------------------------------------------------------------------- caps and paging
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_pages_with_offset_add_up_to_the_table(transport, stdio_host, http_host, want):
+    host = stdio_host if transport == "stdio" else http_host
+    pages, offset = [], 0
+    while True:
+        page = host.call("data.query_db", sql=SQL, limit=20_000, offset=offset)
+        pages.append(page)
+        offset += len(page)
+        if not page.attrs["truncated"]:
+            break
+        # the one line a cell can show says how to get the rest
+        assert page.attrs["note"] == (f"20,000 rows of more (limit=20,000); offset={offset} "
+                                      "fetches the next page, a larger limit= more at once")
+    assert [len(p) for p in pages] == [20_000, 20_000, 10_000]
+    same(pd.concat(pages, ignore_index=True), want)
+
+
+def test_json_answer_pages_and_notes_too(db):
+    client = LiveClient(stdio_params("--db", str(db)))
+    try:
+        data = client.call("query_db", sql=SQL, limit=3, offset=49_998).structured_content
+        last = client.call("query_db", sql=SQL, limit=3, offset=49_997).structured_content
+    finally:
+        client.close()
+    assert [row[0] for row in data["rows"]] == [49_998, 49_999] and not data["truncated"]
+    assert "note" not in data
+    assert [row[0] for row in last["rows"]] == [49_997, 49_998, 49_999]
+    assert last["truncated"] is False  # exactly the rest: nothing more
+
+
+def test_a_big_answer_reports_progress(db):
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        seen.append((value, total, message))
+
+    client = LiveClient(stdio_params("--db", str(db)))
+    try:
+        result = client.run(client.client.call_tool(
+            "query_db", {"sql": SQL}, progress_callback=progress, meta={EXTENSION_ID: {}}))
+    finally:
+        client.close()
+    assert is_arrow(result)
+    assert len(seen) > 3 and seen[-1][0] == ROWS and seen[-1][2] == f"{ROWS:,} rows"
+    assert [value for value, _, _ in seen] == sorted(value for value, _, _ in seen)

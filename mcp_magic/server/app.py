@@ -1,5 +1,6 @@
 """The MCPServer with the data tools, a schema resource and a prompt."""
 
+import contextlib
 import importlib.metadata
 import logging
 import sqlite3
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -81,6 +83,25 @@ async def call_in_thread(tool: str, settings: Settings,
     return error_result(deadline.failure().args[0])
 
 
+def progress_reporter(ctx: Context | None, limit: int) -> Callable[[int], None] | None:
+    """Rows fetched so far as progress notifications, from the worker thread (only when the
+    client asked for progress)."""
+    if ctx is None:
+        return None
+    try:
+        meta = ctx.request_context.meta or {}
+    except (AttributeError, ValueError, LookupError):
+        return None
+    if meta.get("progress_token", meta.get("progressToken")) is None:
+        return None
+
+    def report(rows: int) -> None:
+        with contextlib.suppress(Exception):  # a closed stream must not fail the query
+            anyio.from_thread.run(ctx.report_progress, rows, limit, f"{rows:,} rows")
+
+    return report
+
+
 def describe_database(settings: Settings) -> str:
     try:
         con = connect(settings)
@@ -107,7 +128,7 @@ def instructions(settings: Settings) -> str:
         f"Runs SQL over {what} with query_db ({access}); list_tables and describe_table "
         "show the schema. list_files and read_csv work on files under the server's root "
         "directory. Tabular results come back as {columns, types, rows, row_count, truncated} "
-        "(plus a note when the server's size limit cut the rows); "
+        "(plus a note when a limit cut the rows: query_db pages with offset=); "
         "dates are ISO 8601 text."
     )
 
@@ -160,11 +181,16 @@ def build_server(settings: Settings) -> MCPServer:
                                               "group by region'.")],
         limit: Annotated[int, Field(ge=0, description="Maximum rows to return; more rows "
                                                       "set truncated=true.")] = DEFAULT_LIMIT,
+        offset: Annotated[int, Field(ge=0, description="Rows to skip first, for paging: "
+                                                       "offset=100000 with limit=100000 is the "
+                                                       "second page.")] = 0,
         ctx: Context | None = None,
     ) -> Annotated[CallToolResult, Table]:
         arrow = wants_arrow(ctx)
+        progress = progress_reporter(ctx, limit)
         return await call_in_thread(
-            "query_db", settings, lambda d: run_query(settings, sql, limit, d.cancel, arrow))
+            "query_db", settings,
+            lambda d: run_query(settings, sql, limit, d.cancel, arrow, offset, progress))
 
     @server.tool(
         title="List database tables",

@@ -39,7 +39,7 @@ import base64
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.extension import Extension
@@ -228,7 +228,8 @@ class ColumnBuilder:
 
 
 def fetch_columns(cursor: sqlite3.Cursor, names: Sequence[str], limit: int, max_bytes: int,
-                  cancel: threading.Event | None = None, declared: dict[str, str] | None = None
+                  cancel: threading.Event | None = None, declared: dict[str, str] | None = None,
+                  progress: Callable[[int], None] | None = None,
                   ) -> tuple[ColumnBuilder, bool, str | None]:
     """Up to `limit` rows from the cursor into Arrow columns, chunk by chunk, stopping at
     `max_bytes` of Arrow data; whether more rows existed and why they were cut.
@@ -246,6 +247,8 @@ def fetch_columns(cursor: sqlite3.Cursor, names: Sequence[str], limit: int, max_
             return builder, False, None
         before = builder.nbytes
         builder.add(rows)
+        if progress is not None:
+            progress(builder.rows)
         if builder.nbytes > max_bytes:
             return builder, True, _size_note(builder.rows, max_bytes)
         per_row = max((builder.nbytes - before) / len(rows), 1.0)
