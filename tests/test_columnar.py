@@ -18,7 +18,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from server_utils import REPO, HttpServer, LiveClient, no_server_left_behind, stdio_params
+from server_utils import (
+    REPO,
+    HttpServer,
+    LiveClient,
+    no_server_left_behind,
+    server_env,
+    stdio_params,
+)
 
 from mcp_magic.api import Host
 from mcp_magic.columnar import ARROW_STREAM, EXTENSION_ID, frame_from_bytes
@@ -102,7 +109,8 @@ def http_server(db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="module")
 def stdio_host(db: Path) -> Iterator[Host]:
     with Host() as host:
-        host.connect("data", [sys.executable, "-m", "mcp_magic.server", "--db", str(db)])
+        host.connect("data", [sys.executable, "-m", "mcp_magic.server", "--db", str(db)],
+                     env=server_env())
         yield host
 
 
@@ -165,7 +173,7 @@ def test_limit_and_byte_cap_say_so(db, stdio_host, tmp_path):
 
     with Host() as host:
         host.connect("small", [sys.executable, "-m", "mcp_magic.server", "--db", str(db),
-                               "--max-answer-bytes", "200000"])
+                               "--max-answer-bytes", "200000"], env=server_env())
         result = host.manager.call_tool("small", "query_db", {"sql": SQL})
         frame = interpret(result, "query_db").value
     assert is_arrow(result)
@@ -187,7 +195,8 @@ def test_read_csv_fast_path_equals_json(stdio_host, tmp_path):
     csv = tmp_path / "t.csv"
     csv.write_text("a,b,c\n1,2.5,x\n2,,y\n,3.5,\n")
     with Host() as host:
-        host.connect("files", [sys.executable, "-m", "mcp_magic.server", "--root", str(tmp_path)])
+        host.connect("files", [sys.executable, "-m", "mcp_magic.server", "--root", str(tmp_path)],
+                     env=server_env())
         result = host.manager.call_tool("files", "read_csv", {"path": "t.csv"})
         fast = interpret(result, "read_csv").value
     client = LiveClient(stdio_params("--root", str(tmp_path)))
@@ -230,7 +239,8 @@ def _stream(table: Any) -> bytes:
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
     where = tmp_path_factory.mktemp("foreign")
     with Host() as host:
-        host.connect("other", [sys.executable, str(FOREIGN)], env={"ARROW_SERVER_DIR": str(where)})
+        host.connect("other", [sys.executable, str(FOREIGN)],
+                     env={"ARROW_SERVER_DIR": str(where), **server_env()})
         yield host
 
 
