@@ -118,12 +118,21 @@ def result_frame(result: Any) -> Any:
         if path is None:
             return None  # a remote link that resolve_links did not read
         frame = frame_from_file(path, _kind(block.mime_type, str(block.uri)))
+    _release_unused()
     structured = getattr(result, "structured_content", None)
     if isinstance(structured, dict):
         for key in ("row_count", "truncated", "note"):
             if key in structured:
                 frame.attrs[key] = structured[key]
     return frame
+
+
+def _release_unused() -> None:
+    """Give the decoded stream's buffers back to the system: pyarrow's allocator keeps
+    freed memory for reuse, which after a big table reads as a kernel that never shrinks."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _local_path(uri: str) -> Path | None:
