@@ -325,3 +325,29 @@ def test_a_big_answer_reports_progress(db):
     assert is_arrow(result)
     assert len(seen) > 3 and seen[-1][0] == ROWS and seen[-1][2] == f"{ROWS:,} rows"
     assert [value for value, _, _ in seen] == sorted(value for value, _, _ in seen)
+
+
+# --------------------------------------------------------------------------- the agent
+
+
+def test_agent_binds_the_whole_table_and_tells_the_model_a_preview(
+    stdio_host, want, monkeypatch, tmp_path
+):
+    from fakes import openai_wire as ow
+    from fakes.scripted_http import ScriptedServer
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("OPENROUTER_API_KEY", "fake-or-columnar-key")
+    with ScriptedServer() as model:
+        model.push(
+            ow.completion_reply(calls=[ow.Call("q1", "data__query_db", {"sql": SQL})]),
+            ow.completion_reply("Fifty thousand facts."),
+        )
+        result = stdio_host.agent("Fetch the facts", "openrouter:openai/gpt-4o-mini",
+                                  base_url=model.url, show=lambda e: None, new=True)
+        tool_message = model.requests[1].body["messages"][-1]
+    assert result.text == "Fifty thousand facts."
+    (name,) = result.variables
+    same(stdio_host.namespace[name], want)
+    assert tool_message["role"] == "tool" and f"`{name}`" in tool_message["content"]
+    assert len(tool_message["content"]) < 5_000  # the model gets a summary, not 50,000 rows
