@@ -351,3 +351,14 @@ def test_agent_binds_the_whole_table_and_tells_the_model_a_preview(
     same(stdio_host.namespace[name], want)
     assert tool_message["role"] == "tool" and f"`{name}`" in tool_message["content"]
     assert len(tool_message["content"]) < 5_000  # the model gets a summary, not 50,000 rows
+
+
+def test_call_pages_fetches_every_page_with_progress(stdio_host, want):
+    seen: list[tuple[Any, ...]] = []
+    frame = stdio_host.call_pages("data.query_db", sql=SQL, page_rows=20_000,
+                                  progress=lambda *event: seen.append(event))
+    same(frame, want)
+    assert frame.attrs["truncated"] is False and frame.attrs["row_count"] == ROWS
+    assert seen == [(20_000, None, "20,000 rows in 1 page"),
+                    (40_000, None, "40,000 rows in 2 pages"),
+                    (50_000, None, "50,000 rows in 3 pages")]
