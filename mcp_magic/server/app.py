@@ -83,9 +83,10 @@ async def call_in_thread(tool: str, settings: Settings,
     return error_result(deadline.failure().args[0])
 
 
-def progress_reporter(ctx: Context | None, limit: int) -> Callable[[int], None] | None:
+def progress_reporter(ctx: Context | None,
+                      limit: int) -> Callable[[int, int | None], None] | None:
     """Rows fetched so far as progress notifications, from the worker thread (only when the
-    client asked for progress)."""
+    client asked for progress); out of `limit` until the total is known."""
     if ctx is None:
         return None
     try:
@@ -95,9 +96,10 @@ def progress_reporter(ctx: Context | None, limit: int) -> Callable[[int], None] 
     if meta.get("progress_token", meta.get("progressToken")) is None:
         return None
 
-    def report(rows: int) -> None:
+    def report(rows: int, total: int | None) -> None:
         with contextlib.suppress(Exception):  # a closed stream must not fail the query
-            anyio.from_thread.run(ctx.report_progress, rows, limit, f"{rows:,} rows")
+            anyio.from_thread.run(ctx.report_progress, rows, total if total is not None
+                                  else limit, f"{rows:,} rows")
 
     return report
 

@@ -231,10 +231,11 @@ class ColumnBuilder:
 
 def fetch_columns(cursor: sqlite3.Cursor, names: Sequence[str], limit: int, max_bytes: int,
                   cancel: threading.Event | None = None, declared: dict[str, str] | None = None,
-                  progress: Callable[[int], None] | None = None,
+                  progress: Callable[[int, int | None], None] | None = None,
                   ) -> tuple[ColumnBuilder, bool, str | None]:
     """Up to `limit` rows from the cursor into Arrow columns, chunk by chunk, stopping at
     `max_bytes` of Arrow data; whether more rows existed and why they were cut.
+    `progress(rows, total)` hears each chunk (total None), and the end (total = rows).
 
     Chunks start small and grow only while rows are small, so one chunk of rows with
     huge values cannot run far past the byte limit.
@@ -246,17 +247,19 @@ def fetch_columns(cursor: sqlite3.Cursor, names: Sequence[str], limit: int, max_
             raise sqlite3.OperationalError("interrupted")
         rows = cursor.fetchmany(min(size, limit - builder.rows))
         if not rows:
-            return builder, False, None
+            break
         before = builder.nbytes
         builder.add(rows)
         if progress is not None:
-            progress(builder.rows)
+            progress(builder.rows, None)
         if builder.nbytes > max_bytes:
             return builder, True, _size_note(builder.rows, max_bytes)
         per_row = max((builder.nbytes - before) / len(rows), 1.0)
         room = (max_bytes - builder.nbytes) / per_row
         size = int(max(16, min(MAX_CHUNK, size * 2, room / 4)))
-    more = cursor.fetchone() is not None
+    more = builder.rows >= limit and cursor.fetchone() is not None
+    if progress is not None:
+        progress(builder.rows, builder.rows)
     return builder, more, None
 
 

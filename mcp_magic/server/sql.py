@@ -308,7 +308,7 @@ def page_note(kept: int, limit: int, offset: int, cut_by_size: str | None) -> st
 
 def run_query(settings: Settings, sql: str, limit: int,
               cancel: threading.Event | None = None, arrow: bool = False, offset: int = 0,
-              progress: Callable[[int], None] | None = None) -> Table | CallToolResult:
+              progress: Callable[[int, int | None], None] | None = None) -> Table | CallToolResult:
     """The statement's rows as a table, after skipping `offset`; with `arrow`, the Arrow
     answer (server/arrow.py), built column by column from the cursor in one pass.
     `progress` hears the number of rows fetched so far (Arrow answers)."""
@@ -345,7 +345,7 @@ def run_query(settings: Settings, sql: str, limit: int,
 def _arrow_query(con: BoundedConnection, cursor: sqlite3.Cursor, guard: Guard,
                  names: list[str], limit: int, offset: int, settings: Settings,
                  cancel: threading.Event | None,
-                 progress: Callable[[int], None] | None) -> CallToolResult:
+                 progress: Callable[[int, int | None], None] | None) -> CallToolResult:
     from .arrow import arrow_answer, fetch_columns
 
     declared = declared_types(con, set(guard.sources))  # the statement is prepared by now
