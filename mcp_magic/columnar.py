@@ -111,8 +111,7 @@ def result_frame(result: Any) -> Any:
     if block.type == "resource":
         resource = block.resource
         kind = _kind(resource.mime_type, str(resource.uri))
-        data: Any = base64.b64decode(resource.blob)
-        frame = frame_from_bytes(data, kind)
+        frame = frame_from_bytes(base64.b64decode(resource.blob), kind)
     else:
         path = _local_path(str(block.uri))
         if path is None:
@@ -148,11 +147,13 @@ def frame_from_bytes(data: bytes, kind: str | None) -> Any:
     if kind == "parquet":
         import pyarrow.parquet as pq
 
-        return frame_from_arrow(pq.read_table(pa.BufferReader(data)))
-    reader = pa.BufferReader(data)
-    if kind == "file":
-        return frame_from_arrow(pa.ipc.open_file(reader).read_all())
-    return frame_from_arrow(pa.ipc.open_stream(reader).read_all())
+        table = pq.read_table(pa.BufferReader(data))
+    elif kind == "file":
+        table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    else:
+        table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+    del data  # the caller passes the only reference: the encoded bytes go before pandas
+    return frame_from_arrow(table)
 
 
 def frame_from_file(path: Path, kind: str | None) -> Any:
@@ -177,26 +178,52 @@ def _datetime_unit() -> str:
 
 
 def frame_from_arrow(table: Any) -> Any:
-    """An Arrow table as a DataFrame with the dtypes the JSON path gives."""
+    """An Arrow table as a DataFrame with the dtypes the JSON path gives.
+
+    Column by column, each Arrow column dropped once converted, so the peak holds little
+    more than the table once (a pandas index in the schema's metadata takes pandas' own
+    conversion).
+    """
+    import pandas as pd
+
+    names = table.column_names
+    if len(set(names)) != len(names) or table.schema.pandas_metadata:
+        return _fix_dtypes(table.to_pandas(date_as_object=False, split_blocks=True), table)
+    columns = list(table.columns)
+    rows = table.num_rows
+    del table
+    data = {}
+    for i, name in enumerate(names):
+        column, columns[i] = columns[i], None
+        data[name] = _series(column)
+        del column
+    return pd.DataFrame(data, index=pd.RangeIndex(rows), copy=False)
+
+
+def _series(column: Any) -> Any:
+    """One Arrow column as a Series: Int64 for ints with nulls, datetime64 in pandas' unit."""
     import pyarrow as pa
 
-    unit = _datetime_unit()
+    kind = column.type
+    if pa.types.is_integer(kind) and column.null_count:
+        return column.to_pandas(types_mapper=_nullable_int)
+    series = column.to_pandas(date_as_object=False)
+    if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
+        tz = getattr(kind, "tz", None)
+        unit = _datetime_unit()
+        target = f"datetime64[{unit}, {tz}]" if tz else f"datetime64[{unit}]"
+        if str(series.dtype) != target:
+            series = series.astype(target)
+    return series
+
+
+def _fix_dtypes(frame: Any, table: Any) -> Any:
+    """`_series`' dtypes for a frame pandas itself converted (columns found by name)."""
     if len(set(table.column_names)) != table.num_columns:
-        frame = table.to_pandas(date_as_object=False)  # duplicate names: no per-name fixes
         return frame
-    frame = table.to_pandas(date_as_object=False, split_blocks=True)
     for name in frame.columns:
-        if name not in table.column_names:
-            continue
-        column = table.column(name)
-        kind = column.type
-        if pa.types.is_integer(kind) and column.null_count:
-            frame[name] = column.to_pandas(types_mapper=_nullable_int).array
-        elif pa.types.is_date(kind) or pa.types.is_timestamp(kind):
-            tz = getattr(kind, "tz", None)
-            target = f"datetime64[{unit}, {tz}]" if tz else f"datetime64[{unit}]"
-            if str(frame[name].dtype) != target:
-                frame[name] = frame[name].astype(target)
+        if name in table.column_names:
+            frame[name] = _series(table.column(name)).array
     return frame
 
 

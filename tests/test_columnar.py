@@ -363,3 +363,17 @@ def test_call_pages_fetches_every_page_with_progress(stdio_host, want):
     assert seen == [(20_000, None, "20,000 rows in 1 page"),
                     (40_000, None, "40,000 rows in 2 pages"),
                     (50_000, None, "50,000 rows in 3 pages")]
+
+
+def test_parquet_written_by_pandas_keeps_its_index_and_dtypes():
+    import io
+
+    unit = str(pd.to_datetime(pd.Series(["2024-01-02"]), format="ISO8601").dtype)
+    original = pd.DataFrame(
+        {"n": pd.array([1, None, 3], dtype="Int64"), "x": [0.5, 1.5, None],
+         "day": pd.to_datetime(["2024-01-02", None, "2025-12-31"]).astype(unit)},
+        index=pd.Index(["a", "b", "c"], name="key"))
+    buffer = io.BytesIO()
+    original.to_parquet(buffer)
+    frame = frame_from_bytes(buffer.getvalue(), "parquet")
+    pd.testing.assert_frame_equal(frame, original)
