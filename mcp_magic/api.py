@@ -113,6 +113,14 @@ class Host:
             raise ToolError(f"{target}: {outcome.error}")
         return outcome.value
 
+    def call_pages(self, target: str, page_rows: int = 100_000,
+                   progress: Callable[..., None] | None = None, **arguments: Any) -> Any:
+        """Every row of a paged table tool (`limit=`/`offset=`, as `query_db`), one
+        page of `page_rows` per call; `progress(rows, None, message)` after each page."""
+        from .paging import call_pages
+
+        return call_pages(lambda page: self.call(target, page), arguments, page_rows, progress)
+
     # -- the agent -----------------------------------------------------------------
 
     def agent(

@@ -33,6 +33,14 @@ def interpret(result: Any, tool: str, output_schema: dict | None = None) -> Outc
     text = "\n".join(
         block.text for block in result.content if getattr(block, "type", None) == "text"
     )
+    from .columnar import has_table, result_frame  # Arrow/Parquet content: columnar first
+
+    if not result.is_error and has_table(result):
+        frame = result_frame(result)
+        if frame is not None:
+            from .tables.notices import notices
+
+            return Outcome(frame, None, text, notices(frame))
     reading = tables.read_result(
         result.structured_content,
         text or None,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .columnar import client_extensions, has_table, resolve_links
 from .config import (
     ConfigError,
     HttpSpec,
@@ -517,6 +518,7 @@ class SessionManager:
                     log_level="info",
                     message_handler=on_message,
                     client_info=Implementation(name=self.client_name, version="0.1.0"),
+                    extensions=client_extensions(),  # tables as Arrow (mcp_magic.columnar)
                 )
                 async with client:
                     session.client = client
@@ -684,7 +686,10 @@ class SessionManager:
         """Call a tool from the loop thread (the agent's concurrent calls use this)."""
         session = self.connected(name)
         try:
-            return await session.client.call_tool(tool, arguments or {}, progress_callback=progress)
+            result = await session.client.call_tool(
+                tool, arguments or {}, progress_callback=progress
+            )
+            return await resolve_links(session.client, result) if has_table(result) else result
         except Exception as exc:
             if (
                 session._closed is not None

@@ -1,5 +1,6 @@
 """The MCPServer with the data tools, a schema resource and a prompt."""
 
+import contextlib
 import importlib.metadata
 import logging
 import sqlite3
@@ -8,11 +9,13 @@ from collections.abc import Callable
 from typing import Annotated
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
+from .arrow import ArrowTables, wants_arrow
 from .common import DEFAULT_DB, DEFAULT_LIMIT, Deadline, Settings, ToolFailure
 from .files import Jail, list_files_table, read_csv_table
 from .sql import (
@@ -34,20 +37,30 @@ def error_result(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
-async def call_in_thread(tool: str, settings: Settings, work: Callable[[Deadline], Table],
-                         grace: float = GRACE) -> CallToolResult:
+async def call_in_thread(tool: str, settings: Settings,
+                         work: Callable[[Deadline], Table | CallToolResult],
+                         grace: float = GRACE, arrow: bool = False) -> CallToolResult:
     """Run blocking work in a thread, within the server's time limit per call.
 
     Anticipated failures become one-line isError results, and so does anything else (its
     traceback goes to the server's log). The work watches its `Deadline`; should it not
     return a little after the limit all the same, the call answers anyway and the thread
     is abandoned with its cancel flag set. A client's cancellation sets that flag too.
+    With `arrow` a table becomes the Arrow answer (server/arrow.py); work may also build
+    its result itself.
     """
     cancel = threading.Event()
     deadline = Deadline(tool, settings.timeout, cancel)
 
     def run() -> CallToolResult:
-        return table_result(work(deadline))
+        answer = work(deadline)
+        if isinstance(answer, CallToolResult):
+            return answer
+        if arrow:
+            from .arrow import arrow_table_result
+
+            return arrow_table_result(tool, answer)
+        return table_result(answer)
 
     try:
         with anyio.move_on_after(settings.timeout + grace) as scope:
@@ -68,6 +81,27 @@ async def call_in_thread(tool: str, settings: Settings, work: Callable[[Deadline
     assert scope.cancelled_caught
     logger.warning("%s did not stop at its time limit; abandoned", tool)
     return error_result(deadline.failure().args[0])
+
+
+def progress_reporter(ctx: Context | None,
+                      limit: int) -> Callable[[int, int | None], None] | None:
+    """Rows fetched so far as progress notifications, from the worker thread (only when the
+    client asked for progress); out of `limit` until the total is known."""
+    if ctx is None:
+        return None
+    try:
+        meta = ctx.request_context.meta or {}
+    except (AttributeError, ValueError, LookupError):
+        return None
+    if meta.get("progress_token", meta.get("progressToken")) is None:
+        return None
+
+    def report(rows: int, total: int | None) -> None:
+        with contextlib.suppress(Exception):  # a closed stream must not fail the query
+            anyio.from_thread.run(ctx.report_progress, rows, total if total is not None
+                                  else limit, f"{rows:,} rows")
+
+    return report
 
 
 def describe_database(settings: Settings) -> str:
@@ -96,7 +130,7 @@ def instructions(settings: Settings) -> str:
         f"Runs SQL over {what} with query_db ({access}); list_tables and describe_table "
         "show the schema. list_files and read_csv work on files under the server's root "
         "directory. Tabular results come back as {columns, types, rows, row_count, truncated} "
-        "(plus a note when the server's size limit cut the rows); "
+        "(plus a note when a limit cut the rows: query_db pages with offset=); "
         "dates are ISO 8601 text."
     )
 
@@ -118,6 +152,7 @@ def build_server(settings: Settings) -> MCPServer:
         instructions=instructions(settings),
         version=package_version(),
         log_level="INFO",
+        extensions=[ArrowTables()],
     )
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False,
                                 idempotent_hint=True, open_world_hint=False)
@@ -148,9 +183,16 @@ def build_server(settings: Settings) -> MCPServer:
                                               "group by region'.")],
         limit: Annotated[int, Field(ge=0, description="Maximum rows to return; more rows "
                                                       "set truncated=true.")] = DEFAULT_LIMIT,
+        offset: Annotated[int, Field(ge=0, description="Rows to skip first, for paging: "
+                                                       "offset=100000 with limit=100000 is the "
+                                                       "second page.")] = 0,
+        ctx: Context | None = None,
     ) -> Annotated[CallToolResult, Table]:
+        arrow = wants_arrow(ctx)
+        progress = progress_reporter(ctx, limit)
         return await call_in_thread(
-            "query_db", settings, lambda d: run_query(settings, sql, limit, d.cancel))
+            "query_db", settings,
+            lambda d: run_query(settings, sql, limit, d.cancel, arrow, offset, progress))
 
     @server.tool(
         title="List database tables",
@@ -191,11 +233,12 @@ def build_server(settings: Settings) -> MCPServer:
                                                          "e.g. '*.csv'.")] = None,
         recursive: Annotated[bool, Field(description="Include subdirectories.")] = False,
         limit: Annotated[int, Field(ge=0, description="Maximum entries to return.")] = 10_000,
+        ctx: Context | None = None,
     ) -> Annotated[CallToolResult, Table]:
         return await call_in_thread(
             "list_files", settings,
             lambda d: list_files_table(jail, path, pattern, recursive, limit, d,
-                                       settings.max_answer_bytes))
+                                       settings.max_answer_bytes), arrow=wants_arrow(ctx))
 
     @server.tool(
         title="Read a CSV file",
@@ -208,11 +251,12 @@ def build_server(settings: Settings) -> MCPServer:
     async def read_csv(
         path: Annotated[str, Field(description="CSV file relative to the root.")],
         limit: Annotated[int, Field(ge=0, description="Maximum rows to return.")] = DEFAULT_LIMIT,
+        ctx: Context | None = None,
     ) -> Annotated[CallToolResult, Table]:
         return await call_in_thread(
             "read_csv", settings,
             lambda d: read_csv_table(jail, path, limit, d, settings.max_value_bytes,
-                                     settings.max_answer_bytes))
+                                     settings.max_answer_bytes), arrow=wants_arrow(ctx))
 
     @server.resource("schema://database", name="database schema", mime_type="application/sql",
                      description="The CREATE statements of the database's tables, indexes and "

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .app import build_server
+from .arrow import warm_up_arrow
 from .common import (
     DEFAULT_DB,
     DEFAULT_MAX_ANSWER_BYTES,
@@ -61,7 +62,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              f"(default {DEFAULT_MAX_VALUE_BYTES:,})")
     parser.add_argument("--max-answer-bytes", type=_positive(int),
                         default=DEFAULT_MAX_ANSWER_BYTES,
-                        help="rows of one answer, in bytes as JSON; more are cut with a note "
+                        help="rows of one answer, in bytes as JSON (as Arrow data for a "
+                             "client that asked for Arrow); more are cut with a note "
                              f"(default {DEFAULT_MAX_ANSWER_BYTES:,})")
     parser.add_argument("--session-idle-timeout", type=_positive(float),
                         default=DEFAULT_SESSION_IDLE_TIMEOUT,
@@ -115,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         timeout=args.timeout, max_value_bytes=args.max_value_bytes,
                         max_answer_bytes=args.max_answer_bytes)
     server = build_server(settings)
+    warm_up_arrow()
     try:
         if args.transport == "stdio":
             server.run("stdio")

@@ -4,8 +4,10 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from mcp.types import CallToolResult
 
 from .common import WRITES_HINT, Settings, ToolFailure, shorten
 from .tables import AnswerBudget, Table, TableDescription, encode_blobs, infer_type, make_table
@@ -286,8 +288,30 @@ def fetch_rows(cursor: sqlite3.Cursor, limit: int,
     return rows, False, None
 
 
+def skip_rows(cursor: sqlite3.Cursor, offset: int) -> None:
+    """Step past the first `offset` rows (paging works for any statement this way)."""
+    while offset > 0:
+        skipped = len(cursor.fetchmany(min(offset, 65_536)))
+        if not skipped:
+            return
+        offset -= skipped
+
+
+def page_note(kept: int, limit: int, offset: int, cut_by_size: str | None) -> str:
+    """One line saying the rows were cut and how to fetch the rest."""
+    next_page = f"offset={offset + kept}"
+    if cut_by_size:
+        return f"{cut_by_size}; {next_page} fetches the next page"
+    return (f"{kept:,} rows of more (limit={limit:,}); {next_page} fetches the next page, "
+            "a larger limit= more at once")
+
+
 def run_query(settings: Settings, sql: str, limit: int,
-              cancel: threading.Event | None = None) -> Table:
+              cancel: threading.Event | None = None, arrow: bool = False, offset: int = 0,
+              progress: Callable[[int, int | None], None] | None = None) -> Table | CallToolResult:
+    """The statement's rows as a table, after skipping `offset`; with `arrow`, the Arrow
+    answer (server/arrow.py), built column by column from the cursor in one pass.
+    `progress` hears the number of rows fetched so far (Arrow answers)."""
     statement = sql.strip()
     if not statement:
         raise ToolFailure("query_db needs an SQL statement")
@@ -300,6 +324,10 @@ def run_query(settings: Settings, sql: str, limit: int,
                 affected = max(cursor.rowcount, 0)
                 return make_table(["rows_affected"], ["INTEGER"], [[affected]])
             names = [d[0] for d in cursor.description]
+            skip_rows(cursor, offset)
+            if arrow:
+                return _arrow_query(con, cursor, guard, names, limit, offset, settings, cancel,
+                                    progress)
             rows, truncated, note = fetch_rows(cursor, limit, settings.max_answer_bytes)
         except (sqlite3.Error, sqlite3.Warning) as exc:  # Python < 3.11 warns on ';' stacks
             cause: Exception = sqlite3.DataError("string or blob too big") if con.too_big else exc
@@ -307,9 +335,29 @@ def run_query(settings: Settings, sql: str, limit: int,
         cursor.close()
         declared = declared_types(con, set(guard.sources))
         types = column_types(names, rows, declared)
+        if truncated:
+            note = page_note(len(rows), limit, offset, note)
         return make_table(names, types, encode_blobs(rows, types), truncated, note)
     finally:
         con.close()
+
+
+def _arrow_query(con: BoundedConnection, cursor: sqlite3.Cursor, guard: Guard,
+                 names: list[str], limit: int, offset: int, settings: Settings,
+                 cancel: threading.Event | None,
+                 progress: Callable[[int, int | None], None] | None) -> CallToolResult:
+    from .arrow import arrow_answer, fetch_columns
+
+    declared = declared_types(con, set(guard.sources))  # the statement is prepared by now
+    builder, truncated, note = fetch_columns(cursor, names, limit, settings.max_answer_bytes,
+                                             cancel, declared, progress)
+    cursor.close()
+    if truncated:
+        note = page_note(builder.rows, limit, offset, note)
+    table, types = builder.finish()
+    types = [declared.get(name, kind) if kind == "NULL" else kind
+             for name, kind in zip(names, types, strict=True)]
+    return arrow_answer("query_db", table, types, builder.preview, truncated, note)
 
 
 def table_kinds(con: sqlite3.Connection) -> list[tuple[str, str]]:

@@ -19,7 +19,9 @@ PREVIEW_CELL = 200  # characters of one cell in that summary
 
 
 _ROWS_SCHEMA = {"type": "array", "title": "Rows",
-                "description": "The rows, each a list of cell values in column order."}
+                "description": "The rows, each a list of cell values in column order. Absent "
+                               "when the client asked for Arrow: the rows are then in the "
+                               "embedded Arrow resource."}
 
 
 class Table(TypedDict):
@@ -33,12 +35,16 @@ class Table(TypedDict):
     ]
     # No per-row schema and no server-side validation: clients validate structured content
     # against the output schema, and checking 100,000 rows cell by cell takes seconds.
-    rows: Annotated[list[list[Any]], SkipValidation(), WithJsonSchema(_ROWS_SCHEMA)]
+    # Absent when the rows travel as an Arrow stream in the content (see server/arrow.py).
+    rows: NotRequired[Annotated[list[list[Any]], SkipValidation(), WithJsonSchema(_ROWS_SCHEMA)]]
     row_count: Annotated[int, Field(description="Number of rows returned.")]
     truncated: Annotated[bool, Field(description="True when more rows existed than the limit "
                                                  "(or the server's answer size allowed).")]
     note: NotRequired[Annotated[str, Field(
         description="Why the rows were cut short when the server's size limit did it.")]]
+    format: NotRequired[Annotated[str, Field(
+        description="Where the rows are instead of `rows`: the MIME type of the embedded "
+                    "resource holding them (application/vnd.apache.arrow.stream).")]]
 
 
 class TableDescription(Table):
@@ -127,9 +133,13 @@ def encode_blobs(rows: list[Any], types: list[str]) -> list[Any]:
     return encoded
 
 
-def table_text(table: Table | TableDescription) -> str:
-    """The table as JSON text, or for a large one a summary with the first rows."""
-    if table["row_count"] * len(table["columns"]) <= TEXT_LIMIT:  # else surely too long
+def table_text(table: Table | TableDescription, force_preview: bool = False) -> str:
+    """The table as JSON text, or for a large one a summary with the first rows.
+
+    `force_preview`: always the summary, the rows being elsewhere (an Arrow resource).
+    """
+    where = "the Arrow resource" if force_preview else "the structured content"
+    if not force_preview and table["row_count"] * len(table["columns"]) <= TEXT_LIMIT:
         text = pydantic_core.to_json(table).decode()
         if len(text) <= TEXT_LIMIT:
             return text
@@ -140,8 +150,9 @@ def table_text(table: Table | TableDescription) -> str:
     more = " (truncated: more rows exist)" if table["truncated"] else ""
     if "note" in table:
         more = f" ({table['note']})"
-    return (f"{table['row_count']} rows{more}, columns: {columns}. Too large to repeat as text: "
-            f"the full table is in the structured content. First {PREVIEW_ROWS} rows: {preview}")
+    why = "Sent as Arrow" if force_preview else "Too large to repeat as text"
+    return (f"{table['row_count']} rows{more}, columns: {columns}. {why}: "
+            f"the full table is in {where}. First {PREVIEW_ROWS} rows: {preview}")
 
 
 def _cut(cell: Any) -> Any:

@@ -1,0 +1,234 @@
+"""Binary tables in tool results: Arrow IPC and Parquet, embedded or linked, as DataFrames.
+
+The host tells servers it takes tables as Arrow with the extension
+``io.github.mcp-magic/arrow-tables`` in its capabilities (settings:
+``{"mimeTypes": ["application/vnd.apache.arrow.stream", ...]}``; a server may also honour the
+same key in a ``tools/call`` ``_meta``). The built-in data server then answers tables as an
+Arrow IPC stream in an embedded resource (see ``mcp_magic/server/arrow.py``).
+
+From any server, a result whose content holds
+
+- an embedded resource blob of type Arrow IPC stream or file (Feather v2) or Parquet, or
+- a resource link to one (by MIME type or file suffix): read with ``resources/read``
+  through the session (`resolve_links`, on the session's loop), or straight from disk
+  for a ``file://`` link,
+
+becomes a DataFrame with the table's own dtypes: integers with nulls as ``Int64`` (as the
+JSON path gives), dates and timestamps as ``datetime64`` in the unit pandas itself parses
+ISO text to. pyarrow is imported on first use, never at ``%load_ext``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+EXTENSION_ID = "io.github.mcp-magic/arrow-tables"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+ARROW_FILE = "application/vnd.apache.arrow.file"
+PARQUET = "application/vnd.apache.parquet"
+_MIME_KINDS = {
+    ARROW_STREAM: "stream",
+    ARROW_FILE: "file",
+    "application/x-arrow": "stream",
+    PARQUET: "parquet",
+    "application/x-parquet": "parquet",
+    "application/parquet": "parquet",
+}
+_SUFFIX_KINDS = {".arrows": "stream", ".arrow": "file", ".feather": "file", ".ipc": "file",
+                 ".parquet": "parquet", ".pq": "parquet"}
+
+
+def client_extensions() -> list[Any]:
+    """What `mcp.Client(extensions=...)` needs to announce the Arrow answer."""
+    from mcp.client.extension import advertise
+
+    return [advertise(EXTENSION_ID, {"mimeTypes": [ARROW_STREAM, ARROW_FILE, PARQUET]})]
+
+
+def _kind(mime: str | None, uri: str | None) -> str | None:
+    """'stream', 'file' or 'parquet' for a binary table's MIME type or name, else None."""
+    if mime:
+        kind = _MIME_KINDS.get(mime.split(";")[0].strip().lower())
+        if kind:
+            return kind
+    if uri:
+        return _SUFFIX_KINDS.get(PurePosixPath(urlparse(str(uri)).path).suffix.lower())
+    return None
+
+
+def _table_block(result: Any) -> Any:
+    """The first content block that is (or links to) a binary table, else None."""
+    for block in getattr(result, "content", None) or ():
+        kind = getattr(block, "type", None)
+        if kind == "resource":
+            resource = block.resource
+            if getattr(resource, "blob", None) is not None and _kind(
+                getattr(resource, "mime_type", None), str(resource.uri)
+            ):
+                return block
+        elif kind == "resource_link" and _kind(getattr(block, "mime_type", None), str(block.uri)):
+            return block
+    return None
+
+
+def has_table(result: Any) -> bool:
+    """Cheap check (no pyarrow): does the result carry a binary table?"""
+    return _table_block(result) is not None
+
+
+async def resolve_links(client: Any, result: Any) -> Any:
+    """Replace a link to a binary table (not a local file) by its contents, read with
+    ``resources/read`` through `client`, so `result_frame` needs no session later."""
+    from mcp.types import EmbeddedResource
+
+    block = _table_block(result)
+    if getattr(block, "type", None) != "resource_link" or urlparse(str(block.uri)).scheme == (
+        "file"
+    ):
+        return result
+    read = await client.read_resource(block.uri)
+    blobs = [c for c in read.contents if getattr(c, "blob", None) is not None]
+    if not blobs:
+        return result
+    contents = blobs[0]
+    if not getattr(contents, "mime_type", None) and block.mime_type:
+        contents = contents.model_copy(update={"mime_type": block.mime_type})
+    index = result.content.index(block)
+    content = list(result.content)
+    content[index] = EmbeddedResource(type="resource", resource=contents)
+    return result.model_copy(update={"content": content})
+
+
+def result_frame(result: Any) -> Any:
+    """The DataFrame of a result's binary table, or None when it carries none."""
+    block = _table_block(result)
+    if block is None:
+        return None
+    if block.type == "resource":
+        resource = block.resource
+        kind = _kind(resource.mime_type, str(resource.uri))
+        frame = frame_from_bytes(base64.b64decode(resource.blob), kind)
+    else:
+        path = _local_path(str(block.uri))
+        if path is None:
+            return None  # a remote link that resolve_links did not read
+        frame = frame_from_file(path, _kind(block.mime_type, str(block.uri)))
+    _release_unused()
+    structured = getattr(result, "structured_content", None)
+    if isinstance(structured, dict):
+        for key in ("row_count", "truncated", "note"):
+            if key in structured:
+                frame.attrs[key] = structured[key]
+    return frame
+
+
+def _release_unused() -> None:
+    """Give the decoded stream's buffers back to the system: pyarrow's allocator keeps
+    freed memory for reuse, which after a big table reads as a kernel that never shrinks."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
+def _local_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        return None
+    return Path(unquote(parsed.path))
+
+
+def frame_from_bytes(data: bytes, kind: str | None) -> Any:
+    import pyarrow as pa
+
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(pa.BufferReader(data))
+    elif kind == "file":
+        table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    else:
+        table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+    del data  # the caller passes the only reference: the encoded bytes go before pandas
+    return frame_from_arrow(table)
+
+
+def frame_from_file(path: Path, kind: str | None) -> Any:
+    import pyarrow as pa
+
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return frame_from_arrow(pq.read_table(path))
+    with pa.memory_map(str(path)) as source:
+        if kind == "file":
+            return frame_from_arrow(pa.ipc.open_file(source).read_all())
+        return frame_from_arrow(pa.ipc.open_stream(source).read_all())
+
+
+@functools.cache
+def _datetime_unit() -> str:
+    """The unit pandas gives ISO text (us in pandas 3, ns before): the JSON path's dtype."""
+    import pandas as pd
+
+    return str(pd.to_datetime(pd.Series(["2024-01-02"]), format="ISO8601").dtype)[11:-1]
+
+
+def frame_from_arrow(table: Any) -> Any:
+    """An Arrow table as a DataFrame with the dtypes the JSON path gives.
+
+    Column by column, each Arrow column dropped once converted, so the peak holds little
+    more than the table once (a pandas index in the schema's metadata takes pandas' own
+    conversion).
+    """
+    import pandas as pd
+
+    names = table.column_names
+    if len(set(names)) != len(names) or table.schema.pandas_metadata:
+        return _fix_dtypes(table.to_pandas(date_as_object=False, split_blocks=True), table)
+    columns = list(table.columns)
+    rows = table.num_rows
+    del table
+    data = {}
+    for i, name in enumerate(names):
+        column, columns[i] = columns[i], None
+        data[name] = _series(column)
+        del column
+    return pd.DataFrame(data, index=pd.RangeIndex(rows), copy=False)
+
+
+def _series(column: Any) -> Any:
+    """One Arrow column as a Series: Int64 for ints with nulls, datetime64 in pandas' unit."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_integer(kind) and column.null_count:
+        return column.to_pandas(types_mapper=_nullable_int)
+    series = column.to_pandas(date_as_object=False)
+    if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
+        tz = getattr(kind, "tz", None)
+        unit = _datetime_unit()
+        target = f"datetime64[{unit}, {tz}]" if tz else f"datetime64[{unit}]"
+        if str(series.dtype) != target:
+            series = series.astype(target)
+    return series
+
+
+def _fix_dtypes(frame: Any, table: Any) -> Any:
+    """`_series`' dtypes for a frame pandas itself converted (columns found by name)."""
+    if len(set(table.column_names)) != table.num_columns:
+        return frame
+    for name in frame.columns:
+        if name in table.column_names:
+            frame[name] = _series(table.column(name)).array
+    return frame
+
+
+def _nullable_int(kind: Any) -> Any:
+    import pandas as pd
+    import pyarrow as pa
+
+    return pd.Int64Dtype() if pa.types.is_integer(kind) else None
