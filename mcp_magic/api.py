@@ -19,6 +19,8 @@ from typing import Any
 from . import config
 from .agent import Agent, AgentOptions, RunResult, agent_for, interpolate
 from .arguments import parse_target
+from .auth import OAuth, OAuthSettings
+from .client_requests import ClientRequests, ElicitHandler
 from .driver import ask_user, run_agent
 from .events import ApprovalRequest, Decision, Event
 from .sessions import McpError, Session, SessionManager
@@ -31,8 +33,26 @@ class ToolError(McpError):
 class Host:
     """Sessions, tool calls and the agent loop as plain Python calls."""
 
-    def __init__(self, connect_timeout: float = 60.0, namespace: dict | None = None) -> None:
-        self.manager = SessionManager(connect_timeout=connect_timeout)
+    def __init__(
+        self,
+        connect_timeout: float = 60.0,
+        namespace: dict | None = None,
+        *,
+        elicit: ElicitHandler | None = None,
+        roots: list[str] | None = None,
+        oauth: OAuth | None = None,
+    ) -> None:
+        """`elicit(request)` answers a server's questions (a dict of values to accept,
+        None to decline; without it they are declined); `roots` are the directories
+        servers are told they may use (default: the current one); `oauth` holds the
+        token store and how the user is sent to authorize (default: a 0600 file under
+        the config directory, a link on stderr and a loopback listener)."""
+        self.oauth = oauth or OAuth()
+        self.manager = SessionManager(
+            connect_timeout=connect_timeout,
+            client_requests=ClientRequests(elicit=elicit, roots=roots),
+            oauth=self.oauth.for_session,
+        )
         self.namespace: dict[str, Any] = namespace if namespace is not None else {}
         self._agent: Agent | None = None
 
@@ -58,14 +78,28 @@ class Host:
         db: str | None = None,
         root: str | None = None,
         allow_writes: bool = False,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scopes: str | None = None,
+        client_credentials: bool = False,
+        oauth: OAuthSettings | None = None,
     ) -> Session:
-        """Connect one server: a stdio `command`, a remote `url`, or the built-in server."""
+        """Connect one server: a stdio `command`, a remote `url`, or the built-in server.
+
+        A remote server that answers 401 starts OAuth; `client_id`/`client_secret` name
+        a pre-registered client, and `client_credentials=True` authorizes as that client
+        with no user."""
         config.check_name(name)
         if builtin:
             spec: config.ServerSpec = config.builtin_spec(db, root, allow_writes)
         elif url is not None:
             header_lines = [f"{k}: {v}" for k, v in (headers or {}).items()]
-            spec = config.http_spec(url, header_lines, transport)
+            if oauth is None and (client_id or scopes or client_credentials):
+                oauth = OAuthSettings(
+                    client_id=client_id, client_secret=client_secret, scopes=scopes,
+                    grant="client_credentials" if client_credentials else "authorization_code",
+                )
+            spec = config.http_spec(url, header_lines, transport, oauth)
         elif command:
             if isinstance(command, str):  # "uvx mcp-server-time": split like a shell
                 command = config.split_command(command)
@@ -86,6 +120,14 @@ class Host:
 
     def tools(self, name: str) -> dict[str, Any]:
         return self.manager.tools(name)
+
+    def auth(self) -> list[dict[str, Any]]:
+        """Servers holding OAuth tokens: scopes and expiry, never the tokens."""
+        return self.oauth.summary()
+
+    def logout(self, name: str) -> bool:
+        """Forget a server's OAuth tokens; True if there were any."""
+        return self.oauth.logout(name)
 
     def disconnect(self, name: str | None = None) -> None:
         if name is None:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .auth import OAuthSettings
+
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _VAR_PATTERN = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -63,6 +65,8 @@ class HttpSpec:
     url: str
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     transport: Literal["http", "sse"] = "http"
+    oauth: OAuthSettings | None = None
+    """Pre-registered client / client credentials / scopes; OAuth itself needs none."""
 
     def __repr__(self) -> str:
         return (
@@ -77,6 +81,7 @@ class HttpSpec:
 
     def secrets(self) -> list[str]:
         values = list(self.headers.values())
+        values += self.oauth.secrets() if self.oauth else []
         _, user_info, _ = _split_user_info(self.url)
         if ":" in user_info:  # user:password@
             values.append(user_info.split(":", 1)[1].removesuffix("@"))
@@ -246,10 +251,16 @@ def guess_transport(url: str, transport: str | None) -> Literal["http", "sse"]:
     return "sse" if urlsplit(url).path.rstrip("/").endswith("/sse") else "http"
 
 
-def http_spec(url: str, headers: list[str] | None = None, transport: str | None = None) -> HttpSpec:
+def http_spec(
+    url: str,
+    headers: list[str] | None = None,
+    transport: str | None = None,
+    oauth: OAuthSettings | None = None,
+) -> HttpSpec:
     check_url(url)
     parsed = dict(parse_header(h) for h in headers or [])
-    return HttpSpec(url=url, headers=parsed, transport=guess_transport(url, transport))
+    return HttpSpec(url=url, headers=parsed, transport=guess_transport(url, transport),
+                    oauth=oauth)
 
 
 def split_command(text: str) -> list[str]:
@@ -397,7 +408,8 @@ def _spec_from_entry(name: str, entry: object, base: Path) -> ServerSpec:
             raise ConfigError(f"server {name!r}: 'headers' must map names to strings")
         headers = dict(parse_header(f"{key}: {value}") for key, value in headers.items())
         check_url(url)
-        return HttpSpec(url=url, headers=headers, transport=guess_transport(url, kind))
+        return HttpSpec(url=url, headers=headers, transport=guess_transport(url, kind),
+                        oauth=oauth_settings(name, entry.get("oauth")))
     command = entry.get("command")
     if not isinstance(command, str) or not command:
         raise ConfigError(f"server {name!r}: needs 'command' (stdio) or 'url' (remote)")
@@ -416,6 +428,32 @@ def _spec_from_entry(name: str, entry: object, base: Path) -> ServerSpec:
     if cwd is not None:
         cwd = str((base / Path(cwd).expanduser()).resolve())
     return StdioSpec(command=command, args=tuple(args), env=dict(env), cwd=cwd)
+
+
+def oauth_settings(name: str, entry: object) -> OAuthSettings | None:
+    """An entry's "oauth" object, as VS Code and Claude Desktop files carry it:
+    clientId, clientSecret, scopes (list or string), grant ("client_credentials")."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise ConfigError(f"server {name!r}: 'oauth' must be an object")
+    def pick(*keys: str) -> str | None:
+        for key in keys:
+            value = entry.get(key)
+            if value is not None:
+                if not isinstance(value, str):
+                    raise ConfigError(f"server {name!r}: oauth {key!r} must be a string")
+                return expand_vars(value)
+        return None
+    scopes = entry.get("scopes", entry.get("scope"))
+    if isinstance(scopes, list):
+        scopes = " ".join(str(s) for s in scopes)
+    return OAuthSettings(
+        client_id=pick("clientId", "client_id"),
+        client_secret=pick("clientSecret", "client_secret"),
+        scopes=scopes or None,
+        grant=pick("grant", "grantType", "grant_type") or "authorization_code",
+    )
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .client_requests import ClientRequests
 from .columnar import client_extensions, has_table, resolve_links
 from .config import (
     ConfigError,
@@ -99,6 +100,8 @@ class Session:
     """The server's last stderr line when it died."""
     http_refusal: str | None = None
     """The last HTTP error status a remote server answered ("401 Unauthorized")."""
+    request_failures: list[str] = field(default_factory=list)
+    """Elicitation/sampling handlers that failed; the call that caused them raises."""
     log_start: int = 0
     """Where this run's output starts in the log file (a name's log is kept across runs)."""
     started_at: float = field(default_factory=time.monotonic)
@@ -208,7 +211,7 @@ class _WatchedTransport:
         return await self._inner.__aexit__(*exc)
 
 
-def _open_transport(session: Session, errlog: Any) -> Any:
+def _open_transport(session: Session, errlog: Any, oauth: Any = None) -> Any:
     """The SDK transport for a spec, with `$VAR`s expanded only now."""
     spec = session.spec
     if isinstance(spec, StdioSpec):
@@ -228,7 +231,11 @@ def _open_transport(session: Session, errlog: Any) -> Any:
         return sse_client(spec.url, headers=headers)
     from mcp.shared._httpx_utils import create_mcp_http_client
 
-    http_client = create_mcp_http_client(headers=headers)
+    # OAuth (mcp_magic.auth) acts only on a 401/403, and not when a token is given as a header.
+    auth = None if oauth is None or "authorization" in {k.lower() for k in headers} else (
+        oauth(session)
+    )
+    http_client = create_mcp_http_client(headers=headers, auth=auth)
 
     async def note_refusal(response: Any) -> None:
         # The SDK reports a 401 as "Server returned an error response"; keep the status.
@@ -383,7 +390,16 @@ class LoopThread:
 class SessionManager:
     """Connect, call, and disconnect MCP servers from synchronous code."""
 
-    def __init__(self, connect_timeout: float = 60.0, client_name: str = "mcp-magic") -> None:
+    def __init__(
+        self,
+        connect_timeout: float = 60.0,
+        client_name: str = "mcp-magic",
+        client_requests: ClientRequests | None = None,
+        oauth: Callable[[Session], Any] | None = None,
+    ) -> None:
+        self.client_requests = client_requests or ClientRequests()
+        self.oauth = oauth
+        """Makes the httpx auth for a remote session (`mcp_magic.auth.OAuth.for_session`)."""
         self.sessions: dict[str, Session] = {}
         self._starting: set[Session] = set()
         self.connect_timeout = connect_timeout
@@ -501,7 +517,9 @@ class SessionManager:
         transport: _WatchedTransport | None = None
         try:
             with open(session.log_path, "a", encoding="utf-8", buffering=1) as errlog:
-                transport = _WatchedTransport(_open_transport(session, errlog), session._closed.set)
+                transport = _WatchedTransport(
+                    _open_transport(session, errlog, self.oauth), session._closed.set
+                )
 
                 async def on_log(params: Any) -> None:
                     logger = f" {params.logger}" if params.logger else ""
@@ -519,6 +537,7 @@ class SessionManager:
                     message_handler=on_message,
                     client_info=Implementation(name=self.client_name, version="0.1.0"),
                     extensions=client_extensions(),  # tables as Arrow (mcp_magic.columnar)
+                    **self.client_requests.callbacks(session),  # elicitation, sampling, roots
                 )
                 async with client:
                     session.client = client
@@ -685,11 +704,16 @@ class SessionManager:
     ) -> Any:
         """Call a tool from the loop thread (the agent's concurrent calls use this)."""
         session = self.connected(name)
+        failed_before = len(session.request_failures)
         try:
             result = await session.client.call_tool(
                 tool, arguments or {}, progress_callback=progress
             )
+            if len(session.request_failures) > failed_before:  # never an error as a value
+                raise McpError(f"{name}.{tool}: {session.request_failures[-1]}")
             return await resolve_links(session.client, result) if has_table(result) else result
+        except McpError:
+            raise
         except Exception as exc:
             if (
                 session._closed is not None

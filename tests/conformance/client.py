@@ -3,22 +3,47 @@
 The harness (`conformance client --command "python client.py"`) appends the server URL
 as the last argument and names the scenario in `MCP_CONFORMANCE_SCENARIO`; credential
 scenarios also pass `MCP_CONFORMANCE_CONTEXT` (JSON). Exit 0 when the scenario's steps
-ran; the harness judges what the server saw.
+ran; the harness judges what the server saw. The harness plays the authorization server
+and consents by itself, so the "browser" here follows the authorization URL over HTTP.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
 from mcp_magic import Host
+from mcp_magic.auth import FollowingAuthorizer, OAuth, OAuthSettings, TokenStore
+from mcp_magic.client_requests import accept_defaults
+
+# The harness serves no metadata document; it accepts this URL as the client id (CIMD).
+CIMD_URL = "https://conformance-test.local/client-metadata.json"
+
+
+def settings(scenario: str) -> OAuthSettings:
+    context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
+    if scenario.startswith("auth/client-credentials"):
+        return OAuthSettings(
+            client_id=context.get("client_id"),
+            client_secret=context.get("client_secret"),
+            private_key=context.get("private_key_pem"),
+            signing_algorithm=context.get("signing_algorithm", "ES256"),
+            grant="client_credentials",
+        )
+    return OAuthSettings(
+        client_id=context.get("client_id"),
+        client_secret=context.get("client_secret"),
+        client_metadata_url=CIMD_URL,
+    )
 
 
 def main() -> int:
     url = sys.argv[-1]
     scenario = os.environ.get("MCP_CONFORMANCE_SCENARIO", "")
-    with Host(connect_timeout=20) as host:
-        host.connect("s", url=url)
+    oauth = OAuth(TokenStore(memory=True), FollowingAuthorizer)
+    with Host(connect_timeout=20, elicit=accept_defaults, oauth=oauth) as host:
+        host.connect("s", url=url, oauth=settings(scenario))
         tools = host.tools("s")
         if scenario == "tools_call":
             host.call("s.add_numbers", a=5, b=3)

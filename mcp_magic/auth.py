@@ -1,0 +1,357 @@
+"""OAuth 2.1 for remote servers, on the SDK's OAuth client (`mcp.client.auth`).
+
+The SDK does discovery (protected-resource and authorization-server metadata), client
+registration (Client ID Metadata Documents, dynamic registration, pre-registered ids),
+PKCE, scopes and step-up, token endpoint auth and refresh. This module supplies what a
+host must: where tokens live (a 0600 file under the user's config directory, or memory),
+how the user is sent to the authorization page and how the code comes back (a loopback
+listener on 127.0.0.1), and the pre-registered or client-credentials settings.
+
+Tokens never leave the store: `token_summary` shows scopes and expiry only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+import webbrowser
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+CLIENT_NAME = "mcp-magic"
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """What a server entry may say about OAuth (`--client-id`, `mcpServers` "oauth")."""
+
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: str | None = None
+    grant: str = "authorization_code"
+    """"authorization_code" (a user consents in a browser) or "client_credentials"."""
+    private_key: str | None = field(default=None, repr=False)
+    """A PEM key for client credentials with a private-key JWT instead of a secret."""
+    signing_algorithm: str = "ES256"
+    token_endpoint_auth_method: str | None = None
+    client_metadata_url: str | None = None
+    """An https URL of this client's metadata document (CIMD), if it has one."""
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.client_secret, self.private_key) if s]
+
+
+# -- where tokens live -------------------------------------------------------------
+
+
+def token_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mcp_magic" / "oauth.json"
+
+
+class TokenStore:
+    """Tokens and client registrations per server URL: a 0600 JSON file, or memory."""
+
+    def __init__(self, path: Path | None = None, memory: bool = False) -> None:
+        self.path = None if memory else (path or token_file())
+        self._data: dict[str, dict[str, Any]] = {}
+        if self.path is not None and self.path.exists():
+            try:
+                self._data = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self._data = {}
+
+    def get(self, key: str) -> dict[str, Any]:
+        return self._data.get(key, {})
+
+    def put(self, key: str, **values: Any) -> None:
+        self._data.setdefault(key, {}).update(values)
+        self._save()
+
+    def forget(self, key: str) -> bool:
+        found = self._data.pop(key, None) is not None
+        self._save()
+        return found
+
+    def servers(self) -> list[str]:
+        return [k for k, v in self._data.items() if v.get("tokens")]
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(self._data, out)
+        os.chmod(self.path, 0o600)
+
+
+class _ServerStorage:
+    """The SDK's `TokenStorage` for one server, backed by a `TokenStore`."""
+
+    def __init__(self, store: TokenStore, key: str) -> None:
+        self.store, self.key = store, key
+
+    async def get_tokens(self) -> Any:
+        from mcp.shared.auth import OAuthToken
+
+        saved = self.store.get(self.key).get("tokens")
+        return OAuthToken.model_validate(saved) if saved else None
+
+    async def set_tokens(self, tokens: Any) -> None:
+        expires = time.time() + tokens.expires_in if tokens.expires_in else None
+        self.store.put(self.key, tokens=tokens.model_dump(mode="json"), expires_at=expires)
+
+    async def get_client_info(self) -> Any:
+        from mcp.shared.auth import OAuthClientInformationFull
+
+        saved = self.store.get(self.key).get("client")
+        return OAuthClientInformationFull.model_validate(saved) if saved else None
+
+    async def set_client_info(self, client_info: Any) -> None:
+        self.store.put(self.key, client=client_info.model_dump(mode="json", exclude_none=True))
+
+
+def token_summary(store: TokenStore) -> list[dict[str, Any]]:
+    """Servers holding tokens: scopes and expiry, never the tokens."""
+    rows = []
+    for key in store.servers():
+        entry = store.get(key)
+        tokens = entry.get("tokens") or {}
+        expires = entry.get("expires_at")
+        rows.append({
+            "server": entry.get("name") or key,
+            "url": key,
+            "scopes": tokens.get("scope") or "",
+            "expires": (
+                "never" if not expires
+                else "expired" if expires < time.time()
+                else f"in {int(expires - time.time()) // 60} min"
+            ),
+            "refreshable": bool(tokens.get("refresh_token")),
+        })
+    return rows
+
+
+# -- sending the user to the authorization page -----------------------------------
+
+
+class Authorizer:
+    """Sends the user to the authorization URL and waits for the redirect's code."""
+
+    redirect_uri: str = "http://127.0.0.1/callback"
+
+    async def redirect(self, url: str) -> None:
+        raise NotImplementedError
+
+    async def callback(self) -> Any:
+        raise NotImplementedError
+
+
+def _code_from(location: str) -> Any:
+    from mcp.shared.auth import AuthorizationCodeResult
+
+    query = parse_qs(urlparse(location).query)
+    if "code" not in query:
+        error = (query.get("error") or ["no code in the redirect"])[0]
+        raise AuthorizationFailed(f"authorization refused: {error}")
+    return AuthorizationCodeResult(
+        code=query["code"][0],
+        state=(query.get("state") or [None])[0],
+        iss=(query.get("iss") or [None])[0],
+    )
+
+
+class AuthorizationFailed(Exception):
+    pass
+
+
+class LoopbackAuthorizer(Authorizer):
+    """Shows the link (and opens a local browser); a listener on 127.0.0.1 catches the
+    redirect. `show(url)` is how the link reaches the user (a cell link, a terminal line)."""
+
+    def __init__(self, show: Callable[[str], None] | None = None, timeout: float = 300) -> None:
+        import socket
+
+        self.show = show or (lambda url: print(f"Authorize in your browser: {url}",
+                                               file=sys.stderr))
+        self.timeout = timeout
+        # A free port now (the redirect URI is registered before any 401); it is
+        # listened on only while an authorization is pending.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.redirect_uri = f"http://127.0.0.1:{self.port}/callback"
+        self._result: asyncio.Future[Any] | None = None
+        self._server: asyncio.AbstractServer | None = None
+
+    async def redirect(self, url: str) -> None:
+        self._result = asyncio.get_running_loop().create_future()
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.show(url)
+        if os.environ.get("MCP_MAGIC_NO_BROWSER") is None:
+            with contextlib.suppress(Exception):
+                webbrowser.open(url)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = (await reader.readline()).decode("latin-1")
+        target = line.split(" ")[1] if " " in line else "/"
+        try:
+            result: Any = _code_from(target)
+            body = "Authorized. You can close this tab and go back to the notebook."
+        except AuthorizationFailed as exc:
+            result, body = exc, str(exc)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n"
+            + body.encode()
+        )
+        await writer.drain()
+        writer.close()
+        if self._result is not None and not self._result.done() and urlparse(target).path == (
+            "/callback"
+        ):
+            self._result.set_result(result)
+
+    async def callback(self) -> Any:
+        assert self._result is not None
+        try:
+            result = await asyncio.wait_for(self._result, self.timeout)
+        except asyncio.TimeoutError:
+            raise AuthorizationFailed(
+                f"no authorization within {self.timeout:g} s"
+            ) from None
+        finally:
+            if self._server is not None:
+                self._server.close()
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+class FollowingAuthorizer(Authorizer):
+    """Follows the authorization URL with an HTTP client: for authorization servers that
+    consent without a person (tests, the conformance harness)."""
+
+    def __init__(self, redirect_uri: str = "http://localhost:3000/callback") -> None:
+        self.redirect_uri = redirect_uri
+        self._result: Any = None
+
+    async def redirect(self, url: str) -> None:
+        import httpx2
+
+        async with httpx2.AsyncClient() as http:
+            answer = await http.get(url, follow_redirects=False)
+        self._result = _code_from(answer.headers.get("location", ""))
+
+    async def callback(self) -> Any:
+        result, self._result = self._result, None
+        if result is None:
+            raise AuthorizationFailed("no authorization code")
+        return result
+
+
+# -- the SDK's provider for one server ---------------------------------------------
+
+
+def provider_for(
+    url: str,
+    name: str,
+    settings: OAuthSettings | None,
+    store: TokenStore,
+    authorizer: Authorizer | Callable[[], Authorizer],
+) -> Any:
+    """The SDK's httpx auth for `url`: it acts only when the server answers 401/403."""
+    settings = settings or OAuthSettings()
+    storage = _ServerStorage(store, url)
+    if store.get(url).get("name") != name:
+        store._data.setdefault(url, {})["name"] = name
+    if settings.grant == "client_credentials":
+        from mcp.client.auth.extensions.client_credentials import (
+            ClientCredentialsOAuthProvider,
+            PrivateKeyJWTOAuthProvider,
+            SignedJWTParameters,
+        )
+
+        if not settings.client_id:
+            raise ValueError("client credentials need a client id")
+        if settings.private_key:
+            return PrivateKeyJWTOAuthProvider(
+                server_url=url, storage=storage, client_id=settings.client_id,
+                assertion_provider=SignedJWTParameters(
+                    issuer=settings.client_id, subject=settings.client_id,
+                    signing_algorithm=settings.signing_algorithm,
+                    signing_key=settings.private_key,
+                ).create_assertion_provider(),
+                scope=settings.scopes,
+            )
+        if not settings.client_secret:
+            raise ValueError("client credentials need a client secret or a private key")
+        return ClientCredentialsOAuthProvider(
+            server_url=url, storage=storage, client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            token_endpoint_auth_method=settings.token_endpoint_auth_method  # type: ignore[arg-type]
+            or "client_secret_basic",
+            scope=settings.scopes,
+        )
+    from mcp.client.auth import OAuthClientProvider
+    from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
+
+    chosen = authorizer if isinstance(authorizer, Authorizer) else authorizer()
+    if settings.client_id and not store.get(url).get("client"):  # pre-registered
+        store._data.setdefault(url, {})["client"] = OAuthClientInformationFull(
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            redirect_uris=[chosen.redirect_uri],  # type: ignore[list-item]
+            token_endpoint_auth_method=settings.token_endpoint_auth_method  # type: ignore[arg-type]
+            or ("client_secret_basic" if settings.client_secret else "none"),
+        ).model_dump(mode="json", exclude_none=True)
+    return OAuthClientProvider(
+        server_url=url,
+        client_metadata=OAuthClientMetadata(
+            client_name=CLIENT_NAME,
+            redirect_uris=[chosen.redirect_uri],  # type: ignore[list-item]
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            scope=settings.scopes,
+        ),
+        storage=storage,
+        redirect_handler=chosen.redirect,
+        callback_handler=chosen.callback,
+        client_metadata_url=settings.client_metadata_url,
+    )
+
+
+
+
+class OAuth:
+    """A host's OAuth: one token store and a way to reach the user, for every server."""
+
+    def __init__(
+        self,
+        store: TokenStore | None = None,
+        authorizer: Callable[[], Authorizer] | None = None,
+    ) -> None:
+        self.store = store if store is not None else TokenStore()
+        self.authorizer = authorizer or LoopbackAuthorizer
+
+    def for_session(self, session: Any) -> Any:
+        """The SDK's httpx auth for a remote session (`SessionManager(oauth=...)`)."""
+        spec = session.spec
+        return provider_for(spec.url, session.name, spec.oauth, self.store, self.authorizer)
+
+    def summary(self) -> list[dict[str, Any]]:
+        return token_summary(self.store)
+
+    def logout(self, name_or_url: str) -> bool:
+        """Forget a server's tokens and registration (by session name or URL)."""
+        for key in list(self.store._data):
+            if key == name_or_url or self.store.get(key).get("name") == name_or_url:
+                return self.store.forget(key)
+        return False
