@@ -44,7 +44,8 @@ class Host:
     ) -> None:
         """`elicit(request)` answers a server's questions (a dict of values to accept,
         None to decline; without it they are declined); `roots` are the directories
-        servers are told they may use (default: the current one); `oauth` holds the
+        servers are told they may use (default: none offered; `[os.getcwd()]` for the
+        notebook's); `oauth` holds the
         token store and how the user is sent to authorize (default: a 0600 file under
         the config directory, a link on stderr and a loopback listener)."""
         self.oauth = oauth or OAuth()

@@ -180,8 +180,7 @@ class LoopbackAuthorizer(Authorizer):
     def __init__(self, show: Callable[[str], None] | None = None, timeout: float = 300) -> None:
         import socket
 
-        self.show = show or (lambda url: print(f"Authorize in your browser: {url}",
-                                               file=sys.stderr))
+        self.show = show or show_link
         self.timeout = timeout
         # A free port now (the redirect URI is registered before any 401); it is
         # listened on only while an authorization is pending.
@@ -355,3 +354,64 @@ class OAuth:
             if key == name_or_url or self.store.get(key).get("name") == name_or_url:
                 return self.store.forget(key)
         return False
+
+
+_FIX = (
+    "pre-register a client and pass --client-id (and --client-secret), "
+    "or pass a token with --header 'Authorization: Bearer $TOKEN'"
+)
+
+
+def explain_failure(exc: BaseException, url: str) -> str | None:
+    """One line for a failed authorization, naming the fix; None if it was not one."""
+    from mcp.client.auth.exceptions import (
+        OAuthFlowError,
+        OAuthRegistrationError,
+        OAuthTokenError,
+    )
+
+    text = " ".join(str(exc).split())[:200]
+    if isinstance(exc, AuthorizationFailed):
+        return f"{url} needs authorization, which did not complete: {text}"
+    if isinstance(exc, OAuthRegistrationError):
+        return (
+            f"{url} answered HTTP 401 (it wants OAuth) and this client could not register "
+            f"with its authorization server ({text}): {_FIX}"
+        )
+    if isinstance(exc, OAuthTokenError):
+        return f"{url} wants OAuth; the authorization server refused the token request: {text}"
+    if isinstance(exc, OAuthFlowError):
+        return f"{url} wants OAuth, which failed: {text}: {_FIX}"
+    return None
+
+
+def show_link(url: str) -> None:
+    """The authorization link where the user is: a link in the running cell (a kernel),
+    else a line on stderr (terminal IPython, scripts)."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        from html import escape
+
+        from IPython.display import HTML, display
+
+        display(HTML(
+            f'<a href="{escape(url)}" target="_blank" rel="noopener">Authorize this server'
+            "</a> (opens the server's sign-in page; the connect finishes when you consent)"
+        ))
+    else:
+        print(f"Authorize in your browser: {url}", file=sys.stderr)
+
+
+def format_summary(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No server holds OAuth tokens."
+    return "\n".join(
+        f"{r['server']}: {r['url']}  scopes: {r['scopes'] or '-'}  expires: {r['expires']}"
+        + ("  (refreshable)" if r["refreshable"] else "")
+        for r in rows
+    )

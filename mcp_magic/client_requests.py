@@ -63,15 +63,19 @@ class ClientRequests:
     elicit: ElicitHandler | None = None
     sample: Callable[[str, Any], Any] | None = None
     roots: list[str] | None = None
-    """Directories the servers may work in; default the current directory."""
+    """Directories the servers may work in. None: roots are not offered at all, since a
+    server told of roots may replace the directories its command line gave it (the
+    filesystem server does)."""
     say: Callable[[str], None] = _say
 
     def callbacks(self, session: Any) -> dict[str, Any]:
-        return {
+        callbacks = {
             "elicitation_callback": self._elicitation(session),
             "sampling_callback": self._sampling(session),
-            "list_roots_callback": self._roots(),
         }
+        if self.roots is not None:
+            callbacks["list_roots_callback"] = self._roots()
+        return callbacks
 
     def _elicitation(self, session: Any) -> Any:
         from mcp import types
@@ -124,7 +128,7 @@ class ClientRequests:
         from mcp import types
 
         async def answer(context: Any) -> Any:
-            folders = self.roots if self.roots is not None else [str(Path.cwd())]
+            folders = self.roots or []
             return types.ListRootsResult(
                 roots=[
                     types.Root(uri=Path(f).expanduser().resolve().as_uri(), name=Path(f).name)

@@ -30,6 +30,7 @@ from .arguments import (
     split_words,
     tool_signature,
 )
+from .auth import OAuth, OAuthSettings, format_summary
 from .sessions import McpError, SessionManager, UnknownServer, UnknownTool
 
 
@@ -123,6 +124,14 @@ class McpRuntimeError(Exception):
     choices=["http", "sse"],
     help="Remote transport (default: http, or sse when the URL ends in /sse).",
 )
+@argument("--client-id", help="OAuth: a client registered with the server's authorization server.")
+@argument("--client-secret", help="OAuth: that client's secret ($VAR expands).")
+@argument("--scopes", help="OAuth: scopes to ask for (default: what the server names).")
+@argument(
+    "--client-credentials",
+    action="store_true",
+    help="OAuth: authorize as the client itself (no user), with --client-id/--client-secret.",
+)
 @argument("--env", action="append", metavar="K=V", help="Environment variable for a stdio server.")
 @argument("--cwd", help="Working directory for a stdio server.")
 @argument("--builtin", action="store_true", help="Start the built-in data server.")
@@ -202,6 +211,14 @@ def _disconnect_args(line: str) -> None:
     """Close a session and stop its server process."""
 
 
+@magic_arguments(name="mcp auth")
+@argument("action", nargs="?", choices=["logout"], help="logout NAME: forget its tokens.")
+@argument("name", nargs="?", help="Server name (or URL) for logout.")
+def _auth_args(line: str) -> None:
+    """Servers holding OAuth tokens: scopes and expiry, never the tokens. Tokens live in
+    a 0600 file under ~/.config/mcp_magic, outside the notebook."""
+
+
 @magic_arguments(name="mcp reconnect")
 @argument("name", help="Server name.")
 def _reconnect_args(line: str) -> None:
@@ -276,6 +293,7 @@ SUBCOMMANDS = {
     "log": _log_args,
     "disconnect": _disconnect_args,
     "reconnect": _reconnect_args,
+    "auth": _auth_args,
 }
 
 
@@ -329,7 +347,10 @@ class McpMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.manager = SessionManager(connect_timeout=self.connect_timeout)
+        self.oauth = OAuth()
+        self.manager = SessionManager(
+            connect_timeout=self.connect_timeout, oauth=self.oauth.for_session
+        )
         self.agent: Any = None
         self.observe(self._timeout_changed, names="connect_timeout")
         self.observe(self._set_display_limit, names="display_limit")
@@ -417,7 +438,7 @@ class McpMagics(Magics):
         elif args.url:
             if args.env or args.cwd:
                 raise UsageError("--env and --cwd are for a -- COMMAND, not a URL")
-            spec = config.http_spec(args.url, args.header, args.transport)
+            spec = config.http_spec(args.url, args.header, args.transport, oauth_settings(args))
         else:
             raise UsageError(
                 f"missing server for {name!r}: use -- COMMAND [ARGS...], a URL, or --builtin"
@@ -623,6 +644,17 @@ class McpMagics(Magics):
             self.manager.disconnect(args.name)
             print(f"Disconnected {args.name!r}.")
 
+    def _do_auth(self, parser: Any, rest: str) -> None:
+        args = _parse(parser, rest)
+        if args.action == "logout":
+            if not args.name:
+                raise UsageError("usage: %mcp auth logout NAME")
+            found = self.oauth.logout(args.name)
+            print(f"Forgot the OAuth tokens of {args.name!r}." if found
+                  else f"{args.name!r} holds no OAuth tokens.")
+            return
+        print(format_summary(self.oauth.summary()))
+
     def _do_reconnect(self, parser: Any, rest: str) -> None:
         args = _parse(parser, rest)
         session = self.manager.reconnect(args.name)
@@ -771,3 +803,17 @@ class McpMagics(Magics):
                 self.manager.run(self.agent.provider.aclose(), timeout=5)
             self.agent = None
         self.manager.close()
+
+
+def oauth_settings(args: Any) -> OAuthSettings | None:
+    """`--client-id/--client-secret/--scopes/--client-credentials`, if any were given."""
+    if args.client_credentials and not args.client_id:
+        raise UsageError("--client-credentials needs --client-id and --client-secret")
+    if not (args.client_id or args.client_secret or args.scopes):
+        return None
+    return OAuthSettings(
+        client_id=args.client_id,
+        client_secret=config.expand_vars(args.client_secret) if args.client_secret else None,
+        scopes=args.scopes,
+        grant="client_credentials" if args.client_credentials else "authorization_code",
+    )

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .auth import explain_failure as explain_auth_failure
 from .client_requests import ClientRequests
 from .columnar import client_extensions, has_table, resolve_links
 from .config import (
@@ -855,6 +856,8 @@ def _connect_failure(exc: BaseException, session: Session) -> str:
     spec = session.spec
     if not isinstance(spec, HttpSpec):
         return text
+    if (auth_failure := explain_auth_failure(exc, spec.target)) is not None:
+        return auth_failure
     url, lowered = spec.target, text.lower()
     status_match = _HTTP_STATUS.search(text)
     status = " ".join(status_match.groups()) if status_match else None
