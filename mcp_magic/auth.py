@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+import weakref
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -343,7 +344,9 @@ class OAuth:
     def for_session(self, session: Any) -> Any:
         """The SDK's httpx auth for a remote session (`SessionManager(oauth=...)`)."""
         spec = session.spec
-        return provider_for(spec.url, session.name, spec.oauth, self.store, self.authorizer)
+        provider = provider_for(spec.url, session.name, spec.oauth, self.store, self.authorizer)
+        _PROVIDERS[session.marker] = provider
+        return provider
 
     def summary(self) -> list[dict[str, Any]]:
         return token_summary(self.store)
@@ -362,13 +365,26 @@ _FIX = (
 )
 
 
-def explain_failure(exc: BaseException, url: str) -> str | None:
+_PROVIDERS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+"""Each session's provider (by session marker), to tell what discovery found."""
+
+
+def explain_failure(exc: BaseException, url: str, marker: str = "") -> str | None:
     """One line for a failed authorization, naming the fix; None if it was not one."""
-    from mcp.client.auth.exceptions import (
-        OAuthFlowError,
-        OAuthRegistrationError,
-        OAuthTokenError,
-    )
+    from mcp.client.auth.exceptions import OAuthFlowError
+
+    if not isinstance(exc, (OAuthFlowError, AuthorizationFailed)):
+        return None
+    provider = _PROVIDERS.get(marker)
+    context = getattr(provider, "context", None)
+    if context is not None and not (
+        context.protected_resource_metadata or context.oauth_metadata
+    ):
+        return (
+            f"{url} answered HTTP 401 Unauthorized: it wants credentials, e.g. "
+            "--header 'Authorization: Bearer $TOKEN' (it offers no OAuth metadata)"
+        )
+    from mcp.client.auth.exceptions import OAuthRegistrationError, OAuthTokenError
 
     text = " ".join(str(exc).split())[:200]
     if isinstance(exc, AuthorizationFailed):

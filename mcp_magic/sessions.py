@@ -856,7 +856,7 @@ def _connect_failure(exc: BaseException, session: Session) -> str:
     spec = session.spec
     if not isinstance(spec, HttpSpec):
         return text
-    if (auth_failure := explain_auth_failure(exc, spec.target)) is not None:
+    if (auth_failure := explain_auth_failure(exc, spec.target, session.marker)) is not None:
         return auth_failure
     url, lowered = spec.target, text.lower()
     status_match = _HTTP_STATUS.search(text)
