@@ -179,18 +179,27 @@ class LoopbackAuthorizer(Authorizer):
     redirect. `show(url)` is how the link reaches the user (a cell link, a terminal line)."""
 
     def __init__(self, show: Callable[[str], None] | None = None, timeout: float = 300) -> None:
-        import socket
-
         self.show = show or show_link
         self.timeout = timeout
         # A free port now (the redirect URI is registered before any 401); it is
         # listened on only while an authorization is pending.
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.redirect_uri = f"http://127.0.0.1:{self.port}/callback"
+        self.use_port(0)
         self._result: asyncio.Future[Any] | None = None
         self._server: asyncio.AbstractServer | None = None
+
+    def use_port(self, port: int) -> bool:
+        """Listen on `port` (0: any free one); False if it is taken."""
+        import socket
+
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio will
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+            self.port = probe.getsockname()[1]
+        self.redirect_uri = f"http://127.0.0.1:{self.port}/callback"
+        return True
 
     async def redirect(self, url: str) -> None:
         self._result = asyncio.get_running_loop().create_future()
@@ -304,6 +313,14 @@ def provider_for(
     from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
 
     chosen = authorizer if isinstance(authorizer, Authorizer) else authorizer()
+    registered = (store.get(url).get("client") or {}).get("redirect_uris") or []
+    if isinstance(chosen, LoopbackAuthorizer) and registered:
+        # A registration names its redirect URI: listen on the same port, or register again.
+        port = urlparse(registered[0]).port
+        if urlparse(registered[0]).hostname != "127.0.0.1" or not port or not chosen.use_port(
+            port
+        ):
+            store._data.get(url, {}).pop("client", None)
     if settings.client_id and not store.get(url).get("client"):  # pre-registered
         store._data.setdefault(url, {})["client"] = OAuthClientInformationFull(
             client_id=settings.client_id,
@@ -312,7 +329,7 @@ def provider_for(
             token_endpoint_auth_method=settings.token_endpoint_auth_method  # type: ignore[arg-type]
             or ("client_secret_basic" if settings.client_secret else "none"),
         ).model_dump(mode="json", exclude_none=True)
-    return OAuthClientProvider(
+    return _with_stored_expiry(OAuthClientProvider(
         server_url=url,
         client_metadata=OAuthClientMetadata(
             client_name=CLIENT_NAME,
@@ -325,7 +342,22 @@ def provider_for(
         redirect_handler=chosen.redirect,
         callback_handler=chosen.callback,
         client_metadata_url=settings.client_metadata_url,
-    )
+    ), store, url)
+
+
+def _with_stored_expiry(provider: Any, store: TokenStore, url: str) -> Any:
+    """The SDK loads stored tokens without their expiry, so an expired one would be sent
+    (and answered 401) instead of refreshed: give it the stored expiry."""
+    load = provider._initialize
+
+    async def initialize() -> None:
+        await load()
+        expires_at = store.get(url).get("expires_at")
+        if provider.context.current_tokens is not None and expires_at:
+            provider.context.token_expiry_time = expires_at
+
+    provider._initialize = initialize
+    return provider
 
 
 

@@ -1,0 +1,321 @@
+"""OAuth for remote servers: token storage, the loopback redirect, a real round trip.
+
+The round trip runs a real MCP server on 127.0.0.1 protected by the SDK's server-side
+OAuth (its authorization server consents by itself), and `Host` connects through the
+loopback listener: the test's "browser" opens the authorization link. The official
+conformance suite (tests/test_conformance.py) covers the other flows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mcp_magic import Host, config
+from mcp_magic.auth import (
+    AuthorizationFailed,
+    LoopbackAuthorizer,
+    OAuth,
+    TokenStore,
+    format_summary,
+)
+from mcp_magic.sessions import McpError
+
+from conftest import free_port
+
+PROTECTED_SERVER = '''
+import secrets, sys, time
+from mcp.server.auth.provider import (AccessToken, AuthorizationCode, RefreshToken,
+    construct_redirect_uri)
+from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions
+from mcp.server.mcpserver import MCPServer
+
+PORT = int(sys.argv[1])
+LIFETIME = int(sys.argv[2])
+BASE = f"http://127.0.0.1:{PORT}"
+
+
+class Provider:
+    def __init__(self):
+        self.clients, self.codes, self.tokens, self.refresh = {}, {}, {}, {}
+
+    async def get_client(self, client_id):
+        return self.clients.get(client_id)
+
+    async def register_client(self, info):
+        self.clients[info.client_id] = info
+
+    async def authorize(self, client, params):  # consents at once
+        code = secrets.token_hex(8)
+        self.codes[code] = AuthorizationCode(
+            code=code, scopes=params.scopes or ["read"], expires_at=time.time() + 60,
+            client_id=client.client_id, code_challenge=params.code_challenge,
+            redirect_uri=params.redirect_uri,
+            redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
+            resource=params.resource)
+        return construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state)
+
+    async def load_authorization_code(self, client, code):
+        return self.codes.get(code)
+
+    def _issue(self, client_id, scopes, resource):
+        access, refresh = secrets.token_hex(16), secrets.token_hex(16)
+        self.tokens[access] = AccessToken(token=access, client_id=client_id, scopes=scopes,
+            expires_at=int(time.time()) + LIFETIME, resource=resource)
+        self.refresh[refresh] = RefreshToken(token=refresh, client_id=client_id,
+            scopes=scopes, resource=resource)
+        from mcp.shared.auth import OAuthToken
+        return OAuthToken(access_token=access, expires_in=LIFETIME, scope=" ".join(scopes),
+            refresh_token=refresh)
+
+    async def exchange_authorization_code(self, client, code):
+        del self.codes[code.code]
+        print("issued by code", flush=True)
+        return self._issue(client.client_id, code.scopes, code.resource)
+
+    async def load_refresh_token(self, client, token):
+        return self.refresh.get(token)
+
+    async def exchange_refresh_token(self, client, token, scopes):
+        del self.refresh[token.token]
+        print("issued by refresh", flush=True)
+        return self._issue(client.client_id, scopes or token.scopes, token.resource)
+
+    async def load_access_token(self, token):
+        found = self.tokens.get(token)
+        if found and found.expires_at and found.expires_at < time.time():
+            return None
+        return found
+
+    async def revoke_token(self, token):
+        pass
+
+
+server = MCPServer(
+    name="protected",
+    auth_server_provider=Provider(),
+    auth=AuthSettings(
+        issuer_url=BASE, resource_server_url=f"{BASE}/mcp",
+        client_registration_options=ClientRegistrationOptions(
+            enabled=True, valid_scopes=["read"], default_scopes=["read"]),
+        required_scopes=["read"]),
+)
+
+
+@server.tool()
+def secret_number() -> int:
+    return 42
+
+
+server.run("streamable-http", host="127.0.0.1", port=PORT)
+'''
+
+
+def _start_protected(tmp_path: Path, lifetime: int) -> tuple[subprocess.Popen, str]:
+    script = tmp_path / "protected.py"
+    script.write_text(PROTECTED_SERVER)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(port), str(lifetime)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server")
+            return process, f"http://127.0.0.1:{port}/mcp"
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the protected server did not start")
+
+
+@pytest.fixture
+def protected(tmp_path):
+    process, url = _start_protected(tmp_path, lifetime=3600)
+    yield url, process
+    process.kill()
+    process.wait()
+
+
+def _browser(url: str) -> None:
+    """A user who consents: follow the link, redirects included, to the loopback."""
+    threading.Thread(
+        target=lambda: httpx.get(url, follow_redirects=True, timeout=10), daemon=True
+    ).start()
+
+
+def test_connect_authorizes_through_the_loopback_and_keeps_tokens_in_a_0600_file(
+    protected, tmp_path, capsys
+):
+    url, _ = protected
+    store_path = tmp_path / "config" / "oauth.json"
+    links: list[str] = []
+
+    def authorizer() -> LoopbackAuthorizer:
+        return LoopbackAuthorizer(show=lambda link: (links.append(link), _browser(link)))
+
+    os.environ["MCP_MAGIC_NO_BROWSER"] = "1"
+    try:
+        with Host(connect_timeout=30, oauth=OAuth(TokenStore(store_path), authorizer)) as host:
+            host.connect("work", url=url)
+            assert host.call("work.secret_number") in (42, "42")
+            rows = host.auth()
+            assert [(r["server"], r["scopes"], r["refreshable"]) for r in rows] == [
+                ("work", "read", True)
+            ]
+            assert "work: " in format_summary(rows)
+        assert len(links) == 1 and links[0].startswith(url.removesuffix("/mcp"))
+        assert stat.S_IMODE(store_path.stat().st_mode) == 0o600
+        access = json.loads(store_path.read_text())[url]["tokens"]["access_token"]
+        assert access not in repr(rows) + format_summary(rows) + capsys.readouterr().out
+
+        # A second host finds the tokens: no link this time.
+        with Host(connect_timeout=30, oauth=OAuth(TokenStore(store_path), authorizer)) as host:
+            host.connect("work", url=url)
+            assert host.call("work.secret_number") in (42, "42")
+            assert len(links) == 1
+            assert host.logout("work") and host.auth() == []
+    finally:
+        del os.environ["MCP_MAGIC_NO_BROWSER"]
+
+
+def test_an_expired_token_is_refreshed_silently(tmp_path):
+    process, url = _start_protected(tmp_path, lifetime=2)
+    store_path = tmp_path / "oauth.json"
+    os.environ["MCP_MAGIC_NO_BROWSER"] = "1"
+    try:
+        def authorizer() -> LoopbackAuthorizer:
+            return LoopbackAuthorizer(show=_browser)
+
+        with Host(connect_timeout=30, oauth=OAuth(TokenStore(store_path), authorizer)) as host:
+            host.connect("work", url=url)
+        first = json.loads(store_path.read_text())[url]["tokens"]["access_token"]
+        time.sleep(2.5)
+        with Host(connect_timeout=30, oauth=OAuth(TokenStore(store_path), authorizer)) as host:
+            host.connect("work", url=url)
+            assert host.call("work.secret_number") in (42, "42")
+        assert json.loads(store_path.read_text())[url]["tokens"]["access_token"] != first
+    finally:
+        del os.environ["MCP_MAGIC_NO_BROWSER"]
+        process.kill()
+        output = process.communicate()[0]
+    assert "issued by refresh" in output, output
+
+
+def test_the_loopback_listener_catches_the_code_and_a_refusal():
+    async def flow(query: str) -> object:
+        authorizer = LoopbackAuthorizer(
+            show=lambda link: _browser(f"{authorizer.redirect_uri}?{query}"), timeout=10
+        )
+        assert authorizer.redirect_uri.startswith("http://127.0.0.1:")
+        os.environ["MCP_MAGIC_NO_BROWSER"] = "1"
+        try:
+            await authorizer.redirect("http://127.0.0.1:9/authorize")
+        finally:
+            del os.environ["MCP_MAGIC_NO_BROWSER"]
+        return await authorizer.callback()
+
+    result = asyncio.run(flow("code=abc&state=s1"))
+    assert (result.code, result.state) == ("abc", "s1")
+    with pytest.raises(AuthorizationFailed, match="access_denied"):
+        asyncio.run(flow("error=access_denied"))
+
+
+def test_the_token_file_is_private_and_logout_forgets(tmp_path):
+    path = tmp_path / "oauth.json"
+    store = TokenStore(path)
+    store.put("http://x/mcp", name="x", tokens={"access_token": "SECRET", "scope": "a b"},
+              expires_at=time.time() + 600)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    rows = OAuth(TokenStore(path)).summary()
+    assert rows[0]["server"] == "x" and rows[0]["scopes"] == "a b"
+    assert rows[0]["expires"].startswith("in ")
+    assert "SECRET" not in repr(rows)
+    oauth = OAuth(TokenStore(path))
+    assert oauth.logout("x") and not oauth.logout("x")
+    assert OAuth(TokenStore(path)).summary() == []
+
+
+def test_mcpservers_entries_carry_oauth_settings_and_the_secret_is_hidden(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("WORK_SECRET", "s3cr3t-value")
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"work": {
+        "type": "http", "url": "https://mcp.example.com/mcp",
+        "oauth": {"clientId": "abc", "clientSecret": "${WORK_SECRET}",
+                  "scopes": ["read", "write"]},
+    }, "bad": {"url": "https://mcp.example.com/mcp", "oauth": "yes"}}}))
+    specs = config.load_config_file(str(path))
+    spec = specs["work"]
+    assert spec.oauth.client_id == "abc" and spec.oauth.scopes == "read write"
+    assert "s3cr3t-value" in spec.secrets()
+    assert "s3cr3t-value" not in repr(spec)
+    assert isinstance(specs["bad"], config.ConfigError)
+    assert "'oauth' must be an object" in str(specs["bad"])
+
+
+class _NoOAuth(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(401 if self.path.startswith("/mcp") else 404)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_401_without_oauth_is_one_line_naming_the_fix():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoOAuth)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with (
+            Host(connect_timeout=20, oauth=OAuth(TokenStore(memory=True))) as host,
+            pytest.raises(McpError) as info,
+        ):
+            host.connect("r", url=f"http://127.0.0.1:{server.server_address[1]}/mcp")
+        message = str(info.value)
+        assert "\n" not in message
+        assert "answered HTTP 401 Unauthorized" in message
+        assert "--header 'Authorization: Bearer $TOKEN'" in message
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_mcp_auth_lists_and_logs_out_without_showing_tokens(mcp, capsys, monkeypatch):
+    from IPython.core.error import UsageError
+
+    import mcp_magic
+
+    store = TokenStore(memory=True)
+    monkeypatch.setattr(mcp_magic._magics.oauth, "store", store)
+    mcp("auth")
+    assert "No server holds OAuth tokens." in capsys.readouterr().out
+    store.put("https://mcp.example.com/mcp", name="work",
+              tokens={"access_token": "TOPSECRET", "scope": "read", "refresh_token": "R"},
+              expires_at=time.time() + 3600)
+    mcp("auth")
+    out = capsys.readouterr().out
+    assert "work: https://mcp.example.com/mcp  scopes: read  expires: in 59 min" in out
+    assert "TOPSECRET" not in out
+    mcp("auth logout work")
+    assert "Forgot the OAuth tokens of 'work'." in capsys.readouterr().out
+    assert store.servers() == []
+    with pytest.raises(UsageError, match="--client-credentials needs --client-id"):
+        mcp("connect svc https://mcp.example.com/mcp --client-credentials")
