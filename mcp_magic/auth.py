@@ -37,16 +37,24 @@ class OAuthSettings:
     client_secret: str | None = field(default=None, repr=False)
     scopes: str | None = None
     grant: str = "authorization_code"
-    """"authorization_code" (a user consents in a browser) or "client_credentials"."""
+    """"authorization_code" (a user consents in a browser), "client_credentials", or
+    "identity_assertion" (enterprise-managed, SEP-990: the company's identity provider
+    vouches for the user; needs `issuer` and the `idp_*` settings)."""
     private_key: str | None = field(default=None, repr=False)
     """A PEM key for client credentials with a private-key JWT instead of a secret."""
     signing_algorithm: str = "ES256"
     token_endpoint_auth_method: str | None = None
     client_metadata_url: str | None = None
     """An https URL of this client's metadata document (CIMD), if it has one."""
+    issuer: str | None = None
+    """The authorization server's issuer, when it is configuration (identity assertion)."""
+    idp_token_endpoint: str | None = None
+    idp_client_id: str | None = None
+    id_token: str | None = field(default=None, repr=False)
+    """The user's ID token from the identity provider, exchanged there for an ID-JAG."""
 
     def secrets(self) -> list[str]:
-        return [s for s in (self.client_secret, self.private_key) if s]
+        return [s for s in (self.client_secret, self.private_key, self.id_token) if s]
 
 
 # -- where tokens live -------------------------------------------------------------
@@ -281,6 +289,8 @@ def provider_for(
     storage = _ServerStorage(store, url)
     if store.get(url).get("name") != name:
         store._data.setdefault(url, {})["name"] = name
+    if settings.grant == "identity_assertion":
+        return _identity_assertion_provider(url, settings, storage)
     if settings.grant == "client_credentials":
         from mcp.client.auth.extensions.client_credentials import (
             ClientCredentialsOAuthProvider,
@@ -462,4 +472,42 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
         f"{r['server']}: {r['url']}  scopes: {r['scopes'] or '-'}  expires: {r['expires']}"
         + ("  (refreshable)" if r["refreshable"] else "")
         for r in rows
+    )
+
+
+def _identity_assertion_provider(url: str, settings: OAuthSettings, storage: Any) -> Any:
+    """SEP-990: trade the user's ID token for an ID-JAG at the identity provider (RFC 8693
+    token exchange), which the SDK's provider presents to the authorization server."""
+    from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
+
+    missing = [k for k in ("client_id", "client_secret", "issuer", "idp_token_endpoint",
+                           "id_token") if not getattr(settings, k)]
+    if missing:
+        raise ValueError(f"identity assertion needs {', '.join(missing)}")
+
+    async def id_jag(audience: str, resource: str) -> str:
+        import httpx2
+
+        async with httpx2.AsyncClient() as http:
+            answer = await http.post(settings.idp_token_endpoint or "", data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                "requested_token_type": "urn:ietf:params:oauth:token-type:id-jag",
+                "audience": audience,
+                "resource": resource,
+                "subject_token": settings.id_token or "",
+                "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+                **({"client_id": settings.idp_client_id} if settings.idp_client_id else {}),
+            })
+        if answer.status_code != 200:
+            raise AuthorizationFailed(
+                f"the identity provider refused the token exchange (HTTP {answer.status_code})"
+            )
+        return answer.json()["access_token"]
+
+    return IdentityAssertionOAuthProvider(
+        server_url=url, storage=storage, client_id=settings.client_id or "",
+        client_secret=settings.client_secret or "", issuer=settings.issuer or "",
+        assertion_provider=id_jag, scope=settings.scopes,
+        token_endpoint_auth_method=settings.token_endpoint_auth_method  # type: ignore[arg-type]
+        or "client_secret_basic",
     )

@@ -20,9 +20,8 @@ pytestmark = pytest.mark.skipif(
     reason="conformance harness not installed (scripts/setup.sh installs tests/conformance)",
 )
 
-# Every client scenario of 0.1.16 but two, which the raw SDK client fails as well:
-# 2025-03-26-oauth-metadata-backcompat (the harness's mock is wrong, fixed after 0.1.16)
-# and cross-app-access-complete-flow (an enterprise identity-assertion grant).
+# Every client scenario of 0.1.16 but 2025-03-26-oauth-metadata-backcompat, whose mock
+# is wrong in 0.1.16 (fixed upstream after it); the raw SDK client fails it too.
 MUST_PASS = {
     "initialize",
     "tools_call",
@@ -48,6 +47,7 @@ MUST_PASS = {
     "auth/offline-access-not-supported",
     "auth/client-credentials-jwt",
     "auth/client-credentials-basic",
+    "auth/cross-app-access-complete-flow",
 }
 
 

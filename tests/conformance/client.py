@@ -21,7 +21,7 @@ from mcp_magic.client_requests import accept_defaults
 CIMD_URL = "https://conformance-test.local/client-metadata.json"
 
 
-def settings(scenario: str) -> OAuthSettings:
+def settings(scenario: str, url: str) -> OAuthSettings:
     context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
     if scenario.startswith("auth/client-credentials"):
         return OAuthSettings(
@@ -31,6 +31,16 @@ def settings(scenario: str) -> OAuthSettings:
             signing_algorithm=context.get("signing_algorithm", "ES256"),
             grant="client_credentials",
         )
+    if scenario == "auth/cross-app-access-complete-flow":
+        return OAuthSettings(
+            grant="identity_assertion",
+            client_id=context.get("client_id"),
+            client_secret=context.get("client_secret"),
+            issuer=issuer_of(url),
+            idp_token_endpoint=context.get("idp_token_endpoint"),
+            idp_client_id=context.get("idp_client_id"),
+            id_token=context.get("idp_id_token"),
+        )
     return OAuthSettings(
         client_id=context.get("client_id"),
         client_secret=context.get("client_secret"),
@@ -38,12 +48,23 @@ def settings(scenario: str) -> OAuthSettings:
     )
 
 
+def issuer_of(url: str) -> str:
+    """The authorization server named by the server's protected-resource metadata; in real
+    use an administrator configures it (the SDK will not take it from the server)."""
+    import httpx2
+
+    origin = url.split("/mcp")[0]
+    prm = httpx2.get(f"{origin}/.well-known/oauth-protected-resource/mcp").json()
+    server = prm["authorization_servers"][0]
+    return httpx2.get(f"{server}/.well-known/oauth-authorization-server").json()["issuer"]
+
+
 def main() -> int:
     url = sys.argv[-1]
     scenario = os.environ.get("MCP_CONFORMANCE_SCENARIO", "")
     oauth = OAuth(TokenStore(memory=True), FollowingAuthorizer)
     with Host(connect_timeout=20, elicit=accept_defaults, oauth=oauth) as host:
-        host.connect("s", url=url, oauth=settings(scenario))
+        host.connect("s", url=url, oauth=settings(scenario, url))
         tools = host.tools("s")
         if scenario == "tools_call":
             host.call("s.add_numbers", a=5, b=3)

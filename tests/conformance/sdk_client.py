@@ -96,6 +96,8 @@ def oauth_for(url: str, scenario: str) -> Any:
             client_secret=context["client_secret"],
             token_endpoint_auth_method="client_secret_basic",
         )
+    if scenario == "auth/cross-app-access-complete-flow":
+        return identity_assertion(url, context)
     browser = Browser()
     storage = Memory()
     if context.get("client_id"):  # pre-registration
@@ -116,6 +118,34 @@ def oauth_for(url: str, scenario: str) -> Any:
         redirect_handler=browser.redirect,
         callback_handler=browser.callback,
         client_metadata_url="https://conformance-test.local/client-metadata.json",
+    )
+
+
+def identity_assertion(url: str, context: dict) -> Any:
+    """SEP-990: leg 1 (ID token -> ID-JAG at the identity provider) is the caller's."""
+    from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
+
+    origin = url.split("/mcp")[0]
+    prm = httpx2.get(f"{origin}/.well-known/oauth-protected-resource/mcp").json()
+    metadata = f"{prm['authorization_servers'][0]}/.well-known/oauth-authorization-server"
+    issuer = httpx2.get(metadata).json()["issuer"]
+
+    async def id_jag(audience: str, resource: str) -> str:
+        async with httpx2.AsyncClient() as http:
+            answer = await http.post(context["idp_token_endpoint"], data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                "requested_token_type": "urn:ietf:params:oauth:token-type:id-jag",
+                "audience": audience, "resource": resource,
+                "subject_token": context["idp_id_token"],
+                "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+                "client_id": context["idp_client_id"],
+            })
+        return answer.json()["access_token"]
+
+    return IdentityAssertionOAuthProvider(
+        server_url=url, storage=Memory(), client_id=context["client_id"],
+        client_secret=context["client_secret"], issuer=issuer, assertion_provider=id_jag,
+        token_endpoint_auth_method="client_secret_basic",
     )
 
 
