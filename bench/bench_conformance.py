@@ -2,7 +2,8 @@
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_conformance.py [scenario ...]
 
-Needs the harness in tests/conformance (scripts/setup.sh installs it).
+Needs the harness in tests/conformance (scripts/setup.sh installs it); the newest alpha:
+MCP_CONFORMANCE_HOME=tests/conformance/next.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def main(names: list[str]) -> None:
     if not harness.available():
         sys.exit("conformance harness not installed: run scripts/setup.sh")
     names = names or harness.scenarios()
+    print(f"@modelcontextprotocol/conformance {harness.version()}")
     started = time.monotonic()
     results = {
         "mcp_magic": harness.run_all(harness.HOST_CLIENT, names),

@@ -16,6 +16,7 @@ if [ "${1:-}" = "--test" ]; then
     npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
     echo "== MCP conformance harness + Node 22 from npm (tests/conformance; Debian's node is 20)"
     npm ci --prefix tests/conformance --no-audit --no-fund --loglevel=error
+    npm ci --prefix tests/conformance/next --no-audit --no-fund --loglevel=error
     echo "== PyPI reference servers in their own environments (uv cache)"
     # mcp-server-sqlite crashes next to mcp 2.x: it gets its own env with mcp<2.
     .venv/bin/uvx --with "mcp<2" --from mcp-server-sqlite python -c "import mcp_server_sqlite"

@@ -15,7 +15,7 @@ import sys
 
 from mcp_magic import Host
 from mcp_magic.auth import FollowingAuthorizer, OAuth, OAuthSettings, TokenStore
-from mcp_magic.client_requests import accept_defaults
+from mcp_magic.client_requests import Elicitation, accept_defaults
 
 # The harness serves no metadata document; it accepts this URL as the client id (CIMD).
 CIMD_URL = "https://conformance-test.local/client-metadata.json"
@@ -31,7 +31,7 @@ def settings(scenario: str, url: str) -> OAuthSettings:
             signing_algorithm=context.get("signing_algorithm", "ES256"),
             grant="client_credentials",
         )
-    if scenario == "auth/cross-app-access-complete-flow":
+    if scenario in ("auth/cross-app-access-complete-flow", "auth/enterprise-managed-authorization"):
         return OAuthSettings(
             grant="identity_assertion",
             client_id=context.get("client_id"),
@@ -59,11 +59,20 @@ def issuer_of(url: str) -> str:
     return httpx2.get(f"{server}/.well-known/oauth-authorization-server").json()["issuer"]
 
 
+def answer(request: Elicitation) -> dict:
+    """Submit the form with its defaults; a yes/no question without one is confirmed."""
+    values = accept_defaults(request).content or {}
+    for key, spec in (request.schema.get("properties") or {}).items():
+        if key not in values and spec.get("type") == "boolean":
+            values[key] = True
+    return values
+
+
 def main() -> int:
     url = sys.argv[-1]
     scenario = os.environ.get("MCP_CONFORMANCE_SCENARIO", "")
     oauth = OAuth(TokenStore(memory=True), FollowingAuthorizer)
-    with Host(connect_timeout=20, elicit=accept_defaults, oauth=oauth) as host:
+    with Host(connect_timeout=20, elicit=answer, oauth=oauth) as host:
         host.connect("s", url=url, oauth=settings(scenario, url))
         tools = host.tools("s")
         if scenario == "tools_call":
@@ -72,6 +81,13 @@ def main() -> int:
             host.call("s.test_reconnection")
         elif scenario.startswith("elicitation"):
             host.call("s.test_client_elicitation_defaults")
+        elif scenario == "sep-2322-client-request-state":  # 2026 multi-round-trip
+            for tool in ("test_mrtr_echo_state", "test_mrtr_unrelated", "test_mrtr_no_state",
+                         "test_mrtr_no_result_type"):
+                host.call(f"s.{tool}")
+        elif scenario == "json-schema-2020-12-preservation":
+            schema = tools["json_schema_2020_12_tool"].input_schema
+            host.call("s.json_schema_echo", schema=schema)
         elif scenario.startswith("auth/") and tools:
             host.call(f"s.{next(iter(tools))}")
     return 0

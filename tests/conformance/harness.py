@@ -18,8 +18,27 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-BIN = HERE / "node_modules" / ".bin"
-HARNESS = HERE / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+RELEASE = HERE
+"""The pinned release (package.json here)."""
+NEXT = HERE / "next"
+"""The newest alpha, with the 2026-07-28 scenarios (next/package.json)."""
+# Another install for the bench: MCP_CONFORMANCE_HOME=/that/dir.
+DEFAULT = Path(os.environ.get("MCP_CONFORMANCE_HOME") or RELEASE)
+
+
+def _bin(home: Path) -> Path:
+    return home / "node_modules" / ".bin"
+
+
+def _harness(home: Path) -> Path:
+    return home / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+
+
+def version(home: Path = DEFAULT) -> str:
+    import json
+
+    package = _harness(home).parent.parent / "package.json"
+    return json.loads(package.read_text())["version"]
 
 HOST_CLIENT = [sys.executable, str(HERE / "client.py")]
 SDK_CLIENT = [sys.executable, str(HERE / "sdk_client.py")]
@@ -34,36 +53,38 @@ class Outcome:
     output: str
 
 
-def available() -> bool:
-    return HARNESS.exists() and (BIN / "node").exists()
+def available(home: Path = DEFAULT) -> bool:
+    return _harness(home).exists() and (_bin(home) / "node").exists()
 
 
-def _env() -> dict[str, str]:
+def _env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{_bin(home)}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return env
 
 
-def scenarios() -> list[str]:
+def scenarios(home: Path = DEFAULT) -> list[str]:
     """Every client scenario the installed harness knows."""
     out = subprocess.run(
-        [str(BIN / "node"), str(HARNESS), "list", "--client"],
-        capture_output=True, text=True, env=_env(), timeout=60, check=True,
+        [str(_bin(home) / "node"), str(_harness(home)), "list", "--client"],
+        capture_output=True, text=True, env=_env(home), timeout=60, check=True,
     ).stdout
     return [
         line.strip()[2:].split(" ")[0] for line in out.splitlines() if line.strip().startswith("- ")
     ]
 
 
-def run_scenario(client: list[str], scenario: str, timeout: float = 60) -> Outcome:
+def run_scenario(
+    client: list[str], scenario: str, timeout: float = 60, home: Path = DEFAULT
+) -> Outcome:
     command = " ".join(client)
     with tempfile.TemporaryDirectory(prefix="conformance-") as out_dir:
         try:
             done = subprocess.run(
-                [str(BIN / "node"), str(HARNESS), "client", "--command", command,
+                [str(_bin(home) / "node"), str(_harness(home)), "client", "--command", command,
                  "--scenario", scenario, "--timeout", "30000", "-o", out_dir],
-                capture_output=True, text=True, env=_env(), timeout=timeout,
+                capture_output=True, text=True, env=_env(home), timeout=timeout,
             )
         except subprocess.TimeoutExpired:
             return Outcome(scenario, False, f"no verdict within {timeout:g} s", "")
@@ -82,9 +103,9 @@ def run_scenario(client: list[str], scenario: str, timeout: float = 60) -> Outco
 
 
 def run_all(
-    client: list[str], names: list[str] | None = None, workers: int = 4
+    client: list[str], names: list[str] | None = None, workers: int = 4, home: Path = DEFAULT
 ) -> dict[str, Outcome]:
-    names = names or scenarios()
+    names = names or scenarios(home)
     with ThreadPoolExecutor(workers) as pool:
-        outcomes = pool.map(lambda name: run_scenario(client, name), names)
+        outcomes = pool.map(lambda name: run_scenario(client, name, home=home), names)
     return {outcome.scenario: outcome for outcome in outcomes}

@@ -76,6 +76,9 @@ class Browser:
 async def accept_defaults(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
     schema = getattr(params, "requested_schema", None) or {}
     content = {k: v["default"] for k, v in schema.get("properties", {}).items() if "default" in v}
+    for key, spec in schema.get("properties", {}).items():
+        if key not in content and spec.get("type") == "boolean":
+            content[key] = True
     return types.ElicitResult(action="accept", content=content)
 
 
@@ -96,7 +99,7 @@ def oauth_for(url: str, scenario: str) -> Any:
             client_secret=context["client_secret"],
             token_endpoint_auth_method="client_secret_basic",
         )
-    if scenario == "auth/cross-app-access-complete-flow":
+    if scenario in ("auth/cross-app-access-complete-flow", "auth/enterprise-managed-authorization"):
         return identity_assertion(url, context)
     browser = Browser()
     storage = Memory()
@@ -164,6 +167,13 @@ async def main(url: str, scenario: str) -> None:
             if name:
                 args = {"a": 5, "b": 3} if name == "add_numbers" else {}
                 await client.call_tool(name, args)
+            if scenario == "sep-2322-client-request-state":
+                for tool in ("test_mrtr_echo_state", "test_mrtr_unrelated",
+                             "test_mrtr_no_state", "test_mrtr_no_result_type"):
+                    await client.call_tool(tool, {})
+            if scenario == "json-schema-2020-12-preservation":
+                focal = next(t for t in tools if t.name == "json_schema_2020_12_tool")
+                await client.call_tool("json_schema_echo", {"schema": focal.input_schema})
 
 
 if __name__ == "__main__":
