@@ -263,6 +263,18 @@ def missing_required(arguments: Mapping[str, Any], schema: dict[str, Any] | None
     return [name for name in required if isinstance(name, str) and name not in arguments]
 
 
+def missing_message(target: str, arguments: Mapping[str, Any], schema: dict[str, Any] | None
+                    ) -> str | None:
+    """`missing required argument 'sql': data.query_db(sql: string, ...)`, or None."""
+    missing = missing_required(arguments, schema)
+    if not missing:
+        return None
+    return (
+        f"missing required argument{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(map(repr, missing))}: {tool_signature(target, schema)}"
+    )
+
+
 def parameter_summary(schema: dict[str, Any] | None) -> str:
     """`sql: string, limit?: integer`: each parameter, `?` when optional, and its type."""
     schema = schema or {}

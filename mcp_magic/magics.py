@@ -24,11 +24,10 @@ from .arguments import (
     LINE_LIMIT,
     check_line_length,
     expand_variables,
-    missing_required,
+    missing_message,
     parse_target,
     parse_tool_arguments,
     split_words,
-    tool_signature,
 )
 from .sessions import McpError, SessionManager, UnknownServer, UnknownTool
 
@@ -486,13 +485,9 @@ class McpMagics(Magics):
         server, tool_name = parse_target(args.target)
         tool = self.manager.tool(server, tool_name)
         arguments = parse_tool_arguments(args.arguments, tool.input_schema)
-        missing = missing_required(arguments, tool.input_schema)
+        missing = missing_message(f"{server}.{tool_name}", arguments, tool.input_schema)
         if missing:
-            raise UsageError(
-                f"missing required argument{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(map(repr, missing))}: "
-                f"{tool_signature(f'{server}.{tool_name}', tool.input_schema)}"
-            )
+            raise UsageError(missing)
         progress = self._progress(f"{server}.{tool_name}")
         try:
             result = self.manager.call_tool(
