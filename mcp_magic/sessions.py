@@ -223,9 +223,10 @@ def _open_transport(session: Session, errlog: Any) -> Any:
         return stdio_client(params, errlog=errlog)
     headers = {key: expand_vars(value) for key, value in spec.headers.items()}
     if spec.transport == "sse":
-        from mcp.client.sse import sse_client
+        from mcp.client import sse
 
-        return sse_client(spec.url, headers=headers)
+        _lift_sse_event_limit(sse)
+        return sse.sse_client(spec.url, headers=headers)
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     http_client = create_mcp_http_client(headers=headers)
@@ -239,6 +240,31 @@ def _open_transport(session: Session, errlog: Any) -> Any:
     hooks["response"] = [*hooks.get("response", []), note_refusal]
     http_client.event_hooks = hooks
     return _HttpTransport(spec.url, http_client)
+
+
+def _lift_sse_event_limit(module: Any) -> None:
+    """Let the SDK's SSE client read events as big as other transports' messages.
+
+    `sse_client` takes no parameter for the 1 MiB limit it passes down, and an answer
+    over it would end the session. If a future SDK changes the helper, the limit stays
+    and such an answer is still one line naming it.
+    """
+    import functools
+    import inspect
+
+    from .stdio_transport import MAX_MESSAGE_BYTES
+
+    original = getattr(module, "sse_within_origin", None)
+    if original is None or getattr(original, "_mcp_magic_lifted", False):
+        return
+    try:
+        if "max_event_size" not in inspect.signature(original).parameters:
+            return
+    except (TypeError, ValueError):
+        return
+    lifted = functools.partial(original, max_event_size=MAX_MESSAGE_BYTES)
+    lifted._mcp_magic_lifted = True  # type: ignore[attr-defined]
+    module.sse_within_origin = lifted
 
 
 class _HttpTransport:
