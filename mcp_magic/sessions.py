@@ -864,6 +864,8 @@ def _connect_failure(exc: BaseException, session: Session) -> str:
         status = session.http_refusal
     if status and not status.startswith("404"):
         hint = _STATUS_HINTS.get(status[:3])
+        if status.startswith("401") and spec.headers:
+            hint = "the credentials sent were refused (check the --header value)"
         return f"{url} answered HTTP {status}" + (f": {hint}" if hint else "")
     if "name or service not known" in lowered or "name resolution" in lowered or (
         "nodename nor servname" in lowered
