@@ -17,7 +17,7 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import dedent
-from traitlets import Bool, Dict, Float, Int, Unicode
+from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, validate
 
 from . import config
 from .arguments import (
@@ -325,6 +325,23 @@ class McpMagics(Magics):
         help="Aliases for OpenAI-compatible endpoints: {'lmstudio': 'http://localhost:1234/v1'}"
         " makes 'lmstudio:MODEL' work."
     ).tag(config=True)
+
+    @validate("connect_timeout", "idle_timeout", "run_timeout", "max_steps")
+    def _check_positive(self, proposal: Any) -> Any:
+        # Refused at `%config` time, in one line; the old value stays.
+        if not proposal["value"] > 0:
+            name = proposal["trait"].name
+            raise TraitError(f"McpMagics.{name} must be above 0, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("default_approval")
+    def _check_approval(self, proposal: Any) -> Any:
+        if proposal["value"] not in ("never", "always", "writes"):
+            raise TraitError(
+                f"McpMagics.default_approval must be never, always or writes, "
+                f"got {proposal['value']!r}"
+            )
+        return proposal["value"]
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -766,3 +783,14 @@ class McpMagics(Magics):
                 self.manager.run(self.agent.provider.aclose(), timeout=5)
             self.agent = None
         self.manager.close()
+
+
+def _settings_help() -> str:
+    """The `%config McpMagics.NAME = VALUE` settings, for `%mcp?`."""
+    lines = ["", "", "Settings (%config McpMagics.NAME = VALUE):", ""]
+    for name, trait in McpMagics.class_traits(config=True).items():
+        lines.append(f"  {name} (default {trait.default()!r}): {trait.help}")
+    return "\n".join(lines)
+
+
+McpMagics.mcp.__doc__ = (McpMagics.mcp.__doc__ or "") + _settings_help()

@@ -50,6 +50,18 @@ def test_help_is_generated_from_magic_arguments(shell):
         assert usage in doc
 
 
+def test_help_and_readme_list_every_setting(shell):
+    from pathlib import Path
+
+    from mcp_magic.magics import McpMagics
+
+    doc = shell.find_line_magic("mcp").__doc__
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name in McpMagics.class_traits(config=True):
+        assert f"  {name} (default " in doc, name
+        assert f"McpMagics.{name}" in readme, name
+
+
 def test_config_sets_connect_timeout(shell):
     shell.run_line_magic("config", "McpMagics.connect_timeout = 12.5")
     try:
