@@ -58,6 +58,23 @@ _SHELL_TOKEN = re.compile(
 _DOUBLE_ESCAPE = re.compile(r'\\(["\\])')
 
 
+_COMMENT_SCAN = re.compile(
+    r"""'[^']*'|"(?:\\.|[^"\\])*"|\\.|(?P<comment>(?:^|(?<=\s))\#)|[^'"\\\#]+|.""",
+    re.DOTALL,
+)
+
+
+def strip_comment(line: str) -> str:
+    """The line without a trailing `# comment`, as a shell reads it: a `#` that starts
+    a word outside quotes. `a#b`, `'#'` and `"x # y"` stay."""
+    if "#" not in line:
+        return line
+    for match in _COMMENT_SCAN.finditer(line):
+        if match.lastgroup == "comment":
+            return line[: match.start()].rstrip()
+    return line
+
+
 def split_words(line: str) -> list[str]:
     """Shell-like words, as `shlex.split(line)` gives them, in linear time.
 

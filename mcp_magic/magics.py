@@ -28,6 +28,7 @@ from .arguments import (
     parse_target,
     parse_tool_arguments,
     split_words,
+    strip_comment,
 )
 from .sessions import McpError, SessionManager, UnknownServer, UnknownTool
 
@@ -374,7 +375,7 @@ class McpMagics(Magics):
     def mcp(self, line: str) -> Any:
         try:
             check_line_length(line, self.line_limit)
-            line = self._expand(line)
+            line = self._expand(strip_comment(line))  # `%mcp connect ...  # why`
             check_line_length(line, self.line_limit)
         except config.ConfigError as exc:
             raise UsageError(str(exc)) from None

@@ -50,6 +50,12 @@ def test_help_is_generated_from_magic_arguments(shell):
         assert usage in doc
 
 
+def test_readme_lines_with_a_trailing_comment_work(mcp):
+    mcp("connect cm --builtin              # the built-in data server")
+    frame = mcp("call cm.query_db sql='select 1 as n'   # a comment")
+    assert frame["n"].tolist() == [1]
+
+
 def test_help_and_readme_list_every_setting(shell):
     from pathlib import Path
 
