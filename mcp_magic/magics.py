@@ -344,6 +344,17 @@ class McpMagics(Magics):
             )
         return proposal["value"]
 
+    @validate("endpoints")
+    def _check_endpoints(self, proposal: Any) -> Any:
+        for name, url in proposal["value"].items():
+            if not isinstance(name, str) or not isinstance(url, str) or not url.startswith(
+                ("http://", "https://")
+            ):
+                raise TraitError(
+                    f"McpMagics.endpoints maps a name to an http(s) URL, got {name!r}: {url!r}"
+                )
+        return proposal["value"]
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.manager = SessionManager(connect_timeout=self.connect_timeout)

@@ -266,6 +266,10 @@ def test_bad_settings_are_refused_by_config_in_one_line(shell, caplog):
         ("max_steps = 0", "McpMagics.max_steps must be above 0, got 0"),
         ("default_approval = 'bogus'", "McpMagics.default_approval must be never, always "
          "or writes, got 'bogus'"),
+        ("endpoints = {'y': 5}", "McpMagics.endpoints maps a name to an http(s) URL, "
+         "got 'y': 5"),
+        ("endpoints = {'y': 'localhost:1234'}", "McpMagics.endpoints maps a name to an "
+         "http(s) URL, got 'y': 'localhost:1234'"),
     ]  # fmt: skip
     for statement, message in cases:
         name = statement.split()[0]
