@@ -120,6 +120,13 @@ def call_sql(host: Host, server: str, sql: str) -> Any:
 # -- comparing with the oracle -------------------------------------------------------------
 
 
+def missing(value: Any) -> bool:
+    """None, NaN, NaT or NA; lists and dicts are values, never missing."""
+    if isinstance(value, (list, dict, np.ndarray)):
+        return False
+    return value is None or bool(pd.isna(value))
+
+
 def kind_of(column: pd.Series) -> str:
     """What a column of the oracle holds, in the terms a data scientist expects."""
     dtype = column.dtype
@@ -127,13 +134,15 @@ def kind_of(column: pd.Series) -> str:
         return "datetimetz"
     if pd.api.types.is_datetime64_dtype(dtype):
         return "datetime"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return "timedelta"
     if pd.api.types.is_bool_dtype(dtype):
         return "bool"
     if pd.api.types.is_integer_dtype(dtype):
         return "int"
     if pd.api.types.is_float_dtype(dtype):
         return "float"
-    sample = next((v for v in column if v is not None and not pd.isna(v)), None)
+    sample = next((v for v in column if not missing(v)), None)
     if isinstance(sample, bool):
         return "bool"
     if isinstance(sample, dt.datetime):
@@ -144,13 +153,17 @@ def kind_of(column: pd.Series) -> str:
         return "float"
     if isinstance(sample, uuid.UUID):
         return "uuid"
+    if isinstance(sample, dt.timedelta):
+        return "timedelta"
+    if isinstance(sample, (list, dict, np.ndarray)):
+        return "nested"
     return "text"
 
 
 def dtype_problem(kind: str, column: pd.Series, server: str) -> str | None:
     """Why `column` does not have the dtype expected for `kind`, or None."""
     dtype = column.dtype
-    values = [v for v in column if v is not None and not pd.isna(v)]
+    values = [v for v in column if not missing(v)]
     aware = isinstance(dtype, pd.DatetimeTZDtype)
     ok = {
         "int": pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype),
@@ -166,6 +179,10 @@ def dtype_problem(kind: str, column: pd.Series, server: str) -> str | None:
         or all(isinstance(v, (bool, np.bool_)) for v in values),
         "text": all(isinstance(v, str) for v in values),
         "uuid": all(isinstance(v, (str, uuid.UUID)) for v in values),
+        "timedelta": pd.api.types.is_timedelta64_dtype(dtype)
+        or all(isinstance(v, dt.timedelta) for v in values),
+        # Lists and structs stay Python lists and dicts, not their JSON or repr text.
+        "nested": all(isinstance(v, (list, dict, np.ndarray)) for v in values),
     }[kind]
     return None if ok else f"{kind} column has dtype {dtype}"
 
@@ -173,14 +190,18 @@ def dtype_problem(kind: str, column: pd.Series, server: str) -> str | None:
 def canonical(kind: str, column: pd.Series) -> list[Any]:
     """Values to compare across the oracle and the server: numbers, UTC instants, text."""
     if kind in ("int", "float"):
-        return [None if pd.isna(v) else float(v) for v in column]
+        return [None if missing(v) else float(v) for v in column]
     if kind in ("datetime", "datetimetz", "date"):
         stamps = pd.to_datetime(column.astype(object), utc=True)
-        return [None if pd.isna(v) else v.isoformat() for v in stamps]
+        return [None if missing(v) else v.isoformat() for v in stamps]
     if kind == "bool":
-        return [None if v is None or pd.isna(v) else bool(v) for v in column]
-    return [None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
-            for v in column]
+        return [None if missing(v) else bool(v) for v in column]
+    if kind == "timedelta":
+        return [None if missing(v) else pd.Timedelta(v).total_seconds() for v in column]
+    if kind == "nested":
+        plain = [v.tolist() if isinstance(v, np.ndarray) else v for v in column]
+        return [json.dumps(v, sort_keys=True, default=str) for v in plain]
+    return [None if missing(v) else str(v) for v in column]
 
 
 def assert_matches_oracle(frame: Any, oracle: pd.DataFrame, server: str) -> None:
@@ -221,6 +242,12 @@ def assert_matches_oracle(frame: Any, oracle: pd.DataFrame, server: str) -> None
 def test_sql_answer_matches_read_sql_query(host, oracles, server, sql):
     frame = call_sql(host, server, sql)
     assert_matches_oracle(frame, oracles[SQL_SERVERS[server][2]](sql), server)
+
+
+@pytest.mark.parametrize("server", ["duck", "mduck"])
+def test_duckdb_lists_structs_intervals_match_read_sql_query(host, oracles, server):
+    sql = "select * from nested order by id"
+    assert_matches_oracle(call_sql(host, server, sql), oracles["duckdb"](sql), server)
 
 
 @pytest.mark.parametrize("server", ["duck", "mduck"])
