@@ -383,3 +383,10 @@ def test_log_of_a_1x_server_leads_with_its_own_lines(magic_servers):
     lines = [line for line in log.splitlines() if line.strip()]
     assert sum("validation error" in line for line in lines) <= 1
     assert not any("errors.pydantic.dev" in line for line in lines)
+
+
+def test_magic_bad_sql_is_one_line(magic_servers):
+    with pytest.raises(Exception) as info:
+        magic_servers(f'call pgmcp.execute_sql sql="{BAD_TABLE}"')
+    message = str(info.value)
+    assert "no_such_table" in message and "\n" not in message
