@@ -141,7 +141,9 @@ def cluster() -> Iterator[Postgres]:
     import psycopg
 
     pg_bin = find_pg_bin()
-    root = Path(tempfile.mkdtemp(prefix="mcp-magic-pg-"))
+    # As root the cluster's user must reach its directory: /tmp, not a private TMPDIR.
+    parent = "/tmp" if os.geteuid() == 0 and os.path.isdir("/tmp") else None
+    root = Path(tempfile.mkdtemp(prefix="mcp-magic-pg-", dir=parent))
     data = root / "data"
     if os.geteuid() == 0:
         shutil.chown(root, "nobody")

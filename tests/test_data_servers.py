@@ -175,8 +175,7 @@ def dtype_problem(kind: str, column: pd.Series, server: str) -> str | None:
         and (not aware or server in ZULU_TIMESTAMPS),
         "date": pd.api.types.is_datetime64_any_dtype(dtype)
         and (not aware or server in ZULU_TIMESTAMPS),
-        "bool": str(dtype) in ("bool", "boolean")
-        or all(isinstance(v, (bool, np.bool_)) for v in values),
+        "bool": str(dtype) in ("bool", "boolean"),  # `boolean` keeps NULLs as <NA>
         "text": all(isinstance(v, str) for v in values),
         "uuid": all(isinstance(v, (str, uuid.UUID)) for v in values),
         "timedelta": pd.api.types.is_timedelta64_dtype(dtype)
