@@ -350,10 +350,11 @@ def magic_servers(shell, config_file) -> Iterator[Callable[[str], Any]]:
     def run(line: str) -> Any:
         return shell.run_line_magic("mcp", line)
 
-    run(f"connect --config {config_file} pgmcp mduck")
+    names = ["pgmcp", "mduck", "duck"]
+    run(f"connect --config {config_file} {' '.join(names)}")
     yield run
-    run("disconnect pgmcp")
-    run("disconnect mduck")
+    for name in names:
+        run(f"disconnect {name}")
 
 
 def test_magic_shows_the_truncation_warning(magic_servers, shell):
@@ -377,8 +378,9 @@ def test_magic_postgres_mcp_numeric_dates_become_dtypes(magic_servers):
     assert isinstance(frame["last_tz"].dtype, pd.DatetimeTZDtype)
 
 
-def test_log_of_a_1x_server_leads_with_its_own_lines(magic_servers):
-    log = str(magic_servers("log pgmcp"))
+@pytest.mark.parametrize("server", ["pgmcp", "duck"])  # both on the 1.x SDK
+def test_log_of_a_1x_server_folds_the_probe_noise(magic_servers, server):
+    log = str(magic_servers(f"log {server}"))
     lines = [line for line in log.splitlines() if line.strip()]
     assert sum("validation error" in line for line in lines) <= 1
     assert not any("errors.pydantic.dev" in line for line in lines)
