@@ -7,20 +7,22 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
 # Install a Debian package; apt-get update only when the lists do not know it or are stale.
 apt_install() {
     if ! command -v apt-get >/dev/null; then
         echo "warning: no apt-get; install the Debian package $1 by hand for the tests" >&2
         return 0
     fi
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi
     install_it() {
-        $sudo env DEBIAN_FRONTEND=noninteractive \
+        as_root env DEBIAN_FRONTEND=noninteractive \
             apt-get install -y -qq -o Dpkg::Use-Pty=0 "$1" >/dev/null
     }
     if ! apt-cache policy "$1" 2>/dev/null | grep -q "Candidate: [0-9]" || ! install_it "$1"; then
-        $sudo apt-get update -qq
+        as_root apt-get update -qq
         install_it "$1"
     fi
 }
@@ -38,6 +40,7 @@ find_python312() {
     done
     return 1
 }
+
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
@@ -51,13 +54,18 @@ if [ "${1:-}" = "--test" ]; then
     .venv/bin/uvx --with "mcp<2" --from mcp-server-sqlite python -c "import mcp_server_sqlite"
     .venv/bin/uvx --from mcp-server-time python -c "import mcp_server_time"
     echo "== PostgreSQL (Debian) for the throwaway clusters of tests/postgres.py"
-    if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+    then
+        # Only the programs: no system cluster left running on port 5432.
+        apt_install postgresql-common
+        as_root sed -ri 's/^#?\s*(create_main_cluster)\s*=.*/\1 = false/' \
+            /etc/postgresql-common/createcluster.conf
         apt_install postgresql
     fi
     echo "== Data servers from PyPI, each in its own environment (tests/data_servers/envs)"
     export UV_PYTHON_DOWNLOADS=never
     PY312="$(find_python312)" || {
-        echo "error: the data servers need Python >= 3.12 (python3.13/python3.12 or pyenv); none found" >&2
+        echo "error: the data servers need Python >= 3.12 (python3.12+ or pyenv); none found" >&2
         exit 1
     }
     for req in tests/data_servers/*.txt; do
