@@ -243,6 +243,13 @@ def test_sql_answer_matches_read_sql_query(host, oracles, server, sql):
     assert_matches_oracle(frame, oracles[SQL_SERVERS[server][2]](sql), server)
 
 
+@pytest.mark.parametrize("server", ["pgnode", "dbhub", "pgmcp", "duck"])  # mduck cuts at 50 kB
+def test_all_3000_rows_arrive_and_match(host, oracles, server):
+    sql = "select * from measurements order by id"
+    frame = call_sql(host, server, sql)
+    assert_matches_oracle(frame, oracles[SQL_SERVERS[server][2]](sql), server)
+
+
 @pytest.mark.parametrize("server", ["duck", "mduck"])
 def test_duckdb_lists_structs_intervals_match_read_sql_query(host, oracles, server):
     sql = "select * from nested order by id"
