@@ -34,6 +34,7 @@ from .providers.base import (
     HostedMcpServer,
     Message,
     Provider,
+    ProviderError,
     Request,
     ToolCall,
     ToolSpec,
@@ -71,6 +72,23 @@ class AgentOptions:
     server_descriptions: dict[str, str] = field(default_factory=dict)
     max_table_rows_inline: int = 30
     max_result_chars: int = 20_000
+    # Seconds a model reply may go without data (None: the provider's own, 60 s).
+    idle_timeout: float | None = None
+    run_timeout: float = 600.0  # seconds for the whole run (time waiting for approval aside)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"max_steps must be a whole number from 1 up, not {self.max_steps!r}")
+        for name in ("idle_timeout", "run_timeout"):
+            value = getattr(self, name)
+            if value is None and name == "idle_timeout":
+                continue
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a number of seconds above 0, not {value!r}")
+
+
+class RunTimeout(ProviderError):
+    """The run went past its `run_timeout`."""
 
 
 @dataclass
@@ -83,6 +101,7 @@ class BoundTool:
     schema: dict[str, Any]
     read_only: bool
     description: str
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass
@@ -160,6 +179,7 @@ class Agent:
         self.namespace = namespace if namespace is not None else {}
         self.messages: list[Message] = []
         self.usage = Usage()
+        self._deadline = 0.0  # time.monotonic() by which the current run must end
 
     def reset(self) -> None:
         self.messages.clear()
@@ -198,6 +218,7 @@ class Agent:
                     schema=tool.input_schema or {"type": "object", "properties": {}},
                     read_only=bool(annotations and annotations.read_only_hint),
                     description=(tool.description or tool.title or tool.name).strip(),
+                    output_schema=tool.output_schema,
                 )
                 offered = True
             if offered:
@@ -252,11 +273,16 @@ class Agent:
         start = len(self.messages)
         self.messages.append(Message(role="user", content=prompt))
         usage = Usage()
+        reported = False
+        replied = False
         variables: dict[str, Any] = {}
         if hasattr(self.provider, "on_retry"):
             self.provider.on_retry = lambda reason, wait: publish(
                 Notice(f"{self.provider.name}: {reason}; retrying in {wait:.1f} s", "warning")
             )
+        if hasattr(self.provider, "on_notice"):
+            self.provider.on_notice = lambda text: publish(Notice(text, "warning"))
+        self._deadline = time.monotonic() + options.run_timeout
         text = ""
         step = 0
         answered = False
@@ -270,11 +296,13 @@ class Agent:
                     temperature=options.temperature,
                     stream=options.stream,
                     hosted_servers=hosted,
+                    idle_timeout=options.idle_timeout,
+                    deadline=self._deadline,
                 )
-                turn = await self.provider.complete(
-                    request, on_text=lambda delta: publish(TextDelta(delta))
-                )
+                turn = await self._complete(request, options, publish)
                 usage.add(turn.usage)
+                reported = reported or turn.usage is not None
+                replied = True
                 for call in turn.hosted_calls:
                     self._publish_hosted(call, publish)
                 text = turn.text
@@ -324,8 +352,34 @@ class Agent:
             raise
         finally:
             self.usage.add(usage)
-            publish(UsageReport(usage, f"{self.provider.name}:{self.provider.model}", step))
+            if replied:  # a run the model never answered has no usage to speak of
+                model = f"{self.provider.name}:{self.provider.model}"
+                publish(UsageReport(usage, model, step, reported=reported))
         return RunResult(text, usage, step, variables, stopped_early=not answered)
+
+    def _remaining(self) -> float:
+        return self._deadline - time.monotonic()
+
+    def _timeout(self, options: AgentOptions, waiting_for: str) -> RunTimeout:
+        return RunTimeout(
+            f"{self.provider.name}:{self.provider.model}: the run reached its "
+            f"{options.run_timeout:g} s limit (run_timeout) while waiting for {waiting_for}"
+        )
+
+    async def _complete(
+        self, request: Request, options: AgentOptions, publish: Callable[[Event], None]
+    ) -> Any:
+        """One model reply, within what is left of the run's time."""
+        remaining = self._remaining()
+        if remaining <= 0:
+            raise self._timeout(options, "the tools")
+        try:
+            return await asyncio.wait_for(
+                self.provider.complete(request, on_text=lambda delta: publish(TextDelta(delta))),
+                remaining,
+            )
+        except asyncio.TimeoutError:
+            raise self._timeout(options, "the model") from None
 
     def _repair(self, start: int) -> None:
         """Keep the conversation valid after an interrupt or an error.
@@ -407,10 +461,16 @@ class Agent:
                 publish(ToolCallFinished(call.id, "ok", time.monotonic() - started, result=reply))
                 return f"(answered by the user in place of the tool) {reply}"
         try:
-            result = await self.manager.acall_tool(bound.server, bound.tool, arguments)
+            result = await asyncio.wait_for(
+                self.manager.acall_tool(bound.server, bound.tool, arguments),
+                max(self._remaining(), 0.001),
+            )
         except McpError as exc:
             return self._fail(call, started, publish, str(exc))
-        outcome = interpret(result, bound.tool)
+        except asyncio.TimeoutError:
+            message = f"stopped: the run reached its {options.run_timeout:g} s limit (run_timeout)"
+            return self._fail(call, started, publish, message)
+        outcome = interpret(result, bound.tool, bound.output_schema)
         duration = time.monotonic() - started
         if outcome.error is not None:
             publish(ToolCallFinished(call.id, "error", duration, error=outcome.error))
@@ -437,7 +497,13 @@ class Agent:
         reason = "it may change data" if not bound.read_only else "approval is on for every call"
         request = ApprovalRequest(call.id, bound.server, bound.tool, arguments, reason)
         publish(request)
-        return await asyncio.wrap_future(request.reply)
+        asked = time.monotonic()
+        try:
+            return await asyncio.wrap_future(request.reply)
+        finally:
+            # Time spent waiting for the user does not count against the run's limit.
+            # (Calls asking at the same time each add their wait: generous, never short.)
+            self._deadline += time.monotonic() - asked
 
 
 def agent_for(

@@ -28,7 +28,7 @@ from .events import (
     ToolCallStarted,
     UsageReport,
 )
-from .render import format_duration
+from .render import format_duration, server_notes_html, server_notes_text
 
 STATUS_SYMBOLS = {"running": "⏳", "ok": "✓", "error": "✗", "denied": "⊘", "cancelled": "⊘"}
 STATUS_COLORS = {
@@ -179,7 +179,8 @@ def preview_html(finished: ToolCallFinished | None) -> str:
         more = " (first rows)" if result.shape[0] > ROW_LIMIT else ""
         return (
             f"<div class='mcp-magic-result'><b>Result</b>: {html.escape(_shape_text(result))}"
-            f"{more}<div style='overflow-x:auto'>{table}</div></div>"
+            f"{more}{server_notes_html(_notices(result))}"
+            f"<div style='overflow-x:auto'>{table}</div></div>"
         )
     text = result_text(result)
     body = html.escape(_truncate(text, TEXT_LIMIT)) if text else "<i>(empty)</i>"
@@ -187,6 +188,13 @@ def preview_html(finished: ToolCallFinished | None) -> str:
         "<div class='mcp-magic-result'><b>Result</b>"
         f"<pre style='margin:2px 0;white-space:pre-wrap'>{body}</pre></div>"
     )
+
+
+def _notices(frame: Any) -> list[str]:
+    """The server's remarks kept with a table (rows cut, warnings), one line each."""
+    from .tables import notices
+
+    return notices(frame)
 
 
 def tool_block_html(started: ToolCallStarted, finished: ToolCallFinished | None = None) -> str:
@@ -217,7 +225,8 @@ def preview_text(finished: ToolCallFinished | None) -> str:
             table = head.to_string(max_cols=12, max_colwidth=40)
         except TypeError:
             table = head.to_string()
-        return f"{_shape_text(result)}\n{table}"
+        notes = server_notes_text(_notices(result))
+        return f"{_shape_text(result)}\n" + (f"{notes}\n" if notes else "") + table
     return _truncate(result_text(result), SHORT_TEXT_LIMIT)
 
 
@@ -258,10 +267,13 @@ def format_cost(cost: float) -> str:
 
 def usage_text(report: UsageReport) -> str:
     usage = report.usage
-    parts = [
-        f"tokens: {usage.input_tokens:,} in · {usage.output_tokens:,} out · "
-        f"{usage.total_tokens:,} total"
-    ]
+    if not report.reported or (usage.total_tokens == 0 and usage.cost is None):
+        parts = ["usage not reported"]  # some servers send none when streaming; not zero
+    else:
+        parts = [
+            f"tokens: {usage.input_tokens:,} in · {usage.output_tokens:,} out · "
+            f"{usage.total_tokens:,} total"
+        ]
     if usage.cost is not None:
         parts.append(format_cost(usage.cost))
     if report.model:

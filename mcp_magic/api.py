@@ -47,7 +47,7 @@ class Host:
     def connect(
         self,
         name: str,
-        command: list[str] | None = None,
+        command: list[str] | str | None = None,
         *,
         url: str | None = None,
         headers: dict[str, str] | None = None,
@@ -67,6 +67,8 @@ class Host:
             header_lines = [f"{k}: {v}" for k, v in (headers or {}).items()]
             spec = config.http_spec(url, header_lines, transport)
         elif command:
+            if isinstance(command, str):  # "uvx mcp-server-time": split like a shell
+                command = config.split_command(command)
             env_words = [f"{k}={v}" for k, v in (env or {}).items()]
             spec = config.stdio_spec(list(command), env_words, cwd)
         else:
@@ -104,9 +106,9 @@ class Host:
         from .results import interpret
 
         server, tool = parse_target(target)
-        self.manager.tool(server, tool)
+        definition = self.manager.tool(server, tool)
         result = self.manager.call_tool(server, tool, {**(arguments or {}), **kwargs})
-        outcome = interpret(result, tool)
+        outcome = interpret(result, tool, getattr(definition, "output_schema", None))
         if outcome.error is not None:
             raise ToolError(f"{target}: {outcome.error}")
         return outcome.value
@@ -116,7 +118,7 @@ class Host:
     def agent(
         self,
         prompt: str,
-        model: str,
+        model: str | None = None,
         *,
         base_url: str | None = None,
         new: bool = False,
@@ -124,15 +126,24 @@ class Host:
         approve: Callable[[ApprovalRequest], Decision] = ask_user,
         **options: Any,
     ) -> RunResult:
-        """Run the tool-calling loop once. `options` are AgentOptions fields.
+        """Run the tool-calling loop once. `options` are AgentOptions fields, e.g.
+        `max_steps`, `idle_timeout` (seconds a reply may go without data, default 60)
+        and `run_timeout` (seconds for the whole run, default 600).
 
-        By default the answer and the tool calls are printed as they happen; pass
+        `model` defaults to `MCP_MAGIC_MODEL` (environment or `.env`). By default the
+        answer and the tool calls are printed as they happen; pass
         `show=lambda event: None` to stay quiet. `{name}` in the prompt fills in from
         `self.namespace`, where table results are bound too.
         """
         from .agent_view import AgentView
-        from .providers import resolve
+        from .providers import ProviderError, default_model, resolve
 
+        model = model or default_model()
+        if not model:
+            raise ProviderError(
+                "no model: pass model='openrouter:openai/gpt-4o-mini' or export MCP_MAGIC_MODEL"
+            )
+        agent_options = AgentOptions(**options)
         self._agent = agent_for(
             self._agent, self.manager, resolve(model, base_url=base_url), self.namespace
         )
@@ -147,7 +158,7 @@ class Host:
                 self.manager,
                 self._agent,
                 interpolate(prompt, self.namespace),
-                AgentOptions(**options),
+                agent_options,
                 show,
                 approve,
             )

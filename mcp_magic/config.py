@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,17 +73,13 @@ class HttpSpec:
     @property
     def target(self) -> str:
         """The URL without user info, which may hold a password."""
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return parts._replace(netloc=host).geturl()
+        return _without_user_info(self.url)
 
     def secrets(self) -> list[str]:
         values = list(self.headers.values())
-        parts = urlsplit(self.url)
-        if parts.password:
-            values.append(parts.password)
+        _, user_info, _ = _split_user_info(self.url)
+        if ":" in user_info:  # user:password@
+            values.append(user_info.split(":", 1)[1].removesuffix("@"))
         return _secret_values(values)
 
 
@@ -153,6 +150,8 @@ def parse_header(text: str) -> tuple[str, str]:
     key, sep, value = text.partition(":")
     if not sep or not key.strip() or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", key.strip()):
         raise ConfigError(f"invalid header {key.strip() or text!r}: expected 'Name: value'")
+    if any(ord(char) < 32 and char != "\t" for char in value):
+        raise ConfigError(f"invalid header {key.strip()!r}: its value has a control character")
     return key.strip(), value.strip()
 
 
@@ -163,11 +162,77 @@ def parse_env(text: str) -> tuple[str, str]:
     return key, value
 
 
+_HOST_CHARACTERS = re.compile(r"^[^\s<>\"{}|\\^`%\[\]]+$")
+
+
+def _split_user_info(url: str) -> tuple[str, str, str]:
+    """(`scheme://`, `user:password@`, rest), for URLs malformed in any way too."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        scheme, sep, rest = "", "", url
+    ends = [i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0]
+    at = rest.rfind("@", 0, min(ends, default=len(rest)))
+    return scheme + sep, rest[: at + 1], rest[at + 1 :]
+
+
+def _without_user_info(url: str) -> str:
+    """The URL for messages: `user:password@` dropped, whatever else is wrong with it."""
+    scheme, _, rest = _split_user_info(url)
+    # Whatever else looks like `user:password@` goes too (malformed URLs split oddly).
+    return re.sub(r"[^@/\s]*:[^@/\s]*@", "", scheme + rest)
+
+
 def check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        shown = HttpSpec(url).target if parts.scheme in ("http", "https") else url.split("@")[-1]
-        raise ConfigError(f"invalid URL {shown!r}: expected http://host[:port]/path")
+    """An http(s) URL with a host and a valid port, or a ConfigError naming what is wrong."""
+    shown = _without_user_info(url.strip())
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"invalid URL {shown!r}: {why}")
+
+    if any(ord(char) < 32 or ord(char) == 127 for char in url):
+        raise bad("it contains a control character")
+    if "://" not in url:
+        raise bad("expected http://host[:port]/path or https://...")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        if url.count("[") != url.count("]"):
+            raise bad(
+                "unbalanced brackets around the host (IPv6 looks like http://[::1]:8000/mcp)"
+            ) from None
+        raise bad(str(exc).replace("does not appear to be", "is not")) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise bad(f"the scheme must be http or https, not {parts.scheme!r}")
+    netloc = parts.netloc.rpartition("@")[2]
+    if not parts.hostname:
+        raise bad("it has no host")
+    if not netloc.startswith("["):
+        host, _, port_text = netloc.partition(":")
+        if ":" in port_text:
+            raise bad(f"too many ':' in {netloc!r} (an IPv6 host goes in brackets: http://[::1]/mcp)")
+        if not _HOST_CHARACTERS.match(host):
+            raise bad(f"the host {host!r} has characters a host name cannot have")
+        if not host.isascii():
+            import idna  # what the HTTP client checks international names with
+
+            try:
+                idna.encode(host, uts46=True)
+            except (idna.IDNAError, UnicodeError):
+                raise bad(f"the host {host!r} is not a valid international name") from None
+        if re.fullmatch(r"[0-9.]+", host):
+            import ipaddress
+
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise bad(f"{host!r} is not an IPv4 address") from None
+    else:
+        port_text = netloc.rpartition("]")[2].removeprefix(":")
+    if port_text:
+        if not port_text.isdigit():
+            raise bad(f"the port {port_text!r} is not a number")
+        if not 0 < int(port_text) < 65536:
+            raise bad(f"the port {port_text} is out of range (1-65535)")
     return url
 
 
@@ -187,6 +252,16 @@ def http_spec(url: str, headers: list[str] | None = None, transport: str | None 
     return HttpSpec(url=url, headers=parsed, transport=guess_transport(url, transport))
 
 
+def split_command(text: str) -> list[str]:
+    """A command line given as one string, split like a shell would."""
+    import shlex
+
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError(f"cannot parse the command {text!r}: {exc}") from None
+
+
 def stdio_spec(
     command: list[str], env: list[str] | None = None, cwd: str | None = None
 ) -> StdioSpec:
@@ -200,6 +275,54 @@ def stdio_spec(
         env=dict(parse_env(e) for e in env or []),
         cwd=str(Path(cwd).expanduser()) if cwd else None,
     )
+
+
+_NODE_HINT = "install Node.js, which brings npm and npx (https://nodejs.org)"
+_UV_HINT = "pip install uv (or see https://docs.astral.sh/uv/)"
+COMMAND_HINTS = {
+    "uvx": _UV_HINT,
+    "uv": _UV_HINT,
+    "npx": _NODE_HINT,
+    "npm": _NODE_HINT,
+    "node": _NODE_HINT,
+    "pipx": "pip install pipx",
+    "bunx": "install Bun (https://bun.sh)",
+    "bun": "install Bun (https://bun.sh)",
+    "deno": "install Deno (https://deno.com)",
+    "docker": "install Docker (https://docs.docker.com/get-docker/)",
+}
+"""How to get the launchers that READMEs of MCP servers use."""
+
+
+def resolve_command(spec: StdioSpec) -> str:
+    """The executable to start for a stdio spec, or a ConfigError saying how to get it.
+
+    A command not on PATH is also looked for next to the kernel's Python: `pip install
+    uv` in the kernel's environment puts `uvx` there, and a Jupyter started from
+    elsewhere may not have that directory on PATH.
+    """
+    if spec.cwd is not None and not Path(spec.cwd).is_dir():
+        raise ConfigError(f"working directory {spec.cwd!r} does not exist")
+    command = spec.command
+    if "/" in command or (os.altsep is not None and os.altsep in command):
+        path = Path(command).expanduser()
+        if not path.is_absolute() and spec.cwd:
+            path = Path(spec.cwd) / path
+        if not path.exists():
+            raise ConfigError(f"server command {command!r} not found")
+        if path.is_dir() or not os.access(path, os.X_OK):
+            runner = f" (run it with python: -- python {command})" if path.suffix == ".py" else ""
+            raise ConfigError(f"server command {command!r} is not executable{runner}")
+        return str(path)
+    search = spec.env.get("PATH")
+    search = expand_vars(search, strict=False) if search else os.environ.get("PATH", os.defpath)
+    if shutil.which(command, path=search):
+        return command
+    beside_python = shutil.which(command, path=str(Path(sys.executable).parent))
+    if beside_python:
+        return beside_python
+    hint = COMMAND_HINTS.get(command)
+    raise ConfigError(f"{command} not found: {hint}" if hint else f"{command!r} not found on PATH")
 
 
 def builtin_spec(
@@ -272,8 +395,9 @@ def _spec_from_entry(name: str, entry: object, base: Path) -> ServerSpec:
         headers = entry.get("headers") or {}
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise ConfigError(f"server {name!r}: 'headers' must map names to strings")
+        headers = dict(parse_header(f"{key}: {value}") for key, value in headers.items())
         check_url(url)
-        return HttpSpec(url=url, headers=dict(headers), transport=guess_transport(url, kind))
+        return HttpSpec(url=url, headers=headers, transport=guess_transport(url, kind))
     command = entry.get("command")
     if not isinstance(command, str) or not command:
         raise ConfigError(f"server {name!r}: needs 'command' (stdio) or 'url' (remote)")
@@ -283,7 +407,12 @@ def _spec_from_entry(name: str, entry: object, base: Path) -> ServerSpec:
         raise ConfigError(f"server {name!r}: 'args' must be a list of strings")
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise ConfigError(f"server {name!r}: 'env' must map names to strings")
-    cwd = entry.get("cwd")
+    for key in env:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ConfigError(f"server {name!r}: {key!r} in 'env' is not a variable name")
+    cwd = entry.get("cwd") or None
+    if cwd is not None and not isinstance(cwd, str):
+        raise ConfigError(f"server {name!r}: 'cwd' must be a string")
     if cwd is not None:
         cwd = str((base / Path(cwd).expanduser()).resolve())
     return StdioSpec(command=command, args=tuple(args), env=dict(env), cwd=cwd)

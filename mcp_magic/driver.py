@@ -38,7 +38,11 @@ def run_agent(
 
     try:
         return manager.run(
-            agent.run(prompt, options, events.put), on_event=on_event, events=events, on_idle=idle
+            agent.run(prompt, options, events.put),
+            on_event=on_event,
+            events=events,
+            on_idle=idle,
+            label="agent run",
         )
     finally:
         # What the loop published while it was being cancelled (usage, last results).

@@ -47,6 +47,7 @@ class UsageReport:
     usage: Usage
     model: str
     steps: int
+    reported: bool = True  # False when no reply carried usage (shown as "not reported")
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
-import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -21,18 +20,28 @@ from IPython.utils.text import dedent
 from traitlets import Bool, Dict, Float, Int, Unicode
 
 from . import config
-from .arguments import parse_target, parse_tool_arguments
+from .arguments import (
+    LINE_LIMIT,
+    check_line_length,
+    expand_variables,
+    missing_required,
+    parse_target,
+    parse_tool_arguments,
+    split_words,
+    tool_signature,
+)
 from .sessions import McpError, SessionManager, UnknownServer, UnknownTool
 
 
 def _split(line: str) -> list[str]:
     """Shell-like words: `sql="select * from t"` is one word, quotes removed."""
-    if not any(char in line for char in "'\"\\"):
-        return line.split()  # what shlex gives for such a line, ~20x faster
     try:
-        return shlex.split(line, posix=True)
-    except ValueError as exc:
-        raise UsageError(f"cannot parse arguments: {exc}") from None
+        return split_words(line)
+    except config.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+_CELL_HELP = re.compile(r"\s*%%agent\s*(\?\??)\s*")
 
 
 def agent_questions(lines: list[str]) -> list[str]:
@@ -40,7 +49,13 @@ def agent_questions(lines: list[str]) -> list[str]:
 
     IPython reads a line ending in `?` as a help request, and questions end in `?`;
     so such a line is turned into the magic call before help detection sees it.
+    A cell that is only `%%agent?` is the help request: terminal IPython would wait for
+    the cell's body (a cell magic ends at a blank line), so it becomes the help call here.
     """
+    body = [line for line in lines if line.strip()]
+    if len(body) == 1 and (match := _CELL_HELP.fullmatch(body[0])):
+        kind = "pinfo2" if match.group(1) == "??" else "pinfo"
+        return [f"get_ipython().run_line_magic({kind!r}, '%%agent')\n"]
     out = []
     for line in lines:
         stripped = line.strip()
@@ -52,9 +67,30 @@ def agent_questions(lines: list[str]) -> list[str]:
     return out
 
 
-_WORD = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
-"""A shell-like word: quoted (with its spaces) or a run of non-blanks."""
-_EXPANDABLE = re.compile(r"[${]")
+MESSAGE_LIMIT = 600
+
+
+def _one_line(message: str) -> str:
+    """An error message as one bounded line, however much input it quotes."""
+    message = " ".join(message.split()) if "\n" in message or "\r" in message else message
+    if len(message) > MESSAGE_LIMIT:
+        message = f"{message[: MESSAGE_LIMIT - 40]}… ({len(message):,} characters)"
+    return message
+
+
+def _positive_int(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{option} must be 1 or more, not {value}")
+    return value
+
+
+_MODEL_WORD = re.compile(r"[a-z][a-z0-9_.-]*:[^\s/:][^\s]*")
+"""A word shaped like provider:model (a URL's `http://...` is not; provider names are
+lower case, so a question starting `Note:this` stays a question)."""
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -187,7 +223,11 @@ def _reconnect_args(line: str) -> None:
     help="Servers or server.tool the model may use (repeatable; default: all).",
 )
 @argument("--deny", action="append", metavar="GLOB", help="Servers or server.tool it may not use.")
-@argument("--max-steps", type=int, help="Model requests per run before stopping (default 10).")
+@argument(
+    "--max-steps",
+    type=lambda text: _positive_int(text, "--max-steps"),
+    help="Model requests per run before stopping (default 10).",
+)
 @argument(
     "--approve",
     choices=["never", "always", "writes"],
@@ -267,6 +307,21 @@ class McpMagics(Magics):
         config=True
     )
     max_steps = Int(10, help="%%agent: model requests per run before stopping.").tag(config=True)
+    display_limit = Int(
+        20_000,
+        help="Characters of a text or JSON answer shown in a cell (0: all); the value "
+        "returned keeps everything.",
+    ).tag(config=True)
+    line_limit = Int(
+        LINE_LIMIT,
+        help="Longest %mcp line, in characters, before and after $name expansion (0: none).",
+    ).tag(config=True)
+    idle_timeout = Float(
+        60.0, help="%%agent: seconds a model reply may go without data before it fails."
+    ).tag(config=True)
+    run_timeout = Float(
+        600.0, help="%%agent: seconds a whole run may take (waiting for approval aside)."
+    ).tag(config=True)
     endpoints = Dict(
         help="Aliases for OpenAI-compatible endpoints: {'lmstudio': 'http://localhost:1234/v1'}"
         " makes 'lmstudio:MODEL' work."
@@ -277,31 +332,36 @@ class McpMagics(Magics):
         self.manager = SessionManager(connect_timeout=self.connect_timeout)
         self.agent: Any = None
         self.observe(self._timeout_changed, names="connect_timeout")
+        self.observe(self._set_display_limit, names="display_limit")
+        self._set_display_limit({"new": self.display_limit})
 
     def _timeout_changed(self, change: dict[str, Any]) -> None:
         self.manager.connect_timeout = change["new"]
 
+    def _set_display_limit(self, change: dict[str, Any]) -> None:
+        from . import render
+
+        render.DISPLAY_LIMIT = change["new"]
+
     def _expand(self, line: str) -> str:
-        """IPython's `$name` / `{expr}` expansion, one word at a time.
+        """IPython's `$name` / `{expr}` expansion, one word at a time, in linear time.
 
         IPython expands a whole line or, if one name is unknown, none of it; then a
         header's `$TOKEN` (meant for the environment) stopped `$url` from expanding.
         Word by word, a name the notebook does not define stays for the kernel-side
         environment expansion of headers and env values.
         """
-        if "$" not in line and "{" not in line:
-            return line  # the common case; var_expand copies the whole namespace
-        return _WORD.sub(
-            lambda m: (
-                self.shell.var_expand(m.group(0)) if _EXPANDABLE.search(m.group(0)) else m.group(0)
-            ),
-            line,
-        )
+        return expand_variables(line, self.shell.user_ns)
 
     @no_var_expand
     @line_magic
     def mcp(self, line: str) -> Any:
-        line = self._expand(line)
+        try:
+            check_line_length(line, self.line_limit)
+            line = self._expand(line)
+            check_line_length(line, self.line_limit)
+        except config.ConfigError as exc:
+            raise UsageError(str(exc)) from None
         command, _, rest = line.strip().partition(" ")
         if not command:
             raise UsageError("usage: %mcp SUBCOMMAND ... (see %mcp? for the list)")
@@ -314,9 +374,11 @@ class McpMagics(Magics):
         try:
             return handler(parser, rest)
         except (config.ConfigError, UnknownServer, UnknownTool) as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(_one_line(str(exc))) from None
+        except UsageError as exc:
+            raise UsageError(_one_line(str(exc))) from None
         except McpError as exc:
-            raise McpRuntimeError(str(exc)) from None
+            raise McpRuntimeError(_one_line(str(exc))) from None
 
     mcp.__doc__ = _help_text()
 
@@ -349,8 +411,12 @@ class McpMagics(Magics):
         elif command is not None:
             if args.url:
                 raise UsageError("give either a URL or -- COMMAND, not both")
+            if args.header or args.transport:
+                raise UsageError("--header and --transport are for a URL, not a -- COMMAND")
             spec = config.stdio_spec(command, args.env, args.cwd)
         elif args.url:
+            if args.env or args.cwd:
+                raise UsageError("--env and --cwd are for a -- COMMAND, not a URL")
             spec = config.http_spec(args.url, args.header, args.transport)
         else:
             raise UsageError(
@@ -420,6 +486,13 @@ class McpMagics(Magics):
         server, tool_name = parse_target(args.target)
         tool = self.manager.tool(server, tool_name)
         arguments = parse_tool_arguments(args.arguments, tool.input_schema)
+        missing = missing_required(arguments, tool.input_schema)
+        if missing:
+            raise UsageError(
+                f"missing required argument{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(repr, missing))}: "
+                f"{tool_signature(f'{server}.{tool_name}', tool.input_schema)}"
+            )
         progress = self._progress(f"{server}.{tool_name}")
         try:
             result = self.manager.call_tool(
@@ -440,13 +513,20 @@ class McpMagics(Magics):
         return Progress(label, terminal=type(self.shell).__name__ == "TerminalInteractiveShell")
 
     def _tool_value(self, server: str, tool: str, result: Any) -> Any:
-        from .render import ToolText
+        from .render import tool_value
         from .results import interpret
 
-        outcome = interpret(result, tool)
+        definition = self.manager.sessions[server].tools.get(tool)
+        outcome = interpret(result, tool, getattr(definition, "output_schema", None))
         if outcome.error is not None:
             raise McpRuntimeError(f"{server}.{tool}: {outcome.error}")
-        return ToolText(outcome.value) if isinstance(outcome.value, str) else outcome.value
+        if outcome.notices:
+            from IPython.display import display
+
+            from .render import ServerNotes
+
+            display(ServerNotes(outcome.notices))
+        return tool_value(outcome.value)
 
     def _do_resources(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)
@@ -592,6 +672,7 @@ class McpMagics(Magics):
         leading: list[str] = []
         prompt = ""
         index = 0
+        has_model = False
         while index < len(tokens):
             word = tokens[index].group()
             flag = word.split("=", 1)[0]
@@ -603,8 +684,9 @@ class McpMagics(Magics):
                 if takes_value[flag] and "=" not in word and index + 1 < len(tokens):
                     index += 1
                     leading.append(tokens[index].group())
-            elif index == 0 and self._looks_like_model(word):
-                leading.append(word)
+            elif not has_model and self._looks_like_model(word):
+                leading.append(word)  # before or after the options
+                has_model = True
             else:
                 prompt = line[tokens[index].start() :]
                 break
@@ -615,18 +697,26 @@ class McpMagics(Magics):
         from .providers import PROVIDERS
 
         provider, sep, model = word.partition(":")
-        return bool(sep and model) and (provider in PROVIDERS or provider in self.endpoints)
+        if bool(sep and model) and (provider in PROVIDERS or provider in self.endpoints):
+            return True
+        # Shaped like provider:model: taken as one, so a typo says "unknown provider"
+        # as in the cell form, rather than becoming part of the question.
+        return bool(_MODEL_WORD.fullmatch(word))
 
     def _run_agent(self, args: Any, template: str) -> None:
         from .agent import AgentOptions, interpolate
         from .driver import ask_user, run_agent
+        from .providers import default_model
 
-        model = args.model or self.default_model
+        model = args.model or self.default_model or default_model()
         if not model:
             raise UsageError(
-                "no model: give one (%%agent openrouter:openai/gpt-4o-mini) or set "
-                "%config McpMagics.default_model"
+                "no model: give one (%%agent openrouter:openai/gpt-4o-mini), set "
+                "%config McpMagics.default_model, or export MCP_MAGIC_MODEL"
             )
+        for name in ("max_steps", "idle_timeout", "run_timeout"):
+            if not getattr(self, name) > 0:
+                raise UsageError(f"%config McpMagics.{name} must be above 0")
         prompt = interpolate(template, self.shell.user_ns).strip()
         if not prompt:
             raise UsageError("the prompt is empty: write the question in the cell")
@@ -636,7 +726,7 @@ class McpMagics(Magics):
         options = AgentOptions(
             allow=args.allow or [],
             deny=args.deny or [],
-            max_steps=args.max_steps or self.max_steps,
+            max_steps=args.max_steps if args.max_steps is not None else self.max_steps,
             approval=args.approve or self.default_approval,
             system=args.system,
             temperature=args.temperature,
@@ -644,6 +734,8 @@ class McpMagics(Magics):
             results_prefix=args.results or "result",
             hosted=args.hosted or "auto",
             server_descriptions=dict(_key_value(d) for d in args.describe or []),
+            idle_timeout=self.idle_timeout,
+            run_timeout=self.run_timeout,
         )
         view = self._agent_view()
         try:

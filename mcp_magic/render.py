@@ -7,26 +7,41 @@ text (terminal IPython, logs), so saved notebooks stay readable anywhere.
 from __future__ import annotations
 
 import html
+import json
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from .arguments import schema_types
+from .arguments import format_size, parameter_summary
+
+DISPLAY_LIMIT = 20_000
+"""Characters of a text or JSON answer shown in a cell; `%config McpMagics.display_limit`
+sets it (0: no limit). The value itself always keeps everything."""
+WHERE = "`_` or the variable it was assigned to"
 
 
 class Table:
     """A small table with an HTML and a text rendering."""
 
-    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = ""):
+    def __init__(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        title: str = "",
+        empty: str = "",
+    ):
         self.columns = list(columns)
         self.rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
         self.title = title
+        self.empty = empty  # said instead of an empty table, when given
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def _repr_html_(self) -> str:
+        if not self.rows and self.empty:
+            return f"<p class='mcp-magic-table'>{html.escape(self.empty)}</p>"
         head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
         body = "".join(
             "<tr>"
@@ -42,6 +57,8 @@ class Table:
 
     def __repr__(self) -> str:
         if not self.rows:
+            if self.empty:
+                return self.empty
             return f"{self.title}\n(none)" if self.title else "(none)"
         cells = [self.columns, *self.rows]
         widths = [min(60, max(len(row[i]) for row in cells)) for i in range(len(self.columns))]
@@ -60,11 +77,134 @@ class Table:
         printer.text(repr(self))
 
 
+# -- bounded display: the value keeps everything, the cell shows the first part ----------
+
+
+def cut_text(text: str, limit: int) -> tuple[str, int]:
+    """The head of `text` to show (ending at a line break when one is near the limit)
+    and how many characters are left out. A `limit` of 0 or less shows everything."""
+    if limit <= 0 or len(text) <= limit:
+        return text, 0
+    end = text.rfind("\n", limit * 4 // 5, limit)
+    end = end if end > 0 else limit
+    return text[:end], len(text) - end
+
+
+def cut_note(hidden: str, where: str = WHERE) -> str:
+    """The one line under a cut display: how much is missing and where the rest is."""
+    return f"… {hidden} more not shown; the whole value is in {where}"
+
+
+def bounded_text(text: str, limit: int, where: str = WHERE) -> str:
+    """`text`, or its head and a `cut_note` when it is longer than `limit` characters."""
+    shown, left = cut_text(text, limit)
+    if not left:
+        return text
+    hidden = len(text[len(shown) :].encode("utf-8", "surrogatepass"))
+    return f"{shown.rstrip()}\n{cut_note(format_size(hidden), where)}"
+
+
+class _Enough(Exception):
+    """The bounded stream has what it will show."""
+
+
+class _BoundedStream:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size > self.limit:
+            raise _Enough
+
+
+def bounded_pretty(value: Any, limit: int, where: str = WHERE) -> str:
+    """IPython's pretty form of a JSON-like value, rendering no more than `limit`
+    characters of it (the work is bounded too); a `cut_note` says what is left."""
+    from IPython.lib.pretty import RepresentationPrinter
+
+    if limit <= 0:
+        limit = sys.maxsize
+    stream = _BoundedStream(limit)
+    printer = RepresentationPrinter(stream, max_width=79, max_seq_length=0)
+    try:
+        printer.pretty(value)
+        printer.flush()
+    except _Enough:
+        pass
+    text = "".join(stream.parts)
+    shown, left = cut_text(text, limit)
+    if not left and stream.size <= limit:
+        return text
+    try:
+        total = len(json.dumps(value, ensure_ascii=False, default=str))
+    except (TypeError, ValueError):
+        total = len(repr(value))
+    hidden = max(total - len(shown), 0)
+    return f"{shown.rstrip()}\n{cut_note('about ' + format_size(hidden), where)}"
+
+
 class ToolText(str):
-    """A tool's text answer: a real `str`, displayed as the text itself, not its repr."""
+    """A tool's text answer: a real `str`, displayed as the text itself, not its repr,
+    and cut at `DISPLAY_LIMIT` characters in the display (the string keeps all)."""
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
+        printer.text(bounded_text(str(self), DISPLAY_LIMIT))
+
+
+class JsonDict(dict):
+    """A tool's JSON object answer: a real `dict`, its display cut at `DISPLAY_LIMIT`."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("{...}" if cycle else bounded_pretty(dict(self), DISPLAY_LIMIT))
+
+
+class JsonList(list):
+    """A tool's JSON array answer: a real `list`, its display cut at `DISPLAY_LIMIT`."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("[...]" if cycle else bounded_pretty(list(self), DISPLAY_LIMIT))
+
+
+def tool_value(value: Any) -> Any:
+    """What `%mcp call` returns for a non-table answer: the same value, bounded on show."""
+    if isinstance(value, str):
+        return ToolText(value)
+    if type(value) is dict:
+        return JsonDict(value)
+    if type(value) is list:
+        return JsonList(value)
+    return value
+
+
+class ServerNotes:
+    """What a server said about its answer (rows cut, warnings, other fields), a line each."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = list(lines)
+
+    def _repr_html_(self) -> str:
+        return server_notes_html(self.lines)
+
+    def __repr__(self) -> str:
+        return server_notes_text(self.lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+def server_notes_text(lines: Sequence[str]) -> str:
+    return "\n".join(f"note: {line}" for line in lines)
+
+
+def server_notes_html(lines: Sequence[str]) -> str:
+    return "".join(
+        f"<div class='mcp-magic-notice' style='color:#a60'>note: {html.escape(line)}</div>"
+        for line in lines
+    )
 
 
 def format_duration(seconds: float) -> str:
@@ -94,17 +234,7 @@ def status_table(sessions: Sequence[Any]) -> Table:
         for s in sessions
     ]
     columns = ["name", "transport", "state", "protocol", "tools", "pid", "uptime", "target"]
-    return Table(columns, rows, title="" if rows else "No MCP servers connected.")
-
-
-def _param_summary(schema: dict[str, Any] | None) -> str:
-    schema = schema or {}
-    required = set(schema.get("required") or [])
-    parts = []
-    for name, prop in (schema.get("properties") or {}).items():
-        kind = "|".join(sorted(schema_types(prop))) or "any"
-        parts.append(f"{name}{'' if name in required else '?'}: {kind}")
-    return ", ".join(parts)
+    return Table(columns, rows, empty="No MCP servers connected.")
 
 
 def tools_table(server_tools: dict[str, dict[str, Any]]) -> Table:
@@ -123,7 +253,7 @@ def tools_table(server_tools: dict[str, dict[str, Any]]) -> Table:
             rows.append(
                 [
                     f"{server}.{tool.name}",
-                    _param_summary(tool.input_schema),
+                    parameter_summary(tool.input_schema),
                     description[0] if description else "",
                     ", ".join(hints),
                 ]

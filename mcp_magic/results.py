@@ -7,7 +7,7 @@ model about it, compactly when it is large).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 TABLE_TOOLS = frozenset({"query_db", "list_files"})
@@ -16,33 +16,37 @@ TABLE_TOOLS = frozenset({"query_db", "list_files"})
 
 @dataclass
 class Outcome:
-    value: Any  # DataFrame, parsed JSON, str, or None
+    value: Any  # DataFrame, parsed JSON or literal, str, or None
     error: str | None
     text: str  # the result's text content blocks, joined
+    notices: list[str] = field(default_factory=list)  # one line each: truncation, warnings
 
 
-def interpret(result: Any, tool: str) -> Outcome:
-    """Read an MCP CallToolResult the way a notebook user wants it."""
+def interpret(result: Any, tool: str, output_schema: dict | None = None) -> Outcome:
+    """Read an MCP CallToolResult the way a notebook user wants it.
+
+    `output_schema` is the tool's declared ``outputSchema``: it names and types the
+    columns of answers that do not say so themselves.
+    """
     from . import tables
 
     text = "\n".join(
         block.text for block in result.content if getattr(block, "type", None) == "text"
     )
-    error = tables.error_text(text, bool(result.is_error))
-    if error is not None:
-        return Outcome(None, error, text)
-    frame = tables.result_to_table(
-        result.structured_content, text or None, expect_table=tool in TABLE_TOOLS
+    reading = tables.read_result(
+        result.structured_content,
+        text or None,
+        is_error=bool(result.is_error),
+        expect_table=tool in TABLE_TOOLS,
+        output_schema=output_schema,
     )
-    if frame is not None:
-        return Outcome(frame, None, text)
+    if reading.error is not None:
+        return Outcome(None, reading.error, text)
+    if reading.table is not None:
+        return Outcome(reading.table, None, text, reading.notices)
+    if reading.parsed:
+        return Outcome(reading.value, None, text)
     if text:
-        stripped = text.strip()
-        if stripped[:1] in ("[", "{"):
-            try:
-                return Outcome(json.loads(stripped), None, text)
-            except ValueError:
-                pass
         return Outcome(text, None, text)
     if result.structured_content is not None:
         return Outcome(result.structured_content, None, json.dumps(result.structured_content))
@@ -68,10 +72,14 @@ def frame_for_model(
 
     The full DataFrame stays in the kernel under `variable`, and the model is told so.
     """
+    from .tables import notices
+
     bound = f"The full table is in the notebook variable `{variable}`." if variable else ""
+    # what the server said about its answer (rows cut, warnings) matters to the model too
+    notes = "".join(f"\nServer note: {line}" for line in notices(frame))
     if len(frame) <= max_rows:
         csv_text = frame.to_csv(index=False).strip()
         if len(csv_text) <= max_chars:
             rows, cols = frame.shape
-            return f"{rows} rows × {cols} columns (CSV):\n{csv_text}\n{bound}".strip()
-    return f"{frame_summary(frame, variable)}\n{bound}".strip()
+            return f"{rows} rows × {cols} columns (CSV):\n{csv_text}{notes}\n{bound}".strip()
+    return f"{frame_summary(frame, variable)}{notes}\n{bound}".strip()

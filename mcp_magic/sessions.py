@@ -13,7 +13,10 @@ import concurrent.futures
 import contextlib
 import os
 import queue
+import re
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -31,9 +34,14 @@ from .config import (
     expand_vars,
     inherited_environment,
     redact,
+    resolve_command,
 )
+from .server_log import NOTE_PREFIX, fold_probe_noise, last_server_line
 
 T = TypeVar("T")
+
+LOG_READ_LIMIT = 4 << 20
+"""How much of the end of a server's log is read to show it (a chatty server's log grows)."""
 
 SESSION_MARKER = "MCP_MAGIC_SESSION"
 """Environment variable that tags a stdio server so its process can be found."""
@@ -59,6 +67,17 @@ class ToolCallError(McpError):
     """The tool ran and reported an error."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or the stop button cancelled a request; the session stays usable.
+
+    Still a KeyboardInterrupt, so "Run All" stops and scripts can catch it; IPython
+    shows it as one line instead of a traceback through the waiting machinery.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
 @dataclass(eq=False)
 class Session:
     """One connected (or once connected) server, as the user sees it."""
@@ -75,6 +94,12 @@ class Session:
     tools: dict[str, Any] = field(default_factory=dict)
     tools_stale: bool = False
     pid: int | None = None
+    last_words: str = ""
+    """The server's last stderr line when it died."""
+    http_refusal: str | None = None
+    """The last HTTP error status a remote server answered ("401 Unauthorized")."""
+    log_start: int = 0
+    """Where this run's output starts in the log file (a name's log is kept across runs)."""
     started_at: float = field(default_factory=time.monotonic)
     client: Any = field(default=None, repr=False)
     marker: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -96,18 +121,30 @@ class Session:
     def redact(self, text: str) -> str:
         return redact(text, self.secrets())
 
-    def log_tail(self, lines: int | None = None) -> str:
+    def log_lines(self, this_run: bool = False) -> list[str]:
+        """The log as shown: version-probe noise folded, secrets redacted."""
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            with open(self.log_path, "rb") as file:
+                size = file.seek(0, os.SEEK_END)
+                file.seek(max(self.log_start if this_run else 0, size - LOG_READ_LIMIT))
+                data = file.read()
         except FileNotFoundError:
-            return ""
-        if lines is not None:
-            text = "\n".join(text.splitlines()[-lines:])
-        return self.redact(text)
+            return []
+        text = self.redact(data.decode("utf-8", errors="replace"))
+        return fold_probe_noise(text.splitlines(), self.protocol_version)
+
+    def log_tail(self, lines: int | None = None) -> str:
+        shown = self.log_lines()
+        return "\n".join(shown[-lines:] if lines is not None else shown)
 
     def last_log_line(self) -> str:
-        tail = [line for line in self.log_tail(20).splitlines() if line.strip()]
-        return tail[-1].strip()[:200] if tail else ""
+        """The server's last line in this run (stderr or a log message)."""
+        return last_server_line(self.log_lines(this_run=True))
+
+    def death_note(self) -> str:
+        """Why the session ended, for one-line errors: exit status and last words."""
+        why = self.error or "the connection ended"
+        return f"{why} (last stderr line: {self.last_words})" if self.last_words else why
 
 
 class _WatchedReadStream:
@@ -158,9 +195,12 @@ class _WatchedTransport:
     def __init__(self, inner: Any, on_close: Callable[[], None]) -> None:
         self._inner = inner
         self._on_close = on_close
+        self.process: Any = None
+        """A stdio server's process once started, kept for its exit status."""
 
     async def __aenter__(self) -> tuple[Any, Any]:
         read_stream, write_stream = await self._inner.__aenter__()
+        self.process = _server_process(self._inner)
         return _WatchedReadStream(read_stream, self._on_close), write_stream
 
     async def __aexit__(self, *exc: Any) -> bool | None:
@@ -171,13 +211,13 @@ def _open_transport(session: Session, errlog: Any) -> Any:
     """The SDK transport for a spec, with `$VAR`s expanded only now."""
     spec = session.spec
     if isinstance(spec, StdioSpec):
-        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from .stdio_transport import StdioServerParameters, stdio_client
 
         env = inherited_environment()
         env.update({key: expand_vars(value) for key, value in spec.env.items()})
         env[SESSION_MARKER] = session.marker
         params = StdioServerParameters(
-            command=spec.command, args=list(spec.args), env=env, cwd=spec.cwd
+            command=resolve_command(spec), args=list(spec.args), env=env, cwd=spec.cwd
         )
         return stdio_client(params, errlog=errlog)
     headers = {key: expand_vars(value) for key, value in spec.headers.items()}
@@ -187,7 +227,17 @@ def _open_transport(session: Session, errlog: Any) -> Any:
         return sse_client(spec.url, headers=headers)
     from mcp.shared._httpx_utils import create_mcp_http_client
 
-    return _HttpTransport(spec.url, create_mcp_http_client(headers=headers))
+    http_client = create_mcp_http_client(headers=headers)
+
+    async def note_refusal(response: Any) -> None:
+        # The SDK reports a 401 as "Server returned an error response"; keep the status.
+        if response.status_code >= 400:
+            session.http_refusal = f"{response.status_code} {response.reason_phrase}".strip()
+
+    hooks = dict(http_client.event_hooks)
+    hooks["response"] = [*hooks.get("response", []), note_refusal]
+    http_client.event_hooks = hooks
+    return _HttpTransport(spec.url, http_client)
 
 
 class _HttpTransport:
@@ -196,8 +246,13 @@ class _HttpTransport:
     def __init__(self, url: str, http_client: Any) -> None:
         from mcp.client.streamable_http import streamable_http_client
 
+        from .stdio_transport import MAX_MESSAGE_BYTES
+
         self._http = http_client
-        self._inner = streamable_http_client(url, http_client=http_client)
+        # The SDK's default 1 MiB SSE event limit fails any bigger answer from 2025 servers.
+        self._inner = streamable_http_client(
+            url, http_client=http_client, max_sse_event_size=MAX_MESSAGE_BYTES
+        )
 
     async def __aenter__(self) -> Any:
         await self._http.__aenter__()
@@ -212,6 +267,20 @@ class _HttpTransport:
             return await self._inner.__aexit__(*exc)
         finally:
             await self._http.__aexit__(None, None, None)
+
+
+def _quiet_sdk_logging() -> None:
+    """Keep the SDK's logged tracebacks ("Encountered SSE exception") out of the cell.
+
+    Each failure they log also reaches the caller as an exception, which becomes one
+    line. Without a handler of its own, Python prints them on stderr; a handler the
+    user configures still receives them.
+    """
+    import logging
+
+    sdk = logging.getLogger("mcp")
+    if not any(isinstance(h, logging.NullHandler) for h in sdk.handlers):
+        sdk.addHandler(logging.NullHandler())
 
 
 def _find_server_pid(marker: str) -> int | None:
@@ -262,13 +331,15 @@ class LoopThread:
         timeout: float | None = None,
         on_idle: Callable[[], None] | None = None,
         idle_interval: float = 0.1,
+        label: str | None = None,
     ) -> T:
         """Run `coro` on the loop and wait for it, interruptibly.
 
         Items put on `events` (from the loop thread) are handed to `on_event` on this
         thread while waiting; `on_idle` runs when no event came for `idle_interval`
         (a display flushing throttled updates). A KeyboardInterrupt (the kernel's stop
-        button) cancels the coroutine on the loop, waits briefly for that, and re-raises.
+        button) cancels the coroutine on the loop, waits briefly for that, and re-raises;
+        with a `label` ("call to data.query_db") as a one-line `Interrupted`.
         """
         events = events if events is not None else queue.SimpleQueue()
         done = object()
@@ -296,7 +367,9 @@ class LoopThread:
             future.cancel()
             with contextlib.suppress(Exception):
                 concurrent.futures.wait([future], timeout=1.0)
-            raise
+            if label is None or isinstance(sys.exc_info()[1], Interrupted):
+                raise
+            raise Interrupted(f"{label} cancelled") from None
 
     def stop(self) -> None:
         if self.loop.is_running():
@@ -320,6 +393,7 @@ class SessionManager:
     @property
     def loop(self) -> LoopThread:
         if self._loop is None:
+            _quiet_sdk_logging()
             self._loop = LoopThread()
         return self._loop
 
@@ -338,8 +412,8 @@ class SessionManager:
     def connected(self, name: str) -> Session:
         session = self.get(name)
         if session.state != "connected":
-            why = f": {session.error}" if session.error else ""
-            raise ServerDied(f"server {name!r} is {session.state}{why} (try %mcp reconnect {name})")
+            why = f": {session.death_note()}" if session.state == "dead" else ""
+            raise ServerDied(f"server {name!r} is {session.state}{why}; try %mcp reconnect {name}")
         return session
 
     # -- connect / disconnect ------------------------------------------------
@@ -359,7 +433,11 @@ class SessionManager:
                     f"a server named {name!r} is already connected "
                     f"(use %mcp disconnect {name} or another name)"
                 )
-        return self.run(self._connect_many(specs), timeout=self.connect_timeout + 10)
+        return self.run(
+            self._connect_many(specs),
+            timeout=self.connect_timeout + 10,
+            label=f"connecting {', '.join(map(repr, specs))}",
+        )
 
     async def _connect_many(self, specs: dict[str, ServerSpec]) -> dict[str, Session | McpError]:
         sessions = [self._new_session(name, spec) for name, spec in specs.items()]
@@ -367,7 +445,7 @@ class SessionManager:
         results: dict[str, Session | McpError] = {}
         for session, outcome in zip(sessions, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                why = session.redact(describe_exception(outcome))
+                why = session.redact(_connect_failure(outcome, session))
                 last = session.last_log_line()
                 if last and last not in why:
                     why += f" (server said: {last})"
@@ -381,10 +459,13 @@ class SessionManager:
         if old is not None and old.state in ("connected", "connecting"):
             raise ConfigError(f"a server named {name!r} is already connected")
         log_path = self._log_dir / f"{name}.log"
-        return Session(name=name, spec=spec, log_path=log_path)
+        start = log_path.stat().st_size if log_path.exists() else 0
+        return Session(name=name, spec=spec, log_path=log_path, log_start=start)
 
     async def _start(self, session: Session) -> Session:
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A connect given up (timeout, Ctrl-C) never reads it: no "never retrieved" warning.
+        ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         session._stop = asyncio.Event()
         session._closed = asyncio.Event()
         session._owner = asyncio.create_task(self._own(session, ready), name=f"mcp:{session.name}")
@@ -416,6 +497,7 @@ class SessionManager:
 
         assert session._stop is not None and session._closed is not None
         session.log_path.parent.mkdir(parents=True, exist_ok=True)
+        transport: _WatchedTransport | None = None
         try:
             with open(session.log_path, "a", encoding="utf-8", buffering=1) as errlog:
                 transport = _WatchedTransport(_open_transport(session, errlog), session._closed.set)
@@ -443,8 +525,11 @@ class SessionManager:
                         session.server_name = client.server_info.name
                         session.server_version = client.server_info.version
                     session.instructions = client.instructions
+                    process = transport.process
                     if isinstance(session.spec, StdioSpec):
-                        session.pid = _find_server_pid(session.marker)
+                        session.pid = getattr(process, "pid", None) or _find_server_pid(
+                            session.marker
+                        )
                     await self._refresh_tools(session)
                     session.state = "connected"
                     session.started_at = time.monotonic()
@@ -457,26 +542,31 @@ class SessionManager:
                             listener.cancel()
                             await asyncio.gather(listener, return_exceptions=True)
                     if not session._stop.is_set():
+                        session.error = await _why_closed(session, process)
+                        session.last_words = session.last_log_line()
                         session.state = "dead"
-                        session.error = self._why_closed(session)
         except BaseException as exc:
             if not ready.done():
+                if (
+                    transport is not None
+                    and transport.process is not None
+                    and (_is_connection_error(exc) or isinstance(exc, (EOFError, OSError)))
+                ):
+                    # It exited during the handshake: say how, not "Connection closed".
+                    status = await _why_closed(session, transport.process)
+                    verb = "was " if status.startswith("killed") else ""
+                    exc = McpError(f"the server {verb}{status} before answering")
                 ready.set_exception(exc if isinstance(exc, Exception) else McpError(str(exc)))
             elif session.state == "connected":
+                session.error = _brief(exc, session)
+                session.last_words = session.last_log_line()
                 session.state = "dead"
-                session.error = session.redact(describe_exception(exc))
             if not isinstance(exc, Exception):
                 raise
         finally:
             session.client = None
             if session._stop.is_set():
                 session.state = "closed"
-
-    def _why_closed(self, session: Session) -> str:
-        if isinstance(session.spec, HttpSpec):
-            return "the connection was closed"
-        last = session.last_log_line()
-        return "the server process exited" + (f" ({last})" if last else "")
 
     async def _refresh_tools(self, session: Session) -> None:
         session.tools_stale = False
@@ -510,7 +600,7 @@ class SessionManager:
 
     def disconnect(self, name: str) -> None:
         session = self.get(name)
-        self.run(self._stop_owner(session))
+        self.run(self._stop_owner(session), label=f"disconnecting {name!r}")
         session.state = "closed"
         del self.sessions[name]
 
@@ -519,13 +609,13 @@ class SessionManager:
         names = list(self.sessions)
         sessions = [*self.sessions.values(), *self._starting]
         if sessions and self._loop is not None:
-            self.run(_gather(self._stop_owner(s) for s in sessions))
+            self.run(_gather(self._stop_owner(s) for s in sessions), label="disconnecting")
         self.sessions.clear()
         return names
 
     def reconnect(self, name: str) -> Session:
         session = self.get(name)
-        self.run(self._stop_owner(session))
+        self.run(self._stop_owner(session), label=f"disconnecting {name!r}")
         del self.sessions[name]
         return self.connect(name, session.spec)
 
@@ -581,6 +671,7 @@ class SessionManager:
             self.acall_tool(name, tool, arguments, progress),
             on_event=(lambda item: on_progress(*item)) if on_progress else None,
             events=events,
+            label=f"call to {name}.{tool}",
         )
 
     async def acall_tool(
@@ -602,7 +693,7 @@ class SessionManager:
             ):
                 await _settle(session)
                 raise ServerDied(
-                    f"server {name!r} went away during {tool}: {self._why_closed(session)}"
+                    f"server {name!r} went away during {tool}: {session.death_note()}"
                 ) from None
             raise McpError(
                 f"{name}.{tool} failed: {session.redact(describe_exception(exc))}"
@@ -620,7 +711,7 @@ class SessionManager:
             except Exception as exc:
                 raise McpError(f"{name}: {session.redact(describe_exception(exc))}") from None
 
-        return self.run(go())
+        return self.run(go(), label=f"request to {name!r}")
 
     async def arefresh_stale_tools(self) -> None:
         """List tools again for every session whose server said they changed (loop thread)."""
@@ -649,17 +740,126 @@ def _listen_for_tool_changes(session: Session, client: Any, errlog: Any) -> asyn
                 async for _event in subscription:
                     session.tools_stale = True
         except Exception as exc:  # calls still work; tools are listed again on a miss
-            errlog.write(f"[mcp_magic] tool change events unavailable: {describe_exception(exc)}\n")
+            if session._closed is not None and session._closed.is_set():
+                return  # the server went away: that is reported, not this
+            if _is_connection_error(exc):
+                return
+            errlog.write(
+                f"{NOTE_PREFIX} tool change events unavailable: {describe_exception(exc)}\n"
+            )
 
     return asyncio.get_running_loop().create_task(listen(), name=f"mcp:{session.name}:listen")
 
 
+def _server_process(transport: Any) -> Any:
+    """The child process of a stdio transport, for its pid and exit status.
+
+    `stdio_client` does not hand its process out; while the transport is open, it is a
+    local of the suspended generator behind the context manager. None when not found.
+    """
+    frame = getattr(getattr(transport, "gen", None), "ag_frame", None)
+    if frame is None:
+        return None
+    for value in frame.f_locals.values():
+        if hasattr(value, "returncode") and isinstance(getattr(value, "pid", None), int):
+            return value
+    return None
+
+
+def exit_status(returncode: int) -> str:
+    """`exited with code 1`, `killed by SIGKILL`."""
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
+
+
+async def _why_closed(session: Session, process: Any, wait: float = 1.0) -> str:
+    """A short reason for a lost connection: the exit status of a stdio server."""
+    if isinstance(session.spec, HttpSpec):
+        return "connection closed"
+    if process is None:
+        return "the server process exited"
+    # Its stdout closes a moment before the process is reaped.
+    deadline = time.monotonic() + wait
+    while process.returncode is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    if process.returncode is None:
+        return "the server closed its output"
+    return exit_status(process.returncode)
+
+
+_LOST = {
+    "RemoteProtocolError": "server disconnected",
+    "ConnectError": "connection refused",
+    "ConnectionRefusedError": "connection refused",
+    "ReadError": "connection lost",
+    "ConnectionResetError": "connection reset",
+    "ReadTimeout": "timed out",
+    "ConnectTimeout": "timed out connecting",
+}
+
+
+def _brief(exc: BaseException, session: Session, limit: int = 60) -> str:
+    """A few words for `%mcp list`'s state column: why the connection was lost."""
+    while getattr(exc, "exceptions", None):
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    text = _LOST.get(type(exc).__name__) or session.redact(describe_exception(exc))
+    text = text.rstrip(".")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_HTTP_STATUS = re.compile(r"'(\d{3}) ([^']*)' for url")
+_STATUS_HINTS = {
+    "401": "it wants credentials, e.g. --header 'Authorization: Bearer $TOKEN'",
+    "403": "the credentials were refused",
+}
+
+
+def _connect_failure(exc: BaseException, session: Session) -> str:
+    """Why a connect failed, in the user's terms: for a URL, what answered there."""
+    while getattr(exc, "exceptions", None):
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    text = describe_exception(exc)
+    spec = session.spec
+    if not isinstance(spec, HttpSpec):
+        return text
+    url, lowered = spec.target, text.lower()
+    status_match = _HTTP_STATUS.search(text)
+    status = " ".join(status_match.groups()) if status_match else None
+    if status is None and "server returned an error response" in lowered:
+        status = session.http_refusal
+    if status and not status.startswith("404"):
+        hint = _STATUS_HINTS.get(status[:3])
+        return f"{url} answered HTTP {status}" + (f": {hint}" if hint else "")
+    if "name or service not known" in lowered or "name resolution" in lowered or (
+        "nodename nor servname" in lowered
+    ):
+        return f"the host in {url} was not found (DNS)"
+    if "all connection attempts failed" in lowered or "connection refused" in lowered:
+        return f"nothing is listening at {url} (connection refused): is the server running?"
+    if "wrong_version_number" in lowered or "wrong version number" in lowered:
+        return f"TLS failed at {url}: the server may speak http, not https"
+    if "certificate_verify_failed" in lowered:
+        return f"the TLS certificate of {url} is not trusted"
+    if "not found" in lowered and ("404" in lowered or lowered.endswith("not found")):
+        where = "/sse" if spec.transport == "sse" else "/mcp"
+        return f"{url} answered 404 Not Found: check the path (servers often use {where})"
+    if "content type" in lowered and "text/html" in lowered:
+        return f"{url} answered with an HTML page, not MCP: is it the server's MCP endpoint?"
+    return text
+
+
 def _is_connection_error(exc: BaseException) -> bool:
+    while getattr(exc, "exceptions", None):  # anyio's exception groups
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
     text = str(exc).lower()
     return "connection closed" in text or isinstance(exc, (ConnectionError, EOFError))
 
 
-async def _settle(session: Session, timeout: float = 1.0) -> None:
+async def _settle(session: Session, timeout: float = 3.0) -> None:
     """Give the owner task a moment to notice the lost connection and mark it dead."""
     deadline = time.monotonic() + timeout
     while session.state == "connected" and time.monotonic() < deadline:

@@ -363,3 +363,45 @@ def test_tools_a_server_says_changed_are_listed_again_before_a_run():
         assert any(t.name == "ev__echo" for t in provider.requests[0].tools)
     finally:
         manager.close()
+
+
+def test_time_waiting_for_approval_does_not_count_against_the_run_timeout(manager):
+    import threading
+
+    provider = ScriptedProvider(
+        Turn(tool_calls=[call("f__echo", {"text": "slowly approved"}, "a1")]),
+        Turn(text="approved and done"),
+    )
+    agent = Agent(manager, provider, {})
+    events: list = []
+
+    def publish(event):
+        events.append(event)
+        if isinstance(event, ApprovalRequest):  # the user takes longer than the whole limit
+            threading.Timer(1.2, event.reply.set_result, [Decision("allow")]).start()
+
+    options = AgentOptions(approval="always", run_timeout=1.0)
+    result = manager.run(agent.run("echo", options, publish))
+    assert result.text == "approved and done"
+    assert [e.status for e in events if isinstance(e, ToolCallFinished)] == ["ok"]
+
+
+def test_a_model_slower_than_the_run_timeout_is_one_line(manager):
+    class Slow(ScriptedProvider):
+        async def complete(self, request, on_text=None):
+            self.requests.append(request)
+            await asyncio.sleep(30)
+
+    from mcp_magic.agent import RunTimeout
+
+    provider = Slow()
+    events: list = []
+    options = AgentOptions(run_timeout=0.3, idle_timeout=0.2)
+    with pytest.raises(RunTimeout) as caught:
+        manager.run(Agent(manager, provider, {}).run("question", options, events.append))
+    assert not any(isinstance(e, UsageReport) for e in events)  # no reply, no usage line
+    assert str(caught.value) == (
+        "scripted:test-model: the run reached its 0.3 s limit (run_timeout) "
+        "while waiting for the model"
+    )
+    assert provider.requests[0].idle_timeout == 0.2 and provider.requests[0].deadline

@@ -21,6 +21,7 @@ def agent(shell, endpoint, monkeypatch):
     """Run `%%agent` cells; the endpoint's script and requests start empty."""
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-test-magic")
     monkeypatch.setenv("OPENROUTER_BASE_URL", endpoint.url + "/api/v1")
+    monkeypatch.delenv("MCP_MAGIC_MODEL", raising=False)
     endpoint.replies.clear()
     endpoint.requests.clear()
 
@@ -53,6 +54,13 @@ def test_line_form_takes_the_rest_of_the_line_as_the_prompt(agent, endpoint):
     endpoint.push(wire.stream(text="ok"))
     agent(f"{MODEL} --new what's the biggest table?")
     assert endpoint.requests[0].body["messages"][-1]["content"] == "what's the biggest table?"
+
+
+def test_a_capitalised_label_with_a_colon_starts_the_question(agent, endpoint, monkeypatch):
+    monkeypatch.setenv("MCP_MAGIC_MODEL", MODEL)
+    endpoint.push(wire.stream(text="ok"))
+    agent("--new Note:this is about sales")
+    assert endpoint.requests[0].body["messages"][-1]["content"] == "Note:this is about sales"
 
 
 def test_default_model_from_config(shell, agent, endpoint):
@@ -95,6 +103,11 @@ def test_variables_interpolate_into_the_prompt(shell, agent, endpoint):
         (f"{MODEL}", "   ", "the prompt is empty"),
         (f"{MODEL} --approve sometimes", "hi", "invalid choice"),
         (f"{MODEL} --max-steps many", "hi", "invalid int value"),
+        (f"{MODEL} --max-steps 0", "hi", "--max-steps must be 1 or more, not 0"),
+        (f"{MODEL} --max-steps -3", "hi", "--max-steps must be 1 or more, not -3"),
+        ("nosuchprovider:foo hello", None, "unknown provider 'nosuchprovider'"),
+        ("--max-steps 0 what now?", None, "--max-steps must be 1 or more, not 0"),
+        ("--new nosuchprovider:foo hello", None, "unknown provider 'nosuchprovider'"),
     ],
 )
 def test_bad_input_is_a_one_line_usage_error(agent, line, cell, message):
@@ -208,3 +221,81 @@ def test_a_one_line_question_ending_in_a_question_mark_is_asked_not_help(shell, 
     assert result.success
     assert endpoint.requests[0].body["messages"][-1]["content"] == "how many regions are there?"
     assert shell.user_ns["answer"] == "Five."
+
+
+def test_mcp_magic_model_is_the_default_model(shell, agent, endpoint, monkeypatch):
+    monkeypatch.setenv("MCP_MAGIC_MODEL", "openrouter:openai/gpt-4.1-nano")
+    endpoint.push(wire.stream(text="cell"), wire.stream(text="line"), wire.stream(text="config"))
+    agent("--new", "hello")
+    agent("--new hello again")
+    shell.run_line_magic("config", f"McpMagics.default_model = '{MODEL}'")
+    try:
+        agent("--new", "configured")  # %config wins over the environment
+    finally:
+        shell.run_line_magic("config", "McpMagics.default_model = ''")
+    models = [r.body["model"] for r in endpoint.requests]
+    assert models == ["openai/gpt-4.1-nano", "openai/gpt-4.1-nano", "openai/gpt-4o-mini"]
+    assert shell.user_ns["answer"] == "config"
+
+
+def test_idle_timeout_from_config_ends_a_stalled_stream(shell, agent, endpoint):
+    from mcp_magic.magics import McpRuntimeError
+
+    stalled = wire.raw_stream([wire.chunk({"role": "assistant", "content": ""})], done=False)
+    stalled.hold = 5
+    endpoint.push(stalled)
+    shell.run_line_magic("config", "McpMagics.idle_timeout = 0.5")
+    try:
+        with pytest.raises(McpRuntimeError) as info:
+            agent(f"{MODEL} --new", "hello")
+    finally:
+        shell.run_line_magic("config", "McpMagics.idle_timeout = 60.0")
+    assert str(info.value) == (
+        "openrouter: the stream stalled: no data for 0.5 s "
+        "(keep-alive comments do not count; the idle limit is idle_timeout)"
+    )
+    assert len(endpoint.requests) == 1
+
+
+def test_run_timeout_and_max_steps_from_config_are_checked(shell, agent):
+    shell.run_line_magic("config", "McpMagics.run_timeout = 0")
+    try:
+        with pytest.raises(UsageError, match="McpMagics.run_timeout must be above 0"):
+            agent(MODEL, "hi")
+    finally:
+        shell.run_line_magic("config", "McpMagics.run_timeout = 600.0")
+
+
+def test_cell_magic_help_is_complete_input_not_a_cell_start(shell):
+    manager = shell.input_transformer_manager
+    for text, kind in (("%%agent?", "pinfo"), ("%%agent??\n", "pinfo2"), ("  %%agent ?", "pinfo")):
+        assert manager.check_complete(text) == ("complete", None)
+        expected = f"get_ipython().run_line_magic({kind!r}, '%%agent')\n"
+        assert manager.transform_cell(text) == expected
+    # A real cell is still a cell: its body follows.
+    assert manager.check_complete("%%agent openrouter:x/y\nwhat?")[0] == "incomplete"
+
+
+def test_cell_magic_help_in_terminal_ipython(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "IPython",
+            "--no-banner",
+            "--colors=NoColor",
+            "--simple-prompt",
+            "--ext",
+            "mcp_magic",
+        ],
+        input=b"%%agent?\nprint('after' + ' help')\nexit\n",
+        capture_output=True,
+        timeout=90,
+        cwd=tmp_path,
+    )
+    out = done.stdout.decode()
+    assert "Ask a model to answer the cell's text" in out, out
+    assert "--max-steps" in out and "after help" in out

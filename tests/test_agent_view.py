@@ -20,6 +20,7 @@ from mcp_magic.agent_view import (
     tool_block_html,
     tool_block_text,
     tool_header,
+    usage_html,
     usage_text,
 )
 from mcp_magic.events import (
@@ -366,3 +367,11 @@ def test_dollar_amounts_are_not_math():
 
     assert safe_markdown("$385 against $515") == "\\$385 against \\$515"
     assert safe_markdown("`$x`") == "<code>$x</code>"
+
+
+def test_usage_not_reported_is_not_shown_as_zeros():
+    silent = UsageReport(Usage(), "llama:smollm2", 2, reported=False)
+    assert usage_text(silent) == "usage not reported · llama:smollm2 · 2 steps"
+    zeros = UsageReport(Usage(0, 0), "m", 1)
+    assert usage_text(zeros).startswith("usage not reported")
+    assert "0 in" not in usage_html(silent)

@@ -754,3 +754,115 @@ def test_arguments_sent_back_are_the_models_own(manager, server):
     run(agent, "go", stream=False)
     assistant = [m for m in body(server, 1)["messages"] if m["role"] == "assistant"][0]
     assert assistant["tool_calls"][0]["function"] == {"name": "f__echo", "arguments": raw}
+
+
+# -- a local server as llama-cpp-python's behaves -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llama() -> Iterator[ScriptedServer]:
+    from fakes.llama_cpp_wire import responder
+
+    with ScriptedServer(responder) as running:
+        yield running
+
+
+def llama_agent(manager: SessionManager, llama: ScriptedServer) -> Agent:
+    config = resolve("llama:smollm2", base_url=llama.url + "/v1")
+    return Agent(manager, make_provider(config), {})
+
+
+def test_local_llama_cpp_server_calls_tools_and_answers(manager, llama):
+    llama.requests.clear()
+    agent = llama_agent(manager, llama)
+    result, events = run(agent, "Revenue by region?", allow=["data"])
+
+    sent = [r.body for r in llama.requests]
+    # Streaming with tool_choice came back empty: asked again without streaming, once,
+    # and the provider does not stream to this server any more.
+    assert [bool(b.get("stream")) for b in sent] == [True, False, False]
+    assert all(b["tool_choice"] == "auto" and b["tools"] for b in sent)
+    notices = [e.text for e in events if isinstance(e, Notice)]
+    assert notices == [
+        "llama: the stream ended empty (no text, no tool call, no finish reason); "
+        "asking again without streaming"
+    ]
+    # The tool ran on the built-in server; the assistant message that called it went
+    # back with "" content (the server answers 500 to null).
+    assert finished(events)["call_llama_1"].status == "ok"
+    assistant = [m for m in sent[2]["messages"] if m["role"] == "assistant"][0]
+    assert assistant["content"] == "" and assistant["tool_calls"][0]["id"] == "call_llama_1"
+    assert result.text.startswith("From the tool:") and result.steps == 2
+    report = [e for e in events if isinstance(e, UsageReport)][-1]
+    assert report.reported and report.usage.output_tokens == 18
+
+
+def test_local_llama_cpp_stream_without_usage_says_not_reported(manager, llama):
+    from mcp_magic.agent_view import usage_text
+
+    llama.requests.clear()
+    agent = llama_agent(manager, llama)
+    agent.provider.stream_fails = False
+    result, events = run(agent, "hello", allow=["nothing"])  # no tools: streams
+
+    assert result.text == "You said: hello" and len(llama.requests) == 1
+    assert llama.requests[0].body["stream"] is True and "tool_choice" not in llama.requests[0].body
+    report = [e for e in events if isinstance(e, UsageReport)][-1]
+    assert not report.reported
+    assert usage_text(report).startswith("usage not reported")
+
+
+# -- the run's own deadline ------------------------------------------------------------
+
+
+def test_run_timeout_bounds_a_reply_that_keeps_trickling(manager, server):
+    # Data every 0.1 s: never idle, but never done either.
+    pieces = [ow.chunk({"content": "."}) for _ in range(100)]
+    server.push(ow.raw_stream(pieces, done=False, delay=0.1))
+    agent = make_agent(manager, OPENAI, server)
+    with pytest.raises(ProviderError) as caught:
+        run(agent, "Go on", run_timeout=1.0, idle_timeout=0.5)
+    message = str(caught.value)
+    assert message == (
+        "openrouter:openai/gpt-4o-mini: the run reached its 1 s limit (run_timeout) "
+        "while waiting for the model"
+    )
+    assert len(server.requests) == 1 and agent.messages == []  # the question is dropped
+
+
+def test_run_timeout_bounds_tool_calls(manager, server):
+    server.push(OPENAI.call_reply([("s1", "f__sleep", {"seconds": 30})], True))
+    agent = make_agent(manager, OPENAI, server)
+    with pytest.raises(ProviderError, match="reached its 1 s limit .* waiting for the tools"):
+        run(agent, "Sleep", run_timeout=1.0)
+    assert len(server.requests) == 1
+    assert_every_call_answered(agent)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"max_steps": 0}, "max_steps must be a whole number from 1 up, not 0"),
+        ({"max_steps": -3}, "not -3"),
+        ({"run_timeout": 0}, "run_timeout must be a number of seconds above 0"),
+        ({"idle_timeout": -1}, "idle_timeout must be"),
+    ],
+)
+def test_options_out_of_range_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        AgentOptions(**options)
+
+
+def test_host_agent_takes_its_model_from_mcp_magic_model(server, monkeypatch):
+    from mcp_magic import Host
+
+    server.push(OPENAI.text_reply("From the default model.", True))
+    monkeypatch.setenv("MCP_MAGIC_MODEL", "openrouter:openai/gpt-4o-mini")
+    monkeypatch.setenv("OPENROUTER_BASE_URL", server.url)
+    with Host() as host:
+        result = host.agent("Hi", show=lambda event: None, idle_timeout=5)
+    assert result.text == "From the default model."
+    assert server.requests[0].body["model"] == "openai/gpt-4o-mini"
+    monkeypatch.delenv("MCP_MAGIC_MODEL")
+    with Host() as host, pytest.raises(ProviderError, match="no model: .*MCP_MAGIC_MODEL"):
+        host.agent("Hi", show=lambda event: None)

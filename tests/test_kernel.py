@@ -140,7 +140,10 @@ def test_interrupt_cancels_the_call_on_the_server(kernel, kc, events):
     elapsed = time.monotonic() - started
 
     assert reply["content"]["status"] == "error"
-    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    # One line naming what was cancelled, not a traceback through the waiting code.
+    assert reply["content"]["ename"] == "Interrupted"
+    assert reply["content"]["traceback"] == ["Interrupted: call to f.sleep cancelled"]
+    assert "Traceback" not in stderr_of(outputs)
     assert elapsed < 1.0, f"the cell took {elapsed:.2f} s to stop after the interrupt"
     # The cancellation reached the server: its handler saw CancelledError.
     assert wait_for(lambda: "cancelled sleep" in read_lines(events), timeout=1.5), read_lines(
@@ -173,17 +176,23 @@ def test_server_dying_mid_call_is_one_line_and_reconnects(kc, events):
     line = plain(content["traceback"][0])
     assert "\n" not in line.strip()
     assert "'f'" in line and "Traceback" not in line
+    # It says how the process ended and what it said last, and nothing internal.
+    assert "exited with code 3" in line, line
+    assert "fault-server: crashing on purpose" in line, line
+    assert "[mcp_magic]" not in line and "SubscriptionLost" not in line
     errors = [o for o in outputs if o["msg_type"] == "error"]
     assert len(errors) == 1 and len(errors[0]["traceback"]) == 1
     assert "Traceback" not in stderr_of(outputs)
 
     listing = ok(kc, "%mcp list")
-    assert re.search(r"^f\s+stdio\s+dead\b", listing, re.M), listing
+    assert re.search(r"^f\s+stdio\s+dead: exited with code 3\s", listing, re.M), listing
     # A call to a dead server says so in one line instead of hanging.
     outputs, reply = execute(kc, "%mcp call f.echo text=x", timeout=10)
     assert reply["content"]["status"] == "error"
     assert len(reply["content"]["traceback"]) <= 1
-    assert "reconnect" in plain(reply["content"]["evalue"])
+    evalue = plain(reply["content"]["evalue"])
+    assert "reconnect" in evalue
+    assert "dead: exited with code 3" in evalue and "crashing on purpose" in evalue, evalue
 
     out = ok(kc, "%mcp reconnect f", timeout=60)
     assert "Reconnected 'f'" in out
@@ -314,7 +323,8 @@ def test_interrupted_connect_leaves_no_child_after_unload(tmp_path):
         time.sleep(0.3)  # let the client send `initialize`
         km.interrupt_kernel()
         _, reply = collect(kc, msg_id, timeout=15)
-        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        assert reply["content"]["ename"] == "Interrupted"
+        assert reply["content"]["traceback"] == ["Interrupted: connecting 'hung' cancelled"]
         ok(kc, "%unload_ext mcp_magic")
         assert wait_no_children(kc, timeout=3) == []
     finally:

@@ -387,3 +387,80 @@ def test_python_variables_and_environment_headers_mix_on_one_line(
     assert mcp("call r.whoami") == f"Bearer {token_env}"
     assert shell.run_cell("x = %mcp call r.echo text='{sql_text.upper()}'").success
     assert shell.user_ns["x"] == "HELLO THERE"
+
+
+def test_missing_required_argument_is_refused_before_the_call(mcp, capsys):
+    mcp("connect data --builtin")
+    refused = mcp("log data").count("arguments refused")  # the log outlives a session
+    with pytest.raises(UsageError) as info:
+        mcp("call data.query_db")
+    message = str(info.value)
+    assert "missing required argument 'sql'" in message and "\n" not in message
+    assert "data.query_db(sql: string" in message  # the tool's signature
+    with pytest.raises(UsageError, match="missing required argument 'sql'"):
+        mcp("call data.query_db '{}'")
+    # Nothing reached the server: its log has no rejected call.
+    assert mcp("log data").count("arguments refused") == refused
+
+
+def test_huge_quoted_values_parse_and_arrive_whole(mcp, shell, fault_cmd):
+    mcp(f"connect f -- {fault_cmd}")
+    value = "select a, b from t where c = 1 " * 35_000  # about 1 MB
+    shell.user_ns["who"] = "North"
+    assert shell.run_cell(f"r = %mcp call f.echo text='{value}'").success
+    assert shell.user_ns["r"] == value
+    assert shell.run_cell(f'r = %mcp call f.echo text="{{who}} {value}"').success
+    assert shell.user_ns["r"] == f"North {value}"
+
+
+def test_line_over_the_limit_is_one_line(mcp, shell, fault_cmd):
+    mcp(f"connect f -- {fault_cmd}")
+    shell.run_line_magic("config", "McpMagics.line_limit = 1000")
+    try:
+        with pytest.raises(UsageError) as info:
+            mcp("call f.echo text=" + "x" * 2000)
+        assert "McpMagics.line_limit" in str(info.value) and "\n" not in str(info.value)
+        shell.user_ns["big"] = "y" * 5000
+        with pytest.raises(UsageError, match="line_limit"):
+            mcp("call f.echo text=$big")  # the limit holds after expansion too
+    finally:
+        shell.run_line_magic("config", "McpMagics.line_limit = 10000000")
+    assert mcp("call f.echo text=fine") == "fine"
+
+
+def test_server_log_says_missing_not_rejected(mcp):
+    import mcp_magic
+
+    mcp("connect data --builtin")
+    manager = mcp_magic._magics.manager
+    # Past the magic's own check, as a model's call or Host.call may go.
+    assert manager.call_tool("data", "query_db", {}).is_error
+    assert manager.call_tool("data", "query_db", {"limit": "many"}).is_error
+    log = mcp("log data")
+    assert "Tool 'query_db': arguments refused (missing sql)" in log
+    assert "missing sql; invalid limit" in log
+    assert "rejected arguments" not in log
+
+
+def test_big_answers_are_shown_cut_and_kept_whole(mcp, shell, fault_cmd):
+    mcp(f"connect f -- {fault_cmd}")
+    text = "word " * 200_000  # 1 MB
+    answer = mcp(f"call f.echo text='{text}'")
+    assert answer == text
+    shown = shell.display_formatter.format(answer)[0]["text/plain"]
+    assert len(shown) < 20_200
+    assert shown.splitlines()[-1] == (
+        "… 980 kB more not shown; the whole value is in `_` or the variable it was assigned to"
+    )
+    rows = mcp("call f.rows count=3")  # a table: pandas bounds its own display
+    assert len(rows) == 3
+    shell.run_line_magic("config", "McpMagics.display_limit = 1000")
+    try:
+        assert len(shell.display_formatter.format(answer)[0]["text/plain"]) < 1200
+        # The cell's value, `_` and an assigned variable keep everything.
+        assert shell.run_cell(f"%mcp call f.echo text='{text}'").success
+        assert shell.user_ns["_"] == text
+        assert shell.run_cell(f"kept = %mcp call f.echo text='{text}'").success
+        assert shell.user_ns["kept"] == text
+    finally:
+        shell.run_line_magic("config", "McpMagics.display_limit = 20000")

@@ -304,14 +304,16 @@ def test_stalled_connection_is_retried(server):
     assert time.monotonic() - started < 1.4
 
 
-def test_malformed_json_is_retried(server):
+def test_malformed_json_is_not_retried(server):
     server.push(
-        json_reply("<html>bad gateway", content_type="application/json"),
+        json_reply("{truncated", content_type="application/json"),
         message_reply([text_block("ok")]),
     )
-    turn = run(provider(server, sleep=Sleeps()), ask(stream=False))
-    assert turn.text == "ok"
-    assert len(server.requests) == 2
+    with pytest.raises(ProviderError) as caught:
+        run(provider(server, sleep=Sleeps()), ask(stream=False))
+    assert "could not parse the reply as JSON" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert len(server.requests) == 1  # the same request would get the same bytes
 
 
 def test_401_names_the_key_problem_without_the_key(server):

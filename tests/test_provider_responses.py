@@ -314,13 +314,15 @@ def test_stalled_connection_is_retried(server):
     assert time.monotonic() - started < 1.4
 
 
-def test_malformed_json_is_retried(server):
+def test_malformed_json_is_not_retried(server):
     server.push(
         json_reply("{truncated", content_type="application/json"),
         response_reply([message_item("ok")]),
     )
-    assert run(provider(server, sleep=Sleeps()), ask(stream=False)).text == "ok"
-    assert len(server.requests) == 2
+    with pytest.raises(ProviderError) as caught:
+        run(provider(server, sleep=Sleeps()), ask(stream=False))
+    assert "could not parse the reply as JSON" in str(caught.value)
+    assert len(server.requests) == 1
 
 
 def test_401_names_the_key_problem_without_any_secret(server):

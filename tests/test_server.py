@@ -9,117 +9,31 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import mcp
-import psutil
 import pytest
+from server_utils import (
+    SAMPLE_DB,
+    SAMPLE_FILES,
+    TABLE_KEYS,
+    LiveClient,
+    error_text,
+    free_port,
+    no_server_left_behind,  # noqa: F401  (autouse fixture)
+    server_env,
+    stdio_params,
+    table,
+    wait_for_port,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE_DB = REPO / "mcp_magic" / "data" / "sample.db"
-SAMPLE_FILES = REPO / "mcp_magic" / "data" / "files"
-TABLE_KEYS = {"columns", "types", "rows", "row_count", "truncated"}
 TOOLS = {"query_db", "list_tables", "describe_table", "list_files", "read_csv"}
-
-
-def server_env() -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return {"PYTHONPATH": path}
-
-
-def stdio_params(*args: str) -> mcp.StdioServerParameters:
-    return mcp.StdioServerParameters(
-        command=sys.executable, args=["-m", "mcp_magic.server", *args], env=server_env())
-
-
-class LiveClient:
-    """An `mcp.Client` kept open by an owner task on a background event loop.
-
-    Tests call it synchronously; the session is entered and exited in the owner task.
-    """
-
-    def __init__(self, server: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.stop: asyncio.Event | None = None
-        self.owner: asyncio.Future[None] | None = None
-        try:
-            self.client: mcp.Client = self.run(self._open(server))
-        except BaseException:
-            self._stop_loop()
-            raise
-
-    async def _open(self, server: Any) -> mcp.Client:
-        self.stop = asyncio.Event()
-        ready: asyncio.Future[mcp.Client] = asyncio.get_running_loop().create_future()
-        self.owner = asyncio.ensure_future(self._own(server, ready))
-        return await ready
-
-    async def _own(self, server: Any, ready: asyncio.Future[mcp.Client]) -> None:
-        try:
-            async with mcp.Client(server) as client:
-                ready.set_result(client)
-                assert self.stop is not None
-                await self.stop.wait()
-        except BaseException as exc:
-            if not ready.done():
-                ready.set_exception(exc)
-            raise
-
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, tool: str, **arguments: Any) -> mcp.types.CallToolResult:
-        return self.run(self.client.call_tool(tool, arguments))
-
-    def close(self) -> None:
-        async def finish() -> None:
-            assert self.stop is not None and self.owner is not None
-            self.stop.set()
-            await self.owner
-
-        try:
-            self.run(finish())
-        finally:
-            self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-def server_processes() -> list[psutil.Process]:
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if "mcp_magic.server" in " ".join(child.cmdline()):
-                found.append(child)
-        except psutil.Error:
-            pass
-    return found
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_server_left_behind() -> Iterator[None]:
-    """Set up first, torn down last: every server started in this module must be gone."""
-    yield
-    deadline = time.monotonic() + 10
-    while server_processes() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    leftovers = server_processes()
-    for proc in leftovers:
-        proc.kill()
-    assert not leftovers, f"server processes left behind: {leftovers}"
 
 
 @pytest.fixture(scope="module")
@@ -147,23 +61,6 @@ def live(root: Path) -> Iterator[LiveClient]:
         yield client
     finally:
         client.close()
-
-
-def table(result: mcp.types.CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    data = result.structured_content
-    assert data is not None and set(data) >= TABLE_KEYS
-    assert data["row_count"] == len(data["rows"])
-    assert len(data["types"]) == len(data["columns"])
-    assert all(len(row) == len(data["columns"]) for row in data["rows"])
-    return data
-
-
-def error_text(result: mcp.types.CallToolResult) -> str:
-    assert result.is_error, result.structured_content
-    text = result.content[0].text  # type: ignore[union-attr]
-    assert "\n" not in text.strip()
-    return text
 
 
 # --------------------------------------------------------------------------- the sample data
@@ -409,25 +306,6 @@ def test_allow_writes_on_a_copy(tmp_path: Path) -> None:
     assert SAMPLE_DB.stat().st_mtime_ns == before
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(proc: subprocess.Popen[bytes], port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"server did not listen on port {port}")
-
-
 @pytest.fixture(scope="module")
 def http_url(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
@@ -496,3 +374,24 @@ def test_cli_rejects_a_missing_database(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert "database not found" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--db", "{fifo}"], "database is not a regular file"),
+        (["--timeout", "0"], "argument --timeout: must be a positive number, not '0'"),
+        (["--max-answer-bytes", "lots"], "argument --max-answer-bytes: not a number: 'lots'"),
+        (["--session-idle-timeout", "inf"], "must be a positive number, not 'inf'"),
+    ],
+)
+def test_cli_rejects_bad_options_in_one_line(tmp_path: Path, args: list[str],
+                                             expected: str) -> None:
+    fifo = tmp_path / "db.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcp_magic.server", *(a.format(fifo=fifo) for a in args)],
+        env={**os.environ, **server_env()}, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2
+    assert expected in proc.stderr.strip().splitlines()[-1]

@@ -35,7 +35,7 @@ def test_json_list_of_records():
 
 
 def test_json_list_of_records_matches_pandas_baseline():
-    records = [{"id": i, "x": i / 2, "ok": i % 2 == 0, "s": str(i)} for i in range(50)]
+    records = [{"id": i, "x": i / 2, "ok": i % 2 == 0, "s": f"id-{i}"} for i in range(50)]
     text = json.dumps(records)
     pd.testing.assert_frame_equal(
         result_to_table(None, text), pd.DataFrame.from_records(json.loads(text))
@@ -543,7 +543,7 @@ def test_error_text_wins_over_structured_content():
         '{"temperature": 21.5, "unit": "C"}',
         '{"a": {"b": 1}, "c": {"d": 2}}',
         "[1, 2, 3]",
-        '[[1, 2], [3, 4]]',
+        '[[1, 2], [3]]',
         '{"tags": ["x", "y"]}',
         "Table created successfully: users",
         "",
@@ -584,8 +584,8 @@ def test_prose_with_expect_table_is_still_none():
 
 def test_benchmark_script_runs_small():
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_tables.py"), "--rows", "500",
+        [sys.executable, str(ROOT / "bench" / "bench_tables.py"), "--rows", "300",
          "--repeat", "1"],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
-    assert "ratio (wall):" in out and "ratio (cpu):" in out
+    assert "Python literal [tuples]" in out and "/parsed" in out and "/user" in out

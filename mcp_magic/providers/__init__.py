@@ -144,6 +144,15 @@ def resolve(
     return ProviderConfig(provider, model, info, url.rstrip("/"), key)
 
 
+MODEL_ENV = "MCP_MAGIC_MODEL"
+
+
+def default_model(cwd: Path | None = None) -> str | None:
+    """The model to use when none is given: `MCP_MAGIC_MODEL` (environment or `.env`)."""
+    value = lookup_env(MODEL_ENV, cwd)
+    return value.strip() if value and value.strip() else None
+
+
 def env_name(provider: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in provider).upper()
 
@@ -163,4 +172,11 @@ def make_provider(config: ProviderConfig) -> Provider:
     return OpenAIChatProvider(config)
 
 
-__all__ = ["PROVIDERS", "ProviderConfig", "ProviderError", "make_provider", "resolve"]
+__all__ = [
+    "PROVIDERS",
+    "ProviderConfig",
+    "ProviderError",
+    "default_model",
+    "make_provider",
+    "resolve",
+]

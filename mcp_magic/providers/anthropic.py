@@ -17,6 +17,7 @@ conversation can switch provider.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -36,7 +37,6 @@ from .base import (
 from .http import (
     HttpProvider,
     TransientError,
-    sse_events,
 )
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class AnthropicProvider(HttpProvider):
         return parse_message(data, self.describe)
 
     async def read_stream(self, response: httpx2.Response, on_text: TextSink | None) -> Turn:
-        return await _StreamReader(self.describe, on_text).read(response)
+        return await _StreamReader(self.describe, on_text).read(self.events(response))
 
 
 # --- neutral → wire -------------------------------------------------------------------
@@ -244,9 +244,9 @@ class _StreamReader:
     emitted: bool = False
     done: bool = False
 
-    async def read(self, response: httpx2.Response) -> Turn:
+    async def read(self, events: AsyncGenerator[httpx2.ServerSentEvent, None]) -> Turn:
         try:
-            async for event in sse_events(response):
+            async for event in events:
                 self.handle(event.event, event.data)
                 if self.done:
                     break
@@ -257,6 +257,8 @@ class _StreamReader:
                     f"({type(exc).__name__})"
                 ) from None
             raise
+        finally:
+            await events.aclose()
         if not self.done:
             self.fail("stream ended before message_stop")
         return self.turn()
@@ -270,7 +272,10 @@ class _StreamReader:
         try:
             data = json.loads(raw)
         except ValueError:
-            self.fail(f"malformed JSON in {name or 'an'} event")
+            # The same request would get the same bytes: not worth another try.
+            raise ProviderError(
+                f"{self.describe}: could not parse the {name or 'stream'} event as JSON"
+            ) from None
         if not isinstance(data, dict):
             return
         kind = data.get("type") or name

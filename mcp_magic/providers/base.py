@@ -116,6 +116,10 @@ class Request:
     stream: bool = True
     hosted_servers: list[HostedMcpServer] = field(default_factory=list)
     max_tokens: int | None = None
+    idle_timeout: float | None = None
+    """Seconds a reply may go without data (None: the provider's own `timeout`)."""
+    deadline: float | None = None
+    """`time.monotonic()` by which the whole run must be over (bounds long waits)."""
 
 
 TextSink = Callable[[str], None]

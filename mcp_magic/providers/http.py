@@ -1,16 +1,26 @@
 """HTTP for providers: one httpx2 client, retries with backoff, SSE streams.
 
 Transient failures (429 honouring Retry-After, 5xx, "overloaded", connection resets,
-timeouts) are retried with exponential backoff and a cap; anything else, or the last
-failure, becomes a one-line `ProviderError` that never contains the API key.
+timeouts before the reply starts) are retried with exponential backoff and a cap;
+anything else, or the last failure, becomes a one-line `ProviderError` that never
+contains the API key. Not transient, so failing at once: a refused connection to a
+local endpoint (nothing is running there), an HTML page where an API should answer,
+a reply we cannot parse (asking again gets the same bytes), and a stream that stalls
+after it started.
+
+Idle time: a stream must deliver an event with data at least every `idle` seconds.
+SSE comments (`: keep-alive`, OpenRouter's `: OPENROUTER PROCESSING`) and other
+keep-alives do not reset that clock: a server that only drips comments is as stuck as
+one that sends nothing, and must not hold the cell forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -20,6 +30,17 @@ import httpx2
 from .base import ProviderError
 
 T = TypeVar("T")
+
+MAX_EVENT_BYTES = 64 * 1024 * 1024
+"""The largest SSE event accepted. A single `data:` line of several MB is valid (a tool
+call with a big argument, a long answer in one chunk); httpx2's default stops at 1 MB."""
+
+DEFAULT_IDLE_TIMEOUT = 60.0
+"""Seconds a stream may go without data before it counts as stalled."""
+
+USAGE_GRACE = 1.0
+"""After a choice's `finish_reason`, how long to wait for the usage chunk that usually
+follows it (then the reply ends, `[DONE]` or not)."""
 
 
 @dataclass
@@ -91,6 +112,7 @@ async def with_retries(
     describe: str,
     on_retry: Callable[[str, float], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    url: str | None = None,
 ) -> T:
     """Run `attempt` until it succeeds, retrying `TransientError`s and network failures."""
     for number in range(policy.retries + 1):
@@ -99,10 +121,11 @@ async def with_retries(
         except (TransientError, httpx2.TransportError) as exc:
             retry_after = getattr(exc, "retry_after", None)
             reason = str(exc) or type(exc).__name__
+            where = f" to {url}" if url else ""
             if isinstance(exc, httpx2.TimeoutException):
-                reason = "timed out"
+                reason = f"timed out waiting for {url}" if url else "timed out"
             elif isinstance(exc, httpx2.TransportError):
-                reason = f"connection failed ({type(exc).__name__})"
+                reason = f"connection{where} failed ({type(exc).__name__})"
             if number == policy.retries:
                 raise ProviderError(
                     f"{describe}: {reason} (gave up after {policy.retries + 1} attempts)"
@@ -114,8 +137,23 @@ async def with_retries(
     raise AssertionError("unreachable")
 
 
-def make_client(timeout: float = 120.0) -> httpx2.AsyncClient:
+def make_client(timeout: float = DEFAULT_IDLE_TIMEOUT) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(timeout=httpx2.Timeout(timeout, connect=15.0), follow_redirects=False)
+
+
+def request_timeout(idle: float, stream: bool, deadline: float | None) -> httpx2.Timeout:
+    """Per-read limits for one request.
+
+    Streaming: each read waits at most `idle`. Not streaming, the whole reply is one
+    wait, as long as the model needs to write it: bounded by the run's deadline when
+    there is one, else by `idle`.
+    """
+    read = idle
+    if not stream and deadline is not None:
+        import time
+
+        read = max(idle, deadline - time.monotonic())
+    return httpx2.Timeout(read, connect=min(15.0, max(idle, 1.0)))
 
 
 async def check_response(response: httpx2.Response, describe: str) -> None:
@@ -134,17 +172,116 @@ async def check_response(response: httpx2.Response, describe: str) -> None:
     raise ProviderError(f"{describe}: HTTP {response.status_code}: {message}{hint}")
 
 
-def sse_events(response: httpx2.Response) -> AsyncIterator[httpx2.ServerSentEvent]:
-    """The server-sent events of a streaming response, as httpx2 parses them."""
-    return aiter(httpx2.EventSource(response))
+async def sse_events(
+    response: httpx2.Response,
+    idle: float | None = None,
+    describe: str = "the model",
+    keepalive: Callable[[httpx2.ServerSentEvent], bool] | None = None,
+) -> AsyncGenerator[httpx2.ServerSentEvent, None]:
+    """The server-sent events of a streaming response that carry data.
+
+    Events without data and those `keepalive` names are skipped and, like SSE comments,
+    do not count as activity: with no real event for `idle` seconds the stream is
+    stalled, a final `ProviderError` (the server already accepted the request, so a new
+    one would most likely stall the same way, and repeat whatever it showed).
+    """
+    source = aiter(httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES))
+    loop = asyncio.get_running_loop()
+    active = loop.time()
+    try:
+        while True:
+            wait = None if idle is None else max(0.0, active + idle - loop.time())
+            try:
+                event = await asyncio.wait_for(_next(source), wait)
+            except StopAsyncIteration:
+                return
+            except (asyncio.TimeoutError, httpx2.ReadTimeout):
+                raise ProviderError(stalled_message(describe, idle)) from None
+            except httpx2.SSEError as exc:
+                raise ProviderError(f"{describe}: unreadable event stream: {exc}") from None
+            if not event.data.strip() or (keepalive is not None and keepalive(event)):
+                continue
+            active = loop.time()
+            yield event
+    finally:
+        await source.aclose()  # type: ignore[attr-defined]
+
+
+async def _next(source: AsyncIterator[T]) -> T:
+    return await source.__anext__()
+
+
+def stalled_message(describe: str, idle: float | None) -> str:
+    return (
+        f"{describe}: the stream stalled: no data for {idle or 0:g} s "
+        "(keep-alive comments do not count; the idle limit is idle_timeout)"
+    )
 
 
 def parse_json(text: str, describe: str) -> Any:
+    """JSON, or a final one-line error: the same request would get the same bytes."""
     try:
         return json.loads(text)
+    except ValueError as exc:
+        snippet = " ".join(text[:60].split())
+        raise ProviderError(
+            f"{describe}: could not parse the reply as JSON ({exc.msg} at character "
+            f"{exc.pos}; it starts {snippet!r}); not retried"
+        ) from None
+
+
+def is_html(response: httpx2.Response) -> bool:
+    content_type = response.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
+
+
+def html_error(response: httpx2.Response, url: str, describe: str) -> Exception:
+    """A web page where the API should be: a wrong base URL (final) or a proxy's
+    5xx error page (transient)."""
+    status = response.status_code
+    if status >= 500:
+        return TransientError(f"HTTP {status}: an HTML error page from {url}")
+    return ProviderError(
+        f"{describe}: {url} answered with an HTML page (HTTP {status}), "
+        "not an API endpoint: check the base URL"
+    )
+
+
+def is_refused(exc: BaseException) -> bool:
+    """Whether a connect failure was a refusal (nothing listening), not a reset or DNS."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or (
+            isinstance(current, OSError) and current.errno == errno.ECONNREFUSED
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def is_local(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        # A malformed body is most often a proxy's error page or a cut connection.
-        raise TransientError(f"malformed JSON from {describe}") from None
+        return False
+
+
+START_HINTS = {"ollama": "is `ollama serve` running?"}
+"""What to start, per provider, when its local endpoint refuses the connection."""
+
+
+def refused_error(url: str, provider: str, describe: str) -> ProviderError:
+    """A local endpoint with nothing listening: retrying will not start it."""
+    hint = START_HINTS.get(provider, "is the model server running there?")
+    return ProviderError(f"{describe}: connection to {url} refused: {hint}")
 
 
 def is_event_stream(response: httpx2.Response) -> bool:
@@ -164,7 +301,8 @@ class HttpProvider:
     """What every wire format does the same way: one client, retries, stream or JSON.
 
     A subclass says where to POST (`path`), with which headers, how to build the body,
-    and how to read a JSON reply (`parse`) or an SSE stream (`read_stream`).
+    and how to read a JSON reply (`parse`) or an SSE stream (`read_stream`, which gets
+    its events from `self.events(response)`).
     """
 
     path = ""
@@ -175,17 +313,19 @@ class HttpProvider:
         *,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_IDLE_TIMEOUT,
         on_retry: Callable[[str, float], None] | None = None,
     ) -> None:
         self.config = config
         self.name = config.provider
         self.model = config.model
         self.retry_policy = retry_policy or RetryPolicy()
-        self.timeout = timeout
+        self.timeout = timeout  # idle limit when the request sets none
         self.on_retry = on_retry
+        self.on_notice: Callable[[str], None] | None = None
         self._sleep = sleep
         self._client: httpx2.AsyncClient | None = None
+        self._idle = timeout
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe}, {self.config.base_url})"
@@ -193,6 +333,10 @@ class HttpProvider:
     @property
     def describe(self) -> str:
         return f"{self.name}:{self.model}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.config.base_url}{self.path}"
 
     def build_body(self, request: Any) -> dict[str, Any]:
         raise NotImplementedError
@@ -206,17 +350,29 @@ class HttpProvider:
     async def read_stream(self, response: httpx2.Response, on_text: Any) -> Any:
         raise NotImplementedError
 
+    def keepalive(self, event: httpx2.ServerSentEvent) -> bool:
+        """Events that only say the connection is alive (they do not reset the idle clock)."""
+        return event.event == "ping"
+
+    def events(self, response: httpx2.Response) -> AsyncGenerator[httpx2.ServerSentEvent, None]:
+        return sse_events(response, self._idle, self.describe, self.keepalive)
+
     def secrets(self, request: Any) -> list[str]:
         return self.config.secrets()
 
     async def complete(self, request: Any, on_text: Any = None) -> Any:
         body = self.build_body(request)
-        kwargs: dict[str, Any] = {"on_retry": self.on_retry}
+        idle = getattr(request, "idle_timeout", None) or self.timeout
+        deadline = getattr(request, "deadline", None)
+        kwargs: dict[str, Any] = {"on_retry": self.on_retry, "url": self.url}
         if self._sleep is not None:
             kwargs["sleep"] = self._sleep
         try:
             return await with_retries(
-                lambda: self._attempt(body, on_text), self.retry_policy, self.describe, **kwargs
+                lambda: self._attempt(body, on_text, idle, deadline),
+                self.retry_policy,
+                self.describe,
+                **kwargs,
             )
         except ProviderError as exc:
             raise ProviderError(scrub(str(exc), self.secrets(request))) from None
@@ -226,17 +382,37 @@ class HttpProvider:
             await self._client.aclose()
             self._client = None
 
-    async def _attempt(self, body: dict[str, Any], on_text: Any) -> Any:
+    async def _attempt(
+        self, body: dict[str, Any], on_text: Any, idle: float, deadline: float | None = None
+    ) -> Any:
         """One HTTP exchange; the stream is closed on return, error or cancellation."""
         if self._client is None:
             self._client = make_client(self.timeout)
-        url = f"{self.config.base_url}{self.path}"
-        async with self._client.stream("POST", url, json=body, headers=self.headers()) as resp:
-            await check_response(resp, self.describe)
-            if body.get("stream") and is_event_stream(resp):
-                return await self.read_stream(resp, on_text)
-            data = parse_json((await resp.aread()).decode("utf-8", "replace"), self.describe)
-            turn = self.parse(data)
-            if on_text is not None and turn.text:
-                on_text(turn.text)  # not streamed (or a server ignored `stream`): all at once
-            return turn
+        self._idle = idle
+        url = self.url
+        stream = bool(body.get("stream"))
+        try:
+            async with self._client.stream(
+                "POST",
+                url,
+                json=body,
+                headers=self.headers(),
+                timeout=request_timeout(idle, stream, deadline),
+            ) as resp:
+                if is_html(resp):
+                    raise html_error(resp, url, self.describe)
+                await check_response(resp, self.describe)
+                if stream and is_event_stream(resp):
+                    return await self.read_stream(resp, on_text)
+                try:
+                    raw = await resp.aread()
+                except httpx2.DecodingError:
+                    raise ProviderError(f"{self.describe}: could not decode the reply") from None
+                turn = self.parse(parse_json(raw.decode("utf-8", "replace"), self.describe))
+                if on_text is not None and turn.text:
+                    on_text(turn.text)  # not streamed (or a server ignored `stream`): all at once
+                return turn
+        except httpx2.ConnectError as exc:
+            if is_refused(exc) and is_local(url):
+                raise refused_error(url, self.name, self.describe) from None
+            raise

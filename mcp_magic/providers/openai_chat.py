@@ -5,6 +5,18 @@ OpenAI-compatible endpoints, vLLM, LM Studio and llama.cpp's server. Servers dif
 small ways (tool-call fragments without `index`, ids only on the first fragment,
 errors inside a 200 stream, JSON answers to streaming requests); the parsing here
 accepts all of them.
+
+What local servers need, sent to every endpoint since it costs nothing elsewhere:
+`tool_choice: "auto"` whenever tools are offered (llama-cpp-python ignores the tools
+without it; "auto" is OpenAI's default then anyway), and `""` rather than `null` as the
+content of an assistant message that called tools (llama-cpp-python answers 500 to
+`null`). A stream that ends with no text, no tool call and no finish reason (what
+llama-cpp-python sends when streaming with `tool_choice`) is a failed stream: the
+request is sent again without streaming, once, and later requests of the same provider
+do not stream either.
+
+A choice carrying `finish_reason` ends the reply: the usage chunk that follows is
+awaited briefly, `[DONE]` is not (some servers keep the connection open).
 """
 
 from __future__ import annotations
@@ -13,7 +25,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -21,12 +33,20 @@ import httpx2
 from . import env_name
 from .base import Message, ProviderError, Request, TextSink, ToolCall, ToolSpec, Turn, Usage
 from .http import (
+    DEFAULT_IDLE_TIMEOUT,
+    USAGE_GRACE,
     RetryPolicy,
     TransientError,
     check_response,
+    html_error,
+    is_html,
+    is_local,
+    is_refused,
     is_transient,
     make_client,
     parse_json,
+    refused_error,
+    request_timeout,
     sse_events,
     with_retries,
 )
@@ -52,6 +72,10 @@ TRANSIENT_CODES = {
 """String error codes inside a stream that are worth another try."""
 
 
+class EmptyStream(Exception):
+    """A stream that said nothing: no text, no tool call, no finish reason."""
+
+
 class OpenAIChatProvider:
     """The Provider protocol over `/chat/completions`, streaming or not, with retries.
 
@@ -64,7 +88,7 @@ class OpenAIChatProvider:
         config: ProviderConfig,
         *,
         retry_policy: RetryPolicy | None = None,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_IDLE_TIMEOUT,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_retry: Callable[[str, float], None] | None = None,
     ) -> None:
@@ -72,9 +96,11 @@ class OpenAIChatProvider:
         self.model = config.model
         self.base_url = config.base_url.rstrip("/")
         self.retry_policy = retry_policy or RetryPolicy()
-        self.timeout = timeout  # per read: a stalled connection fails after this long
+        self.timeout = timeout  # idle limit per read when the request sets none
         self.sleep = sleep
         self.on_retry = on_retry
+        self.on_notice: Callable[[str], None] | None = None
+        self.stream_fails = False  # an empty stream was seen: ask without streaming
         self.config = config
         self._key_env = config.info.key_env or f"{env_name(config.provider)}_API_KEY"
         self._check_key(config.api_key)
@@ -91,14 +117,30 @@ class OpenAIChatProvider:
     async def complete(self, request: Request, on_text: TextSink | None = None) -> Turn:
         """One model reply. Text reaches `on_text` as it arrives (in one piece when not
         streaming); transient failures are retried; the rest is a one-line ProviderError."""
+        if self.stream_fails and request.stream:
+            request = replace(request, stream=False)
+        try:
+            return await self._complete(request, on_text)
+        except EmptyStream:
+            self.stream_fails = True
+            if self.on_notice is not None:
+                self.on_notice(
+                    f"{self.name}: the stream ended empty (no text, no tool call, no finish "
+                    "reason); asking again without streaming"
+                )
+            return await self._complete(replace(request, stream=False), on_text)
+
+    async def _complete(self, request: Request, on_text: TextSink | None) -> Turn:
         body = build_body(self.model, request)
+        idle = request.idle_timeout or self.timeout
         try:
             return await with_retries(
-                lambda: self._attempt(body, on_text),
+                lambda: self._attempt(body, on_text, idle, request.deadline),
                 self.retry_policy,
                 self.name,
                 on_retry=self._report_retry,
                 sleep=self.sleep,
+                url=self.url,
             )
         except ProviderError as exc:
             raise ProviderError(self._redact(str(exc))) from None
@@ -111,34 +153,48 @@ class OpenAIChatProvider:
 
     # -- one attempt -------------------------------------------------------------
 
-    async def _attempt(self, body: dict[str, Any], on_text: TextSink | None) -> Turn:
+    async def _attempt(
+        self,
+        body: dict[str, Any],
+        on_text: TextSink | None,
+        idle: float,
+        deadline: float | None = None,
+    ) -> Turn:
         """Send once; `async with` closes the connection on cancellation (stop button)."""
+        stream = bool(body.get("stream"))
         try:
             async with self._http().stream(
                 "POST",
                 self.url,
                 json=body,
-                headers=self._headers(stream=bool(body.get("stream"))),
-                timeout=httpx2.Timeout(self.timeout, connect=min(15.0, self.timeout * 4)),
+                headers=self._headers(stream=stream),
+                timeout=request_timeout(idle, stream, deadline),
             ) as response:
                 if response.status_code == 408:
                     raise TransientError("HTTP 408: request timeout")
+                if is_html(response):
+                    raise html_error(response, self.url, self.name)
                 await check_response(response, self.name)
                 kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-                if not body.get("stream") or kind.endswith("json"):
+                if not stream or kind.endswith("json"):
                     turn = self._parse_json(await response.aread())
                     if on_text is not None and turn.text:
                         on_text(turn.text)
                     return turn
                 if kind != "text/event-stream":
                     raise TransientError(f"expected an event stream, got {kind or 'no type'}")
-                return await self._read_stream(response, on_text)
+                return await self._read_stream(response, on_text, idle, body)
         except ProviderError as exc:
             raise ProviderError(self._hint(str(exc))) from None
         except (httpx2.UnsupportedProtocol, httpx2.InvalidURL):
             raise ProviderError(f"{self.name}: cannot use base URL {self.base_url!r}") from None
         except httpx2.DecodingError:
-            raise TransientError("could not decode the reply") from None
+            message = f"{self.name}: could not decode the reply from {self.url}"
+            raise ProviderError(message) from None
+        except httpx2.ConnectError as exc:
+            if is_refused(exc) and is_local(self.url):
+                raise refused_error(self.url, self.name, self.name) from None
+            raise
 
     def _parse_json(self, raw: bytes) -> Turn:
         data = parse_json(raw.decode("utf-8", "replace"), self.name)
@@ -148,24 +204,26 @@ class OpenAIChatProvider:
             raise self._error_object(data["error"])
         return parse_completion(data)
 
-    async def _read_stream(self, response: httpx2.Response, on_text: TextSink | None) -> Turn:
-        """Feed SSE chunks to a `StreamState`; a broken stream is retried only if no text
-        was shown yet, since a retry would show it twice."""
+    async def _read_stream(
+        self,
+        response: httpx2.Response,
+        on_text: TextSink | None,
+        idle: float,
+        body: dict[str, Any],
+    ) -> Turn:
+        """Feed SSE chunks to a `StreamState` until `[DONE]` or a finish reason; a broken
+        stream is retried only if no text was shown yet, since a retry would show it twice.
+        """
         state = StreamState()
+        events = sse_events(response, idle, self.name)
         try:
-            async for event in sse_events(response):
-                data = event.data.strip()
-                if data == "[DONE]":
-                    state.done = True
+            async for event in events:
+                if self._take(state, event.data.strip(), on_text):
                     break
-                if not data:
-                    continue
-                chunk = parse_json(data, self.name)
-                if isinstance(chunk, dict) and chunk.get("error"):
-                    raise self._error_object(chunk["error"])
-                text = state.feed(chunk)
-                if text and on_text is not None:
-                    on_text(text)
+            if state.finish_reason is not None and not state.done and state.usage is None:
+                await self._await_usage(events, state, body, on_text)
+            if state.empty:
+                raise EmptyStream()
             if not state.finished:
                 raise TransientError("the stream ended before the reply was complete")
         except (TransientError, httpx2.TransportError) as exc:
@@ -175,7 +233,35 @@ class OpenAIChatProvider:
                     f"({_reason(exc)}); not retried, to avoid repeating it"
                 ) from None
             raise
+        finally:
+            await events.aclose()
         return state.turn()
+
+    def _take(self, state: StreamState, data: str, on_text: TextSink | None) -> bool:
+        """Feed one event's data; True when the reply is complete."""
+        if data == "[DONE]":
+            state.done = True
+            return True
+        chunk = parse_json(data, self.name)
+        if isinstance(chunk, dict) and chunk.get("error"):
+            raise self._error_object(chunk["error"])
+        text = state.feed(chunk)
+        if text and on_text is not None:
+            on_text(text)
+        return state.finish_reason is not None
+
+    async def _await_usage(
+        self, events: Any, state: StreamState, body: dict[str, Any], on_text: TextSink | None
+    ) -> None:
+        """The usage chunk follows the finish reason; wait for it briefly, not forever."""
+        if not (body.get("stream_options") or {}).get("include_usage"):
+            return
+        try:
+            while state.usage is None and not state.done:
+                event = await asyncio.wait_for(events.__anext__(), USAGE_GRACE)
+                self._take(state, event.data.strip(), on_text)
+        except (StopAsyncIteration, asyncio.TimeoutError, ProviderError, httpx2.TransportError):
+            pass  # the reply itself is complete
 
     # -- helpers -----------------------------------------------------------------
 
@@ -239,6 +325,7 @@ def build_body(model: str, request: Request) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": wire_messages(request)}
     if request.tools:
         body["tools"] = [wire_tool(tool) for tool in request.tools]
+        body["tool_choice"] = "auto"
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.max_tokens is not None:
@@ -281,7 +368,7 @@ def wire_message(message: Message) -> dict[str, Any]:
         if extras.get(call.id) is not None:
             wire["extra_content"] = extras[call.id]
         calls.append(wire)
-    return {"role": "assistant", "content": message.content or None, "tool_calls": calls}
+    return {"role": "assistant", "content": message.content or "", "tool_calls": calls}
 
 
 def wire_tool(tool: ToolSpec) -> dict[str, Any]:
@@ -364,6 +451,11 @@ class StreamState:
     def finished(self) -> bool:
         """`[DONE]`, or at least a finish_reason (some servers omit `[DONE]`)."""
         return self.done or self.finish_reason is not None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing said at all: no text, no tool call, no finish reason."""
+        return not self.text_parts and not self.calls and self.finish_reason is None
 
     def feed(self, chunk: Any) -> str:
         """Take one chunk; return its text delta (may be empty)."""

@@ -26,6 +26,7 @@ only takes SSE servers.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -47,7 +48,6 @@ from .base import (
 from .http import (
     HttpProvider,
     TransientError,
-    sse_events,
 )
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class ResponsesProvider(HttpProvider):
         return parse_response(data, self.describe)
 
     async def read_stream(self, response: httpx2.Response, on_text: TextSink | None) -> Turn:
-        return await _StreamReader(self.describe, on_text).read(response)
+        return await _StreamReader(self.describe, on_text).read(self.events(response))
 
 
 # --- neutral → wire -------------------------------------------------------------------
@@ -337,9 +337,9 @@ class _StreamReader:
     final: dict[str, Any] | None = None
     emitted: bool = False
 
-    async def read(self, response: httpx2.Response) -> Turn:
+    async def read(self, events: AsyncGenerator[httpx2.ServerSentEvent, None]) -> Turn:
         try:
-            async for event in sse_events(response):
+            async for event in events:
                 self.handle(event.event, event.data)
                 if self.final is not None:
                     break
@@ -350,6 +350,8 @@ class _StreamReader:
                     f"({type(exc).__name__})"
                 ) from None
             raise
+        finally:
+            await events.aclose()
         if self.final is None:
             self.fail("stream ended before response.completed")
         return self.turn()
@@ -365,7 +367,10 @@ class _StreamReader:
         try:
             data = json.loads(raw)
         except ValueError:
-            self.fail(f"malformed JSON in {name or 'an'} event")
+            # The same request would get the same bytes: not worth another try.
+            raise ProviderError(
+                f"{self.describe}: could not parse the {name or 'stream'} event as JSON"
+            ) from None
         if not isinstance(data, dict):
             return
         kind = str(data.get("type") or name)

@@ -490,8 +490,43 @@ def run_command(page: Any, command: str, wait: bool = True) -> None:
     )
 
 
+# The notebook can run: its document is loaded and every cell rendered, its kernel
+# session is ready with a Python kernel whose websocket is connected and idle (as the
+# toolbar's indicator also says), and the run-all command is enabled for it. An idle
+# indicator alone is not enough: it shows before the kernel's connection is up, and a
+# run-all sent then is lost (the notebook stays unrun until the timeout).
+READY_STATE = """name => {
+    const app = window.jupyterapp;
+    const panel = app.shell.currentWidget;
+    if (!panel || !panel.context || panel.context.path !== name) return false;
+    if (!panel.context.isReady || !panel.content || !panel.content.model) return false;
+    const cells = panel.content.model.cells.length;
+    if (!cells || panel.content.widgets.length !== cells) return false;
+    if (panel.node.querySelectorAll('.jp-Cell').length !== cells) return false;
+    const session = panel.sessionContext;
+    const kernel = session && session.session && session.session.kernel;
+    if (!session.isReady || session.isRestarting || !kernel) return false;
+    if (kernel.connectionStatus !== 'connected' || kernel.status !== 'idle') return false;
+    if (!/python/i.test(session.kernelDisplayName || kernel.name)) return false;
+    const indicator = panel.node.querySelector('.jp-Notebook-ExecutionIndicator');
+    if (!indicator || indicator.getAttribute('data-status') !== 'idle') return false;
+    return app.commands.isEnabled('notebook:run-all-cells');
+}"""
+
+# Run-all has begun: the kernel is busy, or a code cell is queued, running or has run.
+RUN_STARTED = """name => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    if (!panel || !panel.context || panel.context.path !== name) return false;
+    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+    if (kernel && kernel.status === 'busy') return true;
+    return panel.content.widgets.some(cell => cell.model.type === 'code' && (
+        cell.model.executionCount !== null
+        || (cell.node.querySelector('.jp-InputPrompt')?.textContent || '').includes('*')));
+}"""
+
+
 def open_notebook(page: Any, lab: Lab, name: str) -> Any:
-    """Open `/lab/tree/NAME` in a reset workspace; wait for its kernel to be idle."""
+    """Open `/lab/tree/NAME` in a reset workspace; wait until it can run (READY_STATE)."""
     page.goto(f"{lab.url}/lab/tree/{name}?reset&token={TOKEN}")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
     # The ipywidgets extension comes from sys.prefix/share/jupyter/labextensions.
@@ -502,15 +537,8 @@ def open_notebook(page: Any, lab: Lab, name: str) -> Any:
     page.wait_for_function(
         "name => window.jupyterapp.shell.currentWidget?.context?.path === name", arg=name
     )
-    page.wait_for_function(
-        """() => {
-            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-            const name = panel && panel.querySelector('.jp-KernelName');
-            const status = panel && panel.querySelector(
-                '.jp-Notebook-ExecutionIndicator[data-status="idle"]');
-            return name && status && /python/i.test(name.textContent);
-        }"""
-    )
+    state = page.wait_for_function(READY_STATE, arg=name, polling=250)
+    assert state.json_value() is True
     return panel
 
 
@@ -520,7 +548,9 @@ def run_all(page: Any, panel: Any, name: str) -> None:
         """() => !document.querySelector(
             '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output')"""
     )
-    run_command(page, "runmenu:run-all", wait=False)
+    page.wait_for_function(READY_STATE, arg=name, polling=250)  # clearing kept it ready
+    run_command(page, "notebook:run-all-cells", wait=False)
+    page.wait_for_function(RUN_STARTED, arg=name, polling=100)
     deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
     while True:
         left = max(1000, (deadline - time.monotonic()) * 1000)

@@ -12,7 +12,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,7 +23,9 @@ class Reply:
     """One scripted answer.
 
     `chunks` are written one by one with `delay` seconds between them (streaming);
-    `stall` waits before answering at all; `drop` closes the connection without a reply.
+    `hold` keeps the connection open that long after the last chunk (a server that
+    never closes its stream); `stall` waits before answering at all; `drop` closes the
+    connection without a reply.
     """
 
     status: int = 200
@@ -34,6 +36,7 @@ class Reply:
     stall: float = 0.0
     drop: bool = False
     content_type: str | None = None
+    hold: float = 0.0
 
 
 def json_reply(body: Any, status: int = 200, **kwargs: Any) -> Reply:
@@ -67,9 +70,14 @@ class Recorded:
 
 
 class ScriptedServer:
-    """Start with `with ScriptedServer() as server:`; `server.url` is its base URL."""
+    """Start with `with ScriptedServer() as server:`; `server.url` is its base URL.
 
-    def __init__(self) -> None:
+    With a `responder`, requests left without a scripted reply are answered by it: a
+    server whose behaviour depends on what it is sent.
+    """
+
+    def __init__(self, responder: Callable[[Recorded], Reply] | None = None) -> None:
+        self.responder = responder
         self.replies: list[Reply] = []
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
@@ -102,6 +110,8 @@ class ScriptedServer:
     def _next(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
+            if not self.replies and self.responder is not None:
+                return self.responder(recorded)
             if not self.replies:
                 return json_reply({"error": {"message": "test script exhausted"}}, status=500)
             return self.replies.pop(0)
@@ -156,6 +166,8 @@ class ScriptedServer:
                         self.wfile.flush()
                         if reply.delay:
                             time.sleep(reply.delay)
+                    if reply.hold:
+                        time.sleep(reply.hold)
                     self.close_connection = True
                     return
                 if isinstance(reply.body, (dict, list)):

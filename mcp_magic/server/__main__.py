@@ -1,0 +1,5 @@
+"""``python -m mcp_magic.server``."""
+
+from .cli import main
+
+main()
