@@ -71,7 +71,7 @@ def config_file(postgres, data_dir) -> Path:
         pytest.fail(f"{missing[0]} is missing: run `scripts/setup.sh --test`")
     duck = {"db": data_dir / "lab.duckdb"}
     servers = {}
-    for name, argv in commands(postgres.url, duck, data_dir).items():
+    for name, argv in commands(postgres.url, duck).items():
         env = {"TZ": "UTC", **env_for(name, data_dir)}
         servers[name] = {"command": argv[0], "args": argv[1:], "env": env}
     path = data_dir / "mcp.json"

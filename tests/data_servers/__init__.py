@@ -80,7 +80,7 @@ def make_workbook(path: Path, rows: int = 50) -> Path:
     return path
 
 
-def commands(postgres_url: str, duck: dict[str, Path], excel_dir: Path) -> dict[str, list[str]]:
+def commands(postgres_url: str, duck: dict[str, Path]) -> dict[str, list[str]]:
     """The command line a user would type for each server, by session name."""
     dsn = postgres_url.replace("postgresql://", "postgres://") + "?sslmode=disable"
     return {

@@ -108,7 +108,7 @@ def main(out: Path) -> None:
             name: config.stdio_spec(
                 cmd, [f"{k}={v}" for k, v in env_for(name, work).items()], None
             )
-            for name, cmd in commands(pg.url, duck, work).items()
+            for name, cmd in commands(pg.url, duck).items()
         }
         for name, outcome in host.manager.connect_many(specs).items():
             print(name, "connected" if not isinstance(outcome, Exception) else outcome)
