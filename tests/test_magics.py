@@ -382,7 +382,7 @@ def test_progress_bar_in_terminal_ipython(tmp_path):
     script.write_text(
         "%load_ext mcp_magic\n"
         f"%mcp connect f -- {sys.executable} {FAULT_SERVER}\n"
-        "r = %mcp call f.progress steps=6\n"
+        "r = %mcp call f.progress steps=16\n"
         "print('RESULT', r)\n"
         "%mcp disconnect --all\n"
     )
@@ -392,7 +392,7 @@ def test_progress_bar_in_terminal_ipython(tmp_path):
         timeout=60,
     )
     out = done.stdout.decode()  # bytes: text mode would turn the bar's \r into \n
-    assert "RESULT done 6" in out, out + done.stderr.decode()
+    assert "RESULT done 16" in out, out + done.stderr.decode()
     assert "\rf.progress [" in out and "100%" in out
 
 
