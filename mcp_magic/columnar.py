@@ -21,7 +21,10 @@ ISO text to. pyarrow is imported on first use, never at ``%load_ext``.
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
 import functools
+import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -86,6 +89,10 @@ async def resolve_links(client: Any, result: Any) -> Any:
     from mcp.types import EmbeddedResource
 
     block = _table_block(result)
+    if getattr(block, "type", None) == "resource":
+        if len(block.resource.blob) >= BIG_BLOB:
+            await _let_go_of_last_message(client)
+        return result
     if getattr(block, "type", None) != "resource_link" or urlparse(str(block.uri)).scheme == (
         "file"
     ):
@@ -103,6 +110,17 @@ async def resolve_links(client: Any, result: Any) -> Any:
     return result.model_copy(update={"content": content})
 
 
+BIG_BLOB = 8 << 20  # characters of base64: from here a result is worth freeing early
+
+
+async def _let_go_of_last_message(client: Any) -> None:
+    """The SDK's dispatcher keeps the last message it read (here the whole JSON answer,
+    blob text included) until the next one arrives: a ping makes that the next one, so the
+    memory can go back once the caller drops the result. Costs one round trip."""
+    with contextlib.suppress(Exception):
+        await client.send_ping()
+
+
 def result_frame(result: Any) -> Any:
     """The DataFrame of a result's binary table, or None when it carries none."""
     block = _table_block(result)
@@ -111,13 +129,15 @@ def result_frame(result: Any) -> Any:
     if block.type == "resource":
         resource = block.resource
         kind = _kind(resource.mime_type, str(resource.uri))
+        # validate_json made `resource.blob` (str) from the line; decoding it is one more
+        # copy (the bytes), dropped inside frame_from_bytes before pandas gets the columns
         frame = frame_from_bytes(base64.b64decode(resource.blob), kind)
     else:
         path = _local_path(str(block.uri))
         if path is None:
             return None  # a remote link that resolve_links did not read
         frame = frame_from_file(path, _kind(block.mime_type, str(block.uri)))
-    _release_unused()
+    release_memory()
     structured = getattr(result, "structured_content", None)
     if isinstance(structured, dict):
         for key in ("row_count", "truncated", "note"):
@@ -126,12 +146,16 @@ def result_frame(result: Any) -> Any:
     return frame
 
 
-def _release_unused() -> None:
-    """Give the decoded stream's buffers back to the system: pyarrow's allocator keeps
-    freed memory for reuse, which after a big table reads as a kernel that never shrinks."""
+def release_memory() -> None:
+    """Give the decoded stream's buffers back to the system: pyarrow's allocator and glibc's
+    malloc keep freed memory for reuse, which after a big table reads as a kernel that never
+    shrinks. `malloc_trim` only on Linux (glibc); elsewhere this is pyarrow's part alone."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _local_path(uri: str) -> Path | None:
@@ -153,7 +177,9 @@ def frame_from_bytes(data: bytes, kind: str | None) -> Any:
     else:
         table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
     del data  # the caller passes the only reference: the encoded bytes go before pandas
-    return frame_from_arrow(table)
+    box = [table]
+    del table  # frame_from_arrow holds the only reference, and drops it column by column
+    return _frame_from_box(box)
 
 
 def frame_from_file(path: Path, kind: str | None) -> Any:
@@ -184,8 +210,13 @@ def frame_from_arrow(table: Any) -> Any:
     more than the table once (a pandas index in the schema's metadata takes pandas' own
     conversion).
     """
+    return _frame_from_box([table])
+
+
+def _frame_from_box(box: list[Any]) -> Any:
     import pandas as pd
 
+    table = box.pop()
     names = table.column_names
     if len(set(names)) != len(names) or table.schema.pandas_metadata:
         return _fix_dtypes(table.to_pandas(date_as_object=False, split_blocks=True), table)
