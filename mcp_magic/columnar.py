@@ -91,10 +91,6 @@ async def resolve_links(client: Any, result: Any) -> Any:
     from mcp.types import EmbeddedResource
 
     block = _table_block(result)
-    if getattr(block, "type", None) == "resource":
-        if len(block.resource.blob) >= BIG_BLOB:
-            await _let_go_of_last_message(client)
-        return result
     if getattr(block, "type", None) != "resource_link" or urlparse(str(block.uri)).scheme == (
         "file"
     ):
@@ -112,15 +108,7 @@ async def resolve_links(client: Any, result: Any) -> Any:
     return result.model_copy(update={"content": content})
 
 
-BIG_BLOB = 8 << 20  # characters of base64: from here a result is worth freeing early
-
-
-async def _let_go_of_last_message(client: Any) -> None:
-    """The SDK's dispatcher keeps the last message it read (here the whole JSON answer,
-    blob text included) until the next one arrives: a small request makes that the next one, so the
-    memory can go back once the caller drops the result. Costs one round trip."""
-    with contextlib.suppress(Exception):
-        await client.list_tools()  # ping would do, but 2026-07-28 removed it
+BIG_FRAME = 8 << 20  # bytes: from here a frame's memory is handed back when it goes
 
 
 def result_frame(result: Any) -> Any:
@@ -172,7 +160,7 @@ def _release_when_gone(frame: Any) -> None:
     event; the next collection's end (automatic in a busy kernel, or `gc.collect()`)
     then calls `malloc_trim`.
     """
-    if frame.memory_usage(deep=False).sum() < BIG_BLOB:
+    if frame.memory_usage(deep=False).sum() < BIG_FRAME:
         return
 
     def gone() -> None:
