@@ -71,11 +71,16 @@ class ArrowTables(Extension):
 
 
 def warm_up_arrow() -> None:
-    """Import pyarrow in the background, so the first Arrow answer does not wait for it."""
+    """Import pyarrow in the background, so the first Arrow answer does not wait for it,
+    and make malloc the server's Arrow allocator: pyarrow's own pool (mimalloc) held on to
+    every chunk's freed arrays, for a peak 1.6x higher at 1M rows (214 MB against 132)."""
 
     def load() -> None:
         with contextlib.suppress(ImportError):
+            import pyarrow as pa
             import pyarrow.ipc  # noqa: F401
+
+            pa.set_memory_pool(pa.system_memory_pool())
 
     threading.Thread(target=load, name="import-pyarrow", daemon=True).start()
 
@@ -298,15 +303,21 @@ class Encoded:
 
 
 def encode(table: pa.Table) -> Encoded:
-    """Serialize once: IPC into one Arrow buffer, then base64 from it directly.
+    """Serialize once: IPC into one Arrow buffer, then base64 from it directly."""
+    return encode_owned([table])
 
-    The caller should drop its table (and builder) right after, so the uncompressed columns
-    and the text never live at the same time. MCP forces the rest: a blob is base64 *text*
-    (`BlobResourceContents.blob: str`), so the base64 bytes are copied once more into a str.
+
+def encode_owned(box: list[pa.Table]) -> Encoded:
+    """`encode` for a table handed over in a one-item list: it is freed as soon as its IPC
+    stream is written, so the uncompressed columns and the text never live at the same
+    time. MCP forces the rest: a blob is base64 *text* (`BlobResourceContents.blob: str`),
+    so the base64 bytes are copied once more into a str.
     """
+    table = box.pop()
     names, rows = list(table.column_names), table.num_rows
     ipc = ipc_bytes(table)
     del table
+    release_memory()  # the columns (from pyarrow's pool) and the fetched rows (malloc)
     encoded = base64.b64encode(ipc)
     del ipc  # the compressed stream goes before the text is made
     release_memory()
@@ -371,8 +382,9 @@ def table_to_arrow(table: Table) -> tuple[pa.Table, list[str]]:
 
 def arrow_table_result(tool: str, table: Table) -> CallToolResult:
     arrow, types = table_to_arrow(table)
-    encoded = encode(arrow)
+    box = [arrow]
     del arrow
+    encoded = encode_owned(box)
     extra = {key: value for key, value in table.items()
              if key not in ("columns", "types", "rows", "row_count", "truncated", "note")}
     return arrow_answer(tool, encoded, types, table["rows"][:PREVIEW_ROWS], table["truncated"],
