@@ -140,8 +140,9 @@ def result_frame(result: Any) -> Any:
         if path is None:
             return None  # a remote link that resolve_links did not read
         frame = frame_from_file(path, _kind(block.mime_type, str(block.uri)))
-    release_memory()
-    _release_when_gone(frame)
+    if frame.memory_usage(deep=False).sum() >= BIG_FRAME:  # trimming costs a heap walk
+        release_memory()
+        _release_when_gone(frame)
     structured = getattr(result, "structured_content", None)
     if isinstance(structured, dict):
         for key in ("row_count", "truncated", "note"):
@@ -173,8 +174,6 @@ def _release_when_gone(frame: Any) -> None:
     event; the next collection's end (automatic in a busy kernel, or `gc.collect()`)
     then calls `malloc_trim`.
     """
-    if frame.memory_usage(deep=False).sum() < BIG_FRAME:
-        return
 
     def gone() -> None:
         global _released_frames
