@@ -157,6 +157,8 @@ def _tools_args(line: str) -> None:
 @argument("target", help="SERVER.TOOL")
 @argument("arguments", nargs="*", help="key=value ... or one JSON object.")
 @argument("--raw", action="store_true", help="Return the MCP CallToolResult unchanged.")
+@argument("--all", action="store_true",
+          help="Every row of a paged table tool (limit=/offset=, as query_db), page by page.")
 def _call_args(line: str) -> None:
     """Call a tool. Tabular answers come back as a pandas DataFrame, others as text or
     JSON: `df = %mcp call data.query_db sql="select * from customers"`."""
@@ -508,7 +510,7 @@ class McpMagics(Magics):
         words = _split(rest)
         if words and not any(word.startswith("-") for word in words):
             # The common case has no options: skip argparse on this hot path.
-            args = argparse.Namespace(target=words[0], arguments=words[1:], raw=False)
+            args = argparse.Namespace(target=words[0], arguments=words[1:], raw=False, all=False)
         else:
             args = parser.parser.parse_args(words)
         server, tool_name = parse_target(args.target)
@@ -518,6 +520,8 @@ class McpMagics(Magics):
         if missing:
             raise UsageError(missing)
         progress = self._progress(f"{server}.{tool_name}")
+        if args.all:
+            return self._call_all(server, tool_name, tool, arguments, progress, args.raw)
         try:
             result = self.manager.call_tool(
                 server, tool_name, arguments, on_progress=progress.update if progress else None
@@ -528,6 +532,35 @@ class McpMagics(Magics):
         if args.raw:
             return result
         return self._tool_value(server, tool_name, result)
+
+    def _call_all(self, server: str, name: str, tool: Any, arguments: dict[str, Any],
+                  progress: Any, raw: bool) -> Any:
+        from .paging import call_pages, page_tool_problem
+        from .render import tool_value
+
+        problem = page_tool_problem(tool.input_schema) or ("--raw and --all do not go together"
+                                                           if raw else None)
+        if problem:
+            if progress is not None:
+                progress.close()
+            raise UsageError(f"--all: {problem}")
+        try:
+            frame = call_pages(lambda page: self._page_value(server, name, page), arguments,
+                               progress=progress.update if progress else None)
+        finally:
+            if progress is not None:
+                progress.close()
+        return tool_value(frame)
+
+    def _page_value(self, server: str, tool: str, arguments: dict[str, Any]) -> Any:
+        from .results import interpret
+
+        result = self.manager.call_tool(server, tool, arguments)
+        definition = self.manager.sessions[server].tools.get(tool)
+        outcome = interpret(result, tool, getattr(definition, "output_schema", None))
+        if outcome.error is not None:
+            raise McpRuntimeError(f"{server}.{tool}: {outcome.error}")
+        return outcome.value
 
     def _progress(self, label: str) -> Any:
         if not self.show_progress:
