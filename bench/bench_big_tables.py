@@ -1,25 +1,32 @@
-"""Benchmark: big query_db answers through MCP, against pd.read_sql_query in process.
+"""Benchmark: big query_db answers through MCP, against pd.read_sql_query, in one run.
 
-``python bench/bench_big_tables.py`` (10k, 100k and 1M rows) or ``--quick`` (10k rows).
-A generated SQLite table (8 columns: ints, floats, short strings, ISO dates and
-timestamps; bench/make_big_table.py) is fetched with ``Host.call("x.query_db", ...)``
-from the built-in server
+``python bench/bench_big_tables.py`` (10k, 100k and 1M rows) or ``--quick`` (10k rows,
+a few seconds). A generated SQLite table (8 columns: ints, floats, short strings, ISO
+dates and timestamps; bench/make_big_table.py) is fetched with
+``Host.call("x.query_db", ...)`` from the built-in server over
 
-- over stdio with mcp_magic's reader (``stdio``),
-- over stdio with the SDK's own reader (``sdk-stdio``, the quadratic one it replaces),
-- over streamable HTTP (``http``, ``python -m mcp_magic.server --transport http``),
+- stdio (mcp_magic's reader) and streamable HTTP (``--transport http``),
+- each through the Arrow fast path (``arrow``: the host advertises the
+  ``io.github.mcp-magic/arrow-tables`` extension, as it always does) and through the JSON
+  path (``json``: the same host without the extension, as any other client gets it),
+- optionally (``--sdk``) over stdio with the SDK's own, quadratic reader, JSON path,
 
 and the same SQL through ``pd.read_sql_query(..., parse_dates=[day, ts])`` on the same
-file, which gives the same dtypes. Every figure comes from this one run. Reported:
-seconds and the ratio to the baseline (goals: <= 1.5x at 100k and 1M, <= 2x at 10k),
-also as CPU seconds of the kernel and the server together (steadier on a busy machine),
-the scaling 10k -> 100k -> 1M (goal: 10x the rows costs at most 11x the time), the
-kernel's peak RSS rise against the DataFrame's ``memory_usage(deep=True)`` (goal <= 3x)
-and what is still held after the frame is dropped (before and after ``malloc_trim``:
-the SDK's dispatcher keeps the last message it read until the next one arrives), and the
-server's peak RSS.
+file, which gives the same dtypes (checked with ``assert_frame_equal`` first). Reported:
+
+- time, best of a few runs, and the ratio to the baseline (goals: <= 1.5x at 100k and
+  1M, <= 2x at 10k), also as CPU seconds of kernel and server together;
+- scaling per 10x rows (goal: at most 11x the time);
+- memory at the largest size, each method in a fresh process (so one method's heap does
+  not hide another's): the kernel's peak RSS rise against the DataFrame's
+  ``memory_usage(deep=True)`` (goal <= 3x), the RSS still held after ``del df;
+  gc.collect()`` (goal: given back, i.e. at most a tenth of the frame), and the server's
+  peak RSS rise against the answer's size on the wire (goal <= 2x);
+- a small call's round trip against the raw SDK (bench/bench_call.py, goal <= 1.10x;
+  skipped with ``--quick``).
+
 The built-in server caps answers at 100,000 rows by default (the calls pass ``limit=N``)
-and, where it has the option, at a number of bytes (``--max-answer-bytes``, set to 1 GiB).
+and at a number of bytes (``--max-answer-bytes``, set to 1 GiB here).
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import gc
+import json
 import os
 import socket
 import sqlite3
@@ -54,6 +63,8 @@ from mcp_magic import Host  # noqa: E402
 GOALS = {10_000: 2.0, 100_000: 1.5, 1_000_000: 1.5}
 SCALING_GOAL = 11.0
 MEMORY_GOAL = 3.0
+SERVER_GOAL = 2.0
+SMALL_CALL_GOAL = 1.10
 MB = 1e6
 
 
@@ -232,6 +243,18 @@ def http_server(db: Path, options: list[str]) -> Iterator[tuple[str, int]]:
             process.wait()
 
 
+def connect_json(host: Host, name: str, connect: Callable[[], None]) -> None:
+    """Connect without announcing the Arrow extension: the server answers JSON rows."""
+    import mcp_magic.sessions as sessions
+
+    announce = sessions.client_extensions
+    sessions.client_extensions = list  # looked up at connect: no extensions
+    try:
+        connect()
+    finally:
+        sessions.client_extensions = announce
+
+
 def connect_with_sdk_reader(host: Host, name: str, db: Path, options: list[str]) -> None:
     """The built-in server over the SDK's own stdio transport (the reader this repo replaced)."""
     import mcp.client.stdio
@@ -246,23 +269,102 @@ def connect_with_sdk_reader(host: Host, name: str, db: Path, options: list[str])
         ours.stdio_client = linear
 
 
+# -- memory, in a fresh process per method -------------------------------------------------
+
+
+def answer_bytes(host: Host, name: str, rows: int) -> int:
+    """The size of the answer's JSON on the wire (the server's own serialization)."""
+    result = host.manager.call_tool(name, "query_db", {"sql": sql_for(rows), "limit": rows})
+    return len(result.model_dump_json(by_alias=True, exclude_none=True))
+
+
+def probe(method: str, db: Path, rows: int) -> dict[str, float]:
+    """One fetch in this (fresh) process: memory figures as a dict."""
+    if method == "read_sql_query":
+        baseline(db, 10)
+        run = measure(lambda: baseline(db, rows), None, rows)
+        return {"frame": run.frame_bytes, "peak": run.kernel_rise, "held": run.kernel_held,
+                "kept": run.kernel_kept, "server": 0, "answer": 0}
+    transport, path = method.split("-")
+    options = server_options()
+    with contextlib.ExitStack() as stack:
+        host = Host(connect_timeout=120)
+
+        def connect() -> None:
+            if transport == "stdio":
+                connect_builtin(host, "x", db, options)
+            else:
+                url, _ = stack.enter_context(http_server(db, options))
+                host.connect("x", url=url)
+
+        if path == "json":
+            connect_json(host, "x", connect)
+        else:
+            connect()
+        stack.enter_context(host)  # closed before the HTTP server
+        pid = host.manager.get("x").pid if transport == "stdio" else stack_pid(host, db)
+        host.call("x.query_db", sql=sql_for(10), limit=10)  # warm: imports, first calls
+        run = measure(lambda: host.call("x.query_db", sql=sql_for(rows), limit=rows), pid, rows)
+        size = answer_bytes(host, "x", rows)
+    return {"frame": run.frame_bytes, "peak": run.kernel_rise, "held": run.kernel_held,
+            "kept": run.kernel_kept, "server": run.server_rise, "answer": size}
+
+
+def stack_pid(host: Host, db: Path) -> int | None:
+    """The HTTP server's pid: the only child of this process that serves `db`."""
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if str(db) in child.cmdline():
+                return child.pid
+    return None
+
+
+def run_probe(method: str, db: Path, rows: int) -> dict[str, float] | None:
+    command = [sys.executable, __file__, "--probe", method, "--db", str(db),
+               "--sizes", str(rows)]
+    done = subprocess.run(command, env=_env(), cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        print(f"!! memory probe {method} failed: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(lines[-1])
+
+
+def small_call(quick: bool) -> str:
+    """bench/bench_call.py's verdict line: a small call's round trip against the raw SDK."""
+    if quick:
+        return "skipped with --quick (python bench/bench_call.py)"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_call.py")], env=_env(),
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("ratio")]
+    return lines[-1] if lines else f"bench_call.py failed: {done.stderr.strip()[-200:]}"
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="10,000 rows, 3 runs, without the SDK's reader (a smoke test)")
+                        help="10,000 rows, 3 runs, no memory probes or small-call bench "
+                             "(a smoke test)")
     parser.add_argument("--sizes", default=None, help="comma-separated row counts")
     parser.add_argument("--db", type=Path, help="reuse a table made by make_big_table.py")
-    parser.add_argument("--no-sdk", action="store_true", help="skip the SDK's stdio reader")
+    parser.add_argument("--sdk", action="store_true",
+                        help="also the SDK's own stdio reader (JSON path; slow at 1M rows)")
     parser.add_argument("--no-http", action="store_true", help="skip streamable HTTP")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory probes")
     parser.add_argument("--repeat", type=int, default=None, help="runs per size (best is kept)")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)  # one method's memory, as JSON
     args = parser.parse_args(argv)
 
     sizes = [10_000] if args.quick else [10_000, 100_000, 1_000_000]
     if args.sizes:
         sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")]
+    if args.probe:
+        print(json.dumps(probe(args.probe, args.db, max(sizes))))
+        return 0
 
     with contextlib.ExitStack() as stack:
         db = args.db
@@ -273,8 +375,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"generated {max(sizes):,} rows in {time.perf_counter() - start:.1f} s "
                   f"({db.stat().st_size / MB:.0f} MB)")
         options = server_options()
-        if options:
-            print("server option: " + " ".join(options))
         server = None if args.no_http else stack.enter_context(http_server(db, options))
         host = stack.enter_context(Host(connect_timeout=120))  # closed before the server
         methods: dict[str, tuple[Callable[[int], pd.DataFrame], int | None]] = {}
@@ -283,15 +383,21 @@ def main(argv: list[str] | None = None) -> int:
         def via(name: str) -> Callable[[int], pd.DataFrame]:
             return lambda n: host.call(f"{name}.query_db", sql=sql_for(n), limit=n)
 
-        connect_builtin(host, "stdio", db, options)
-        methods["stdio"] = (via("stdio"), host.manager.get("stdio").pid)
-        if server is not None:
-            url, pid = server
-            host.connect("http", url=url)
-            methods["http"] = (via("http"), pid)
-        if not (args.no_sdk or args.quick):
-            connect_with_sdk_reader(host, "sdk", db, options)
-            methods["sdk-stdio"] = (via("sdk"), host.manager.get("sdk").pid)
+        for path in ("arrow", "json"):
+            name = f"stdio-{path}"
+            connect = functools.partial(connect_builtin, host, name, db, options)
+            connect_json(host, name, connect) if path == "json" else connect()
+            methods[name] = (via(name), host.manager.get(name).pid)
+            if server is not None:
+                url, pid = server
+                name = f"http-{path}"
+                connect = functools.partial(host.connect, name, url=url)
+                connect_json(host, name, connect) if path == "json" else connect()
+                methods[name] = (via(name), pid)
+        if args.sdk:
+            connect_json(host, "sdk-stdio",
+                         lambda: connect_with_sdk_reader(host, "sdk-stdio", db, options))
+            methods["sdk-stdio"] = (via("sdk-stdio"), host.manager.get("sdk-stdio").pid)
         for fetch, _ in methods.values():
             fetch(10)  # warm up: imports, tool lists, first-call costs
 
@@ -309,16 +415,20 @@ def main(argv: list[str] | None = None) -> int:
                                      5 if rows <= 10_000 else 1)
             for name, (fetch, pid) in methods.items():
                 runs = [measure(lambda f=fetch, n=rows: f(n), pid, rows) for _ in range(repeat)]
-                best = min(runs, key=lambda r: r.seconds)
-                # Memory from the first run: later ones reuse what the first left allocated.
-                first = runs[0]
-                results[name, rows] = Run(best.seconds, best.cpu, first.frame_bytes,
-                                          first.kernel_rise, first.kernel_held, first.kernel_kept,
-                                          first.server_rise)
-                print(f"  {rows:>9,} rows  {name:15s} {best.seconds:8.3f} s, "
-                      f"CPU {best.cpu:8.3f} s (best of {repeat})", flush=True)
-        report(results, sizes, list(methods))
+                results[name, rows] = min(runs, key=lambda r: r.seconds)
+                print(f"  {rows:>9,} rows  {name:15s} {results[name, rows].seconds:8.3f} s, "
+                      f"CPU {results[name, rows].cpu:8.3f} s (best of {repeat})", flush=True)
+        names = list(methods)
+        memory = {} if args.no_memory or args.quick else {
+            name: run_probe(name, db, max(sizes)) for name in names if name != "sdk-stdio"}
+    report(results, sizes, names)
+    report_memory(memory, max(sizes))
+    print(f"\nSmall calls (goal <= {SMALL_CALL_GOAL:g}x the raw SDK): {small_call(args.quick)}")
     return 0
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
 
 
 def report(results: dict[tuple[str, int], Run], sizes: list[int], names: list[str]) -> None:
@@ -326,12 +436,12 @@ def report(results: dict[tuple[str, int], Run], sizes: list[int], names: list[st
     others = [n for n in names if n != base]
     for label, attr in (("Time", "seconds"), ("CPU time (kernel + server)", "cpu")):
         print(f"\n{label}, and ratio to pd.read_sql_query on the same file (goal in brackets):")
-        print(f"{'rows':>10s}  {base:>14s}" + "".join(f"  {n:>20s}" for n in others))
+        print(f"{'rows':>10s}  {base:>14s}" + "".join(f"  {n:>18s}" for n in others))
         for rows in sizes:
             b = getattr(results[base, rows], attr)
             cells = "".join(
-                f"  {getattr(results[n, rows], attr):9.3f} s "
-                f"{getattr(results[n, rows], attr) / b:6.1f}x"
+                f"  {getattr(results[n, rows], attr):8.3f} s "
+                f"{getattr(results[n, rows], attr) / b:5.1f}x"
                 for n in others
             )
             goal = GOALS.get(rows)
@@ -348,17 +458,26 @@ def report(results: dict[tuple[str, int], Run], sizes: list[int], names: list[st
                 steps.append(f"{a:,}->{b:,}: {wall:5.1f}x | {cpu:5.1f}x")
             print(f"  {name:15s} " + "   ".join(steps))
 
-    print(f"\nMemory (first run): kernel peak RSS rise / DataFrame memory_usage(deep=True) "
-          f"(goal <= {MEMORY_GOAL:g}x); RSS still held after `del df` and gc, and after "
-          "malloc_trim (still referenced); server peak RSS rise")
-    for rows in sizes:
-        for name in names:
-            r = results[name, rows]
-            server = f"   server +{r.server_rise / MB:7.1f} MB" if name != base else ""
-            print(f"  {rows:>9,} {name:15s} frame {r.frame_bytes / MB:7.1f} MB   "
-                  f"peak +{r.kernel_rise / MB:7.1f} MB = {r.kernel_rise / r.frame_bytes:5.1f}x   "
-                  f"held +{r.kernel_held / MB:7.1f} MB, trimmed +{r.kernel_kept / MB:7.1f} MB"
-                  f"{server}")
+
+def report_memory(memory: dict[str, dict[str, float] | None], rows: int) -> None:
+    if not memory:
+        return
+    print(f"\nMemory at {rows:,} rows, each in a fresh process: kernel peak RSS rise / "
+          f"DataFrame memory_usage(deep=True) (goal <= {MEMORY_GOAL:g}x); RSS still held "
+          f"after `del df; gc.collect()` (goal: given back, <= 0.1x the frame); server peak "
+          f"RSS rise / answer's JSON size (goal <= {SERVER_GOAL:g}x)")
+    for name, m in memory.items():
+        if m is None:
+            continue
+        frame = m["frame"]
+        line = (f"  {name:15s} frame {frame / MB:6.1f} MB  peak +{m['peak'] / MB:7.1f} MB "
+                f"= {m['peak'] / frame:4.1f}x {verdict(m['peak'] <= MEMORY_GOAL * frame):6s}"
+                f"  held +{m['held'] / MB:6.1f} MB {verdict(m['held'] <= 0.1 * frame):6s}")
+        if m["answer"]:
+            ratio = m["server"] / m["answer"]
+            line += (f"  server +{m['server'] / MB:6.1f} MB for {m['answer'] / MB:6.1f} MB "
+                     f"= {ratio:4.1f}x {verdict(ratio <= SERVER_GOAL)}")
+        print(line)
 
 
 if __name__ == "__main__":

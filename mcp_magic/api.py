@@ -18,7 +18,7 @@ from typing import Any
 
 from . import config
 from .agent import Agent, AgentOptions, RunResult, agent_for, interpolate
-from .arguments import parse_target
+from .arguments import missing_message, parse_target
 from .auth import OAuth, OAuthSettings
 from .client_requests import ClientRequests, ElicitHandler
 from .driver import ask_user, run_agent
@@ -150,7 +150,11 @@ class Host:
 
         server, tool = parse_target(target)
         definition = self.manager.tool(server, tool)
-        result = self.manager.call_tool(server, tool, {**(arguments or {}), **kwargs})
+        arguments = {**(arguments or {}), **kwargs}
+        missing = missing_message(target, arguments, getattr(definition, "input_schema", None))
+        if missing:
+            raise ToolError(missing)  # checked here, as %mcp call does: nothing is sent
+        result = self.manager.call_tool(server, tool, arguments)
         outcome = interpret(result, tool, getattr(definition, "output_schema", None))
         if outcome.error is not None:
             raise ToolError(f"{target}: {outcome.error}")

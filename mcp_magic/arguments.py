@@ -58,6 +58,23 @@ _SHELL_TOKEN = re.compile(
 _DOUBLE_ESCAPE = re.compile(r'\\(["\\])')
 
 
+_COMMENT_SCAN = re.compile(
+    r"""'[^']*'|"(?:\\.|[^"\\])*"|\\.|(?P<comment>(?:^|(?<=\s))\#)|[^'"\\\#]+|.""",
+    re.DOTALL,
+)
+
+
+def strip_comment(line: str) -> str:
+    """The line without a trailing `# comment`, as a shell reads it: a `#` that starts
+    a word outside quotes. `a#b`, `'#'` and `"x # y"` stay."""
+    if "#" not in line:
+        return line
+    for match in _COMMENT_SCAN.finditer(line):
+        if match.lastgroup == "comment":
+            return line[: match.start()].rstrip()
+    return line
+
+
 def split_words(line: str) -> list[str]:
     """Shell-like words, as `shlex.split(line)` gives them, in linear time.
 
@@ -261,6 +278,18 @@ def missing_required(arguments: Mapping[str, Any], schema: dict[str, Any] | None
     """The parameters the tool's input schema requires that `arguments` does not give."""
     required = (schema or {}).get("required") or []
     return [name for name in required if isinstance(name, str) and name not in arguments]
+
+
+def missing_message(target: str, arguments: Mapping[str, Any], schema: dict[str, Any] | None
+                    ) -> str | None:
+    """`missing required argument 'sql': data.query_db(sql: string, ...)`, or None."""
+    missing = missing_required(arguments, schema)
+    if not missing:
+        return None
+    return (
+        f"missing required argument{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(map(repr, missing))}: {tool_signature(target, schema)}"
+    )
 
 
 def parameter_summary(schema: dict[str, Any] | None) -> str:

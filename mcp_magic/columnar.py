@@ -21,7 +21,12 @@ ISO text to. pyarrow is imported on first use, never at ``%load_ext``.
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
 import functools
+import gc
+import sys
+import weakref
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -86,6 +91,10 @@ async def resolve_links(client: Any, result: Any) -> Any:
     from mcp.types import EmbeddedResource
 
     block = _table_block(result)
+    if getattr(block, "type", None) == "resource":
+        if len(block.resource.blob) >= BIG_FRAME:
+            await _let_go_of_last_message(client)
+        return result
     if getattr(block, "type", None) != "resource_link" or urlparse(str(block.uri)).scheme == (
         "file"
     ):
@@ -103,6 +112,18 @@ async def resolve_links(client: Any, result: Any) -> Any:
     return result.model_copy(update={"content": content})
 
 
+BIG_FRAME = 8 << 20  # bytes: from here a frame's memory is handed back when it goes
+
+
+async def _let_go_of_last_message(client: Any) -> None:
+    """The SDK's dispatcher keeps the last message it read (here the whole answer, blob
+    text included) until the next one arrives, so the memory would stay after `del df`.
+    One small request on the wire makes that the next one (ping is gone from 2026-07-28,
+    and a cached tools/list never reaches the wire)."""
+    with contextlib.suppress(Exception):
+        await client.list_tools(cache_mode="refresh")
+
+
 def result_frame(result: Any) -> Any:
     """The DataFrame of a result's binary table, or None when it carries none."""
     block = _table_block(result)
@@ -111,13 +132,17 @@ def result_frame(result: Any) -> Any:
     if block.type == "resource":
         resource = block.resource
         kind = _kind(resource.mime_type, str(resource.uri))
+        # validate_json made `resource.blob` (str) from the line; decoding it is one more
+        # copy (the bytes), dropped inside frame_from_bytes before pandas gets the columns
         frame = frame_from_bytes(base64.b64decode(resource.blob), kind)
     else:
         path = _local_path(str(block.uri))
         if path is None:
             return None  # a remote link that resolve_links did not read
         frame = frame_from_file(path, _kind(block.mime_type, str(block.uri)))
-    _release_unused()
+    if frame.memory_usage(deep=False).sum() >= BIG_FRAME:  # trimming costs a heap walk
+        release_memory()
+        _release_when_gone(frame)
     structured = getattr(result, "structured_content", None)
     if isinstance(structured, dict):
         for key in ("row_count", "truncated", "note"):
@@ -126,12 +151,54 @@ def result_frame(result: Any) -> Any:
     return frame
 
 
-def _release_unused() -> None:
-    """Give the decoded stream's buffers back to the system: pyarrow's allocator keeps
-    freed memory for reuse, which after a big table reads as a kernel that never shrinks."""
+def release_memory() -> None:
+    """Give the decoded stream's buffers back to the system: pyarrow's allocator and glibc's
+    malloc keep freed memory for reuse, which after a big table reads as a kernel that never
+    shrinks. `malloc_trim` only on Linux (glibc); elsewhere this is pyarrow's part alone."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+_released_frames = False  # a big frame went since the last collection
+
+
+def _release_when_gone(frame: Any) -> None:
+    """Give memory back once a big frame is gone (`del df`, then any garbage collection).
+
+    pandas keeps Arrow's buffers (numbers and dates, zero copy); freed, glibc keeps them.
+    A weakref callback runs before the frame's contents are freed, so it only marks the
+    event; the next collection's end (automatic in a busy kernel, or `gc.collect()`)
+    then calls `malloc_trim`.
+    """
+
+    def gone() -> None:
+        global _released_frames
+        _released_frames = True
+
+    if release_after_gc not in gc.callbacks:
+        gc.callbacks.append(release_after_gc)
+    weakref.finalize(frame, gone)
+
+
+def release_after_gc(phase: str, info: dict[str, int]) -> None:
+    global _released_frames
+    if phase == "stop" and _released_frames:
+        _released_frames = False
+        release_memory()
+
+
+def _pool() -> Any:
+    """malloc for the tables we decode, not pyarrow's mimalloc/jemalloc pool: pandas keeps
+    Arrow's buffers (zero copy), and freed into pyarrow's pool they stayed in the kernel
+    (about half a 1M-row frame after `del df`); malloc gives them back with `malloc_trim`.
+    It also lowers the peak (no second allocator holding freed decode buffers)."""
+    import pyarrow as pa
+
+    return pa.system_memory_pool()
 
 
 def _local_path(uri: str) -> Path | None:
@@ -149,11 +216,13 @@ def frame_from_bytes(data: bytes, kind: str | None) -> Any:
 
         table = pq.read_table(pa.BufferReader(data))
     elif kind == "file":
-        table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+        table = pa.ipc.open_file(pa.BufferReader(data), memory_pool=_pool()).read_all()
     else:
-        table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+        table = pa.ipc.open_stream(pa.BufferReader(data), memory_pool=_pool()).read_all()
     del data  # the caller passes the only reference: the encoded bytes go before pandas
-    return frame_from_arrow(table)
+    box = [table]
+    del table  # frame_from_arrow holds the only reference, and drops it column by column
+    return _frame_from_box(box)
 
 
 def frame_from_file(path: Path, kind: str | None) -> Any:
@@ -165,8 +234,8 @@ def frame_from_file(path: Path, kind: str | None) -> Any:
         return frame_from_arrow(pq.read_table(path))
     with pa.memory_map(str(path)) as source:
         if kind == "file":
-            return frame_from_arrow(pa.ipc.open_file(source).read_all())
-        return frame_from_arrow(pa.ipc.open_stream(source).read_all())
+            return frame_from_arrow(pa.ipc.open_file(source, memory_pool=_pool()).read_all())
+        return frame_from_arrow(pa.ipc.open_stream(source, memory_pool=_pool()).read_all())
 
 
 @functools.cache
@@ -184,11 +253,17 @@ def frame_from_arrow(table: Any) -> Any:
     more than the table once (a pandas index in the schema's metadata takes pandas' own
     conversion).
     """
+    return _frame_from_box([table])
+
+
+def _frame_from_box(box: list[Any]) -> Any:
     import pandas as pd
 
+    table = box.pop()
     names = table.column_names
     if len(set(names)) != len(names) or table.schema.pandas_metadata:
-        return _fix_dtypes(table.to_pandas(date_as_object=False, split_blocks=True), table)
+        return _fix_dtypes(table.to_pandas(date_as_object=False, split_blocks=True,
+                                               memory_pool=_pool()), table)
     columns = list(table.columns)
     rows = table.num_rows
     del table
@@ -206,8 +281,8 @@ def _series(column: Any) -> Any:
 
     kind = column.type
     if pa.types.is_integer(kind) and column.null_count:
-        return column.to_pandas(types_mapper=_nullable_int)
-    series = column.to_pandas(date_as_object=False)
+        return column.to_pandas(types_mapper=_nullable_int, memory_pool=_pool())
+    series = column.to_pandas(date_as_object=False, memory_pool=_pool())
     if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
         tz = getattr(kind, "tz", None)
         unit = _datetime_unit()

@@ -91,6 +91,9 @@ class HttpSpec:
 ServerSpec = StdioSpec | HttpSpec
 
 
+_AUTH_SCHEMES = {"bearer", "basic", "digest", "token"}  # words, not secrets
+
+
 def _secret_values(templates) -> list[str]:
     """Every value a template may expand to: worth redacting wherever it shows up."""
     values: set[str] = set()
@@ -98,7 +101,10 @@ def _secret_values(templates) -> list[str]:
         for candidate in (template, expand_vars(template, strict=False)):
             values.add(candidate)
             # "Bearer abc": the credential alone may show up too.
-            values.update(part for part in candidate.split() if len(part) >= 6)
+            values.update(
+                part for part in candidate.split()
+                if len(part) >= 6 and part.lower() not in _AUTH_SCHEMES
+            )
     return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
 
 

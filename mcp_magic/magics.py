@@ -17,18 +17,18 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import dedent
-from traitlets import Bool, Dict, Float, Int, Unicode
+from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, validate
 
 from . import config
 from .arguments import (
     LINE_LIMIT,
     check_line_length,
     expand_variables,
-    missing_required,
+    missing_message,
     parse_target,
     parse_tool_arguments,
     split_words,
-    tool_signature,
+    strip_comment,
 )
 from .auth import OAuth, OAuthSettings, format_summary
 from .sessions import McpError, SessionManager, UnknownServer, UnknownTool
@@ -166,6 +166,8 @@ def _tools_args(line: str) -> None:
 @argument("target", help="SERVER.TOOL")
 @argument("arguments", nargs="*", help="key=value ... or one JSON object.")
 @argument("--raw", action="store_true", help="Return the MCP CallToolResult unchanged.")
+@argument("--all", action="store_true",
+          help="Every row of a paged table tool (limit=/offset=, as query_db), page by page.")
 def _call_args(line: str) -> None:
     """Call a tool. Tabular answers come back as a pandas DataFrame, others as text or
     JSON: `df = %mcp call data.query_db sql="select * from customers"`."""
@@ -345,6 +347,34 @@ class McpMagics(Magics):
         " makes 'lmstudio:MODEL' work."
     ).tag(config=True)
 
+    @validate("connect_timeout", "idle_timeout", "run_timeout", "max_steps")
+    def _check_positive(self, proposal: Any) -> Any:
+        # Refused at `%config` time, in one line; the old value stays.
+        if not proposal["value"] > 0:
+            name = proposal["trait"].name
+            raise TraitError(f"McpMagics.{name} must be above 0, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("default_approval")
+    def _check_approval(self, proposal: Any) -> Any:
+        if proposal["value"] not in ("never", "always", "writes"):
+            raise TraitError(
+                f"McpMagics.default_approval must be never, always or writes, "
+                f"got {proposal['value']!r}"
+            )
+        return proposal["value"]
+
+    @validate("endpoints")
+    def _check_endpoints(self, proposal: Any) -> Any:
+        for name, url in proposal["value"].items():
+            if not isinstance(name, str) or not isinstance(url, str) or not url.startswith(
+                ("http://", "https://")
+            ):
+                raise TraitError(
+                    f"McpMagics.endpoints maps a name to an http(s) URL, got {name!r}: {url!r}"
+                )
+        return proposal["value"]
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.oauth = OAuth()
@@ -379,7 +409,7 @@ class McpMagics(Magics):
     def mcp(self, line: str) -> Any:
         try:
             check_line_length(line, self.line_limit)
-            line = self._expand(line)
+            line = self._expand(strip_comment(line))  # `%mcp connect ...  # why`
             check_line_length(line, self.line_limit)
         except config.ConfigError as exc:
             raise UsageError(str(exc)) from None
@@ -501,20 +531,18 @@ class McpMagics(Magics):
         words = _split(rest)
         if words and not any(word.startswith("-") for word in words):
             # The common case has no options: skip argparse on this hot path.
-            args = argparse.Namespace(target=words[0], arguments=words[1:], raw=False)
+            args = argparse.Namespace(target=words[0], arguments=words[1:], raw=False, all=False)
         else:
             args = parser.parser.parse_args(words)
         server, tool_name = parse_target(args.target)
         tool = self.manager.tool(server, tool_name)
         arguments = parse_tool_arguments(args.arguments, tool.input_schema)
-        missing = missing_required(arguments, tool.input_schema)
+        missing = missing_message(f"{server}.{tool_name}", arguments, tool.input_schema)
         if missing:
-            raise UsageError(
-                f"missing required argument{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(map(repr, missing))}: "
-                f"{tool_signature(f'{server}.{tool_name}', tool.input_schema)}"
-            )
+            raise UsageError(missing)
         progress = self._progress(f"{server}.{tool_name}")
+        if args.all:
+            return self._call_all(server, tool_name, tool, arguments, progress, args.raw)
         try:
             result = self.manager.call_tool(
                 server, tool_name, arguments, on_progress=progress.update if progress else None
@@ -525,6 +553,35 @@ class McpMagics(Magics):
         if args.raw:
             return result
         return self._tool_value(server, tool_name, result)
+
+    def _call_all(self, server: str, name: str, tool: Any, arguments: dict[str, Any],
+                  progress: Any, raw: bool) -> Any:
+        from .paging import call_pages, page_tool_problem
+        from .render import tool_value
+
+        problem = page_tool_problem(tool.input_schema) or ("--raw and --all do not go together"
+                                                           if raw else None)
+        if problem:
+            if progress is not None:
+                progress.close()
+            raise UsageError(f"--all: {problem}")
+        try:
+            frame = call_pages(lambda page: self._page_value(server, name, page), arguments,
+                               progress=progress.update if progress else None)
+        finally:
+            if progress is not None:
+                progress.close()
+        return tool_value(frame)
+
+    def _page_value(self, server: str, tool: str, arguments: dict[str, Any]) -> Any:
+        from .results import interpret
+
+        result = self.manager.call_tool(server, tool, arguments)
+        definition = self.manager.sessions[server].tools.get(tool)
+        outcome = interpret(result, tool, getattr(definition, "output_schema", None))
+        if outcome.error is not None:
+            raise McpRuntimeError(f"{server}.{tool}: {outcome.error}")
+        return outcome.value
 
     def _progress(self, label: str) -> Any:
         if not self.show_progress:
@@ -817,3 +874,14 @@ def oauth_settings(args: Any) -> OAuthSettings | None:
         scopes=args.scopes,
         grant="client_credentials" if args.client_credentials else "authorization_code",
     )
+
+
+def _settings_help() -> str:
+    """The `%config McpMagics.NAME = VALUE` settings, for `%mcp?`."""
+    lines = ["", "", "Settings (%config McpMagics.NAME = VALUE):", ""]
+    for name, trait in McpMagics.class_traits(config=True).items():
+        lines.append(f"  {name} (default {trait.default()!r}): {trait.help}")
+    return "\n".join(lines)
+
+
+McpMagics.mcp.__doc__ = (McpMagics.mcp.__doc__ or "") + _settings_help()

@@ -36,3 +36,11 @@ def call_pages(call_page: Callable[[dict[str, Any]], Any], arguments: dict[str, 
     whole = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     whole.attrs = dict(frames[-1].attrs, row_count=len(whole))
     return whole
+
+
+def page_tool_problem(input_schema: dict[str, Any] | None) -> str | None:
+    """Why a tool cannot be paged with `call_pages` (None when it can)."""
+    properties = (input_schema or {}).get("properties") or {}
+    if "limit" in properties and "offset" in properties:
+        return None
+    return "the tool has no limit= and offset= arguments to page with (query_db has both)"

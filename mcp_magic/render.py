@@ -262,17 +262,25 @@ def tools_table(server_tools: dict[str, dict[str, Any]]) -> Table:
 
 
 class Progress:
-    """A live progress bar for a running tool call, in Jupyter or a terminal."""
+    """A live progress bar for a running tool call, in Jupyter or a terminal.
 
-    def __init__(self, label: str, terminal: bool) -> None:
+    It appears only once the call has run for `delay` seconds: a quick call that reports
+    progress anyway (a small table in chunks) leaves no bar behind in the cell.
+    """
+
+    def __init__(self, label: str, terminal: bool, delay: float = 0.3) -> None:
         self.label = label
         self.terminal = terminal
+        self.delay = delay
+        self._started = time.monotonic()
         self._handle: Any = None
         self._last = 0.0
         self._shown = False
 
     def update(self, progress: float, total: float | None, message: str | None) -> None:
         now = time.monotonic()
+        if now - self._started < self.delay:
+            return
         if now - self._last < 0.1 and not (total and progress >= total):
             return
         self._last = now

@@ -227,9 +227,10 @@ def _open_transport(session: Session, errlog: Any, oauth: Any = None) -> Any:
         return stdio_client(params, errlog=errlog)
     headers = {key: expand_vars(value) for key, value in spec.headers.items()}
     if spec.transport == "sse":
-        from mcp.client.sse import sse_client
+        from mcp.client import sse
 
-        return sse_client(spec.url, headers=headers)
+        _lift_sse_event_limit(sse)
+        return sse.sse_client(spec.url, headers=headers)
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     # OAuth (mcp_magic.auth) acts only on a 401/403, and not when a token is given as a header.
@@ -247,6 +248,31 @@ def _open_transport(session: Session, errlog: Any, oauth: Any = None) -> Any:
     hooks["response"] = [*hooks.get("response", []), note_refusal]
     http_client.event_hooks = hooks
     return _HttpTransport(spec.url, http_client)
+
+
+def _lift_sse_event_limit(module: Any) -> None:
+    """Let the SDK's SSE client read events as big as other transports' messages.
+
+    `sse_client` takes no parameter for the 1 MiB limit it passes down, and an answer
+    over it would end the session. If a future SDK changes the helper, the limit stays
+    and such an answer is still one line naming it.
+    """
+    import functools
+    import inspect
+
+    from .stdio_transport import MAX_MESSAGE_BYTES
+
+    original = getattr(module, "sse_within_origin", None)
+    if original is None or getattr(original, "_mcp_magic_lifted", False):
+        return
+    try:
+        if "max_event_size" not in inspect.signature(original).parameters:
+            return
+    except (TypeError, ValueError):
+        return
+    lifted = functools.partial(original, max_event_size=MAX_MESSAGE_BYTES)
+    lifted._mcp_magic_lifted = True  # type: ignore[attr-defined]
+    module.sse_within_origin = lifted
 
 
 class _HttpTransport:
@@ -865,6 +891,8 @@ def _connect_failure(exc: BaseException, session: Session) -> str:
         status = session.http_refusal
     if status and not status.startswith("404"):
         hint = _STATUS_HINTS.get(status[:3])
+        if status.startswith("401") and spec.headers:
+            hint = "the credentials sent were refused (check the --header value)"
         return f"{url} answered HTTP {status}" + (f": {hint}" if hint else "")
     if "name or service not known" in lowered or "name resolution" in lowered or (
         "nodename nor servname" in lowered

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["postgres"]  # the throwaway PostgreSQL cluster (tests/postgres.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = Path(__file__).resolve().parent / "servers"
 FAULT_SERVER = SERVERS / "fault_server.py"

@@ -257,13 +257,27 @@ def test_idle_timeout_from_config_ends_a_stalled_stream(shell, agent, endpoint):
     assert len(endpoint.requests) == 1
 
 
-def test_run_timeout_and_max_steps_from_config_are_checked(shell, agent):
-    shell.run_line_magic("config", "McpMagics.run_timeout = 0")
-    try:
-        with pytest.raises(UsageError, match="McpMagics.run_timeout must be above 0"):
-            agent(MODEL, "hi")
-    finally:
-        shell.run_line_magic("config", "McpMagics.run_timeout = 600.0")
+def test_bad_settings_are_refused_by_config_in_one_line(shell, caplog):
+    magics = shell.magics_manager.registry["McpMagics"]
+    cases = [
+        ("run_timeout = 0", "McpMagics.run_timeout must be above 0, got 0.0"),
+        ("idle_timeout = -5", "McpMagics.idle_timeout must be above 0, got -5.0"),
+        ("connect_timeout = -1", "McpMagics.connect_timeout must be above 0, got -1.0"),
+        ("max_steps = 0", "McpMagics.max_steps must be above 0, got 0"),
+        ("default_approval = 'bogus'", "McpMagics.default_approval must be never, always "
+         "or writes, got 'bogus'"),
+        ("endpoints = {'y': 5}", "McpMagics.endpoints maps a name to an http(s) URL, "
+         "got 'y': 5"),
+        ("endpoints = {'y': 'localhost:1234'}", "McpMagics.endpoints maps a name to an "
+         "http(s) URL, got 'y': 'localhost:1234'"),
+    ]  # fmt: skip
+    for statement, message in cases:
+        name = statement.split()[0]
+        before = getattr(magics, name)
+        caplog.clear()
+        shell.run_line_magic("config", f"McpMagics.{statement}")
+        assert [r.getMessage() for r in caplog.records] == [message]
+        assert getattr(magics, name) == before
 
 
 def test_cell_magic_help_is_complete_input_not_a_cell_start(shell):

@@ -91,6 +91,18 @@ def test_refused_write_is_a_one_line_tool_error(host):
     assert len(host.call("data.query_db", sql="select * from orders limit 3")) == 3
 
 
+def test_missing_required_argument_is_checked_before_the_call(host):
+    with pytest.raises(ToolError) as missing:
+        host.call("data.query_db")
+    assert str(missing.value) == (
+        "missing required argument 'sql': "
+        "data.query_db(sql: string, limit?: integer, offset?: integer)"
+    )
+    with pytest.raises(ToolError, match=r"^missing required argument 'sql': "):
+        host.call("data.query_db", {"limit": 3})
+    assert len(host.call("data.query_db", sql="select * from orders limit 3")) == 3
+
+
 def test_unknown_server_and_tool_are_one_line_errors(host):
     with pytest.raises(McpError, match="no tool 'nope'") as unknown:
         host.call("data.nope")

@@ -13,6 +13,7 @@ from mcp_magic.arguments import (
     missing_required,
     parse_tool_arguments,
     split_words,
+    strip_comment,
     tool_signature,
 )
 from mcp_magic.config import ConfigError
@@ -109,3 +110,20 @@ def test_missing_required_arguments_are_named_with_the_signature():
     assert missing_required({}, SCHEMA) == ["sql"]
     assert missing_required({}, None) == []
     assert tool_signature("data.query_db", SCHEMA) == "data.query_db(sql: string, limit?: integer)"
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("connect data --builtin   # the built-in server", "connect data --builtin"),
+        ("connect db -- uvx --with \"mcp<2\" x --db-path s.db  # stdio",
+         "connect db -- uvx --with \"mcp<2\" x --db-path s.db"),
+        ("call x.y text=a#b", "call x.y text=a#b"),
+        ("call x.y text='# kept' # cut", "call x.y text='# kept'"),
+        ('call x.y sql="select 1 # kept"', 'call x.y sql="select 1 # kept"'),
+        ("call x.y text=a\\ \\#b", "call x.y text=a\\ \\#b"),
+        ("# all of it", ""),
+    ],
+)  # fmt: skip
+def test_a_trailing_comment_is_dropped_as_a_shell_would(line, kept):
+    assert strip_comment(line) == kept

@@ -484,6 +484,17 @@ def test_what_answered_at_a_url_is_named(mcp, fault_http, html_site):
         assert message in one_line(str(info.value)), (target, str(info.value))
 
 
+def test_a_refused_token_says_so_and_hides_only_the_token(mcp, html_site):
+    with pytest.raises(McpRuntimeError) as info:
+        mcp(f"connect r {html_site}/401/mcp --header 'Authorization: Bearer wrong-token'")
+    message = one_line(str(info.value))
+    assert message.endswith(
+        "answered HTTP 401 Unauthorized: the credentials sent were refused "
+        "(check the --header value)"
+    ), message
+    assert "wrong-token" not in message and "***" not in message
+
+
 SSE_TO_A_WEB_PAGE = """
 import sys
 from mcp_magic.api import Host

@@ -204,7 +204,7 @@ def test_server_dying_mid_call_is_one_line_and_reconnects(kc, events):
 
 def test_progress_is_a_live_display(kc, events):
     ok(kc, connect_line("f", events), timeout=60)
-    outputs, reply = execute(kc, "%mcp call f.progress steps=10", timeout=30)
+    outputs, reply = execute(kc, "%mcp call f.progress steps=20", timeout=30)
     assert reply["content"]["status"] == "ok", reply["content"]
 
     displays = [o for o in outputs if o["msg_type"] == "display_data"]
@@ -221,7 +221,7 @@ def test_progress_is_a_live_display(kc, events):
     # Updates come after the first display, and the final value is the result.
     assert outputs.index(first) < outputs.index(updates[0])
     results = [o for o in outputs if o["msg_type"] == "execute_result"]
-    assert results and results[-1]["data"]["text/plain"] == "done 10"
+    assert results and results[-1]["data"]["text/plain"] == "done 20"
 
 
 BAD_INPUT = [

@@ -50,6 +50,24 @@ def test_help_is_generated_from_magic_arguments(shell):
         assert usage in doc
 
 
+def test_readme_lines_with_a_trailing_comment_work(mcp):
+    mcp("connect cm --builtin              # the built-in data server")
+    frame = mcp("call cm.query_db sql='select 1 as n'   # a comment")
+    assert frame["n"].tolist() == [1]
+
+
+def test_help_and_readme_list_every_setting(shell):
+    from pathlib import Path
+
+    from mcp_magic.magics import McpMagics
+
+    doc = shell.find_line_magic("mcp").__doc__
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name in McpMagics.class_traits(config=True):
+        assert f"  {name} (default " in doc, name
+        assert f"McpMagics.{name}" in readme, name
+
+
 def test_config_sets_connect_timeout(shell):
     shell.run_line_magic("config", "McpMagics.connect_timeout = 12.5")
     try:
@@ -364,7 +382,7 @@ def test_progress_bar_in_terminal_ipython(tmp_path):
     script.write_text(
         "%load_ext mcp_magic\n"
         f"%mcp connect f -- {sys.executable} {FAULT_SERVER}\n"
-        "r = %mcp call f.progress steps=6\n"
+        "r = %mcp call f.progress steps=16\n"
         "print('RESULT', r)\n"
         "%mcp disconnect --all\n"
     )
@@ -374,7 +392,7 @@ def test_progress_bar_in_terminal_ipython(tmp_path):
         timeout=60,
     )
     out = done.stdout.decode()  # bytes: text mode would turn the bar's \r into \n
-    assert "RESULT done 6" in out, out + done.stderr.decode()
+    assert "RESULT done 16" in out, out + done.stderr.decode()
     assert "\rf.progress [" in out and "100%" in out
 
 

@@ -97,3 +97,17 @@ def test_status_table_with_no_servers_is_one_line():
     table = status_table([])
     assert repr(table) == "No MCP servers connected."
     assert "<table" not in table._repr_html_() and "No MCP servers" in table._repr_html_()
+
+
+def test_a_quick_call_leaves_no_progress_bar(capsys):
+    bar = render.Progress("data.query_db", terminal=True, delay=60)
+    bar.update(5, 5, "5 rows")
+    bar.close()
+    assert capsys.readouterr().out == ""
+
+
+def test_a_slow_call_shows_its_progress_bar(capsys):
+    bar = render.Progress("data.query_db", terminal=True, delay=0)
+    bar.update(5, 10, "5 rows")
+    bar.close()
+    assert "data.query_db [##########" in capsys.readouterr().out

@@ -251,3 +251,13 @@ def test_big_answer_from_a_2025_server_over_streamable_http():
             assert len(host.call("legacy.blob", size=3_000_000)) == 3_000_000
     finally:
         stop(process)
+
+
+def test_big_answer_over_the_old_sse_transport(fault_sse):
+    """The SDK's SSE client has a 1 MiB event limit of its own; a bigger answer works."""
+    from mcp_magic import Host
+
+    with Host() as host:
+        host.connect("sse", url=fault_sse)
+        assert len(host.call("sse.echo", text="x" * 3_000_000)) == 3_000_000
+        assert host.call("sse.echo", text="still here") == "still here"

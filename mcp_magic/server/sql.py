@@ -346,7 +346,7 @@ def _arrow_query(con: BoundedConnection, cursor: sqlite3.Cursor, guard: Guard,
                  names: list[str], limit: int, offset: int, settings: Settings,
                  cancel: threading.Event | None,
                  progress: Callable[[int, int | None], None] | None) -> CallToolResult:
-    from .arrow import arrow_answer, fetch_columns
+    from .arrow import arrow_answer, encode_owned, fetch_columns
 
     declared = declared_types(con, set(guard.sources))  # the statement is prepared by now
     builder, truncated, note = fetch_columns(cursor, names, limit, settings.max_answer_bytes,
@@ -357,7 +357,10 @@ def _arrow_query(con: BoundedConnection, cursor: sqlite3.Cursor, guard: Guard,
     table, types = builder.finish()
     types = [declared.get(name, kind) if kind == "NULL" else kind
              for name, kind in zip(names, types, strict=True)]
-    return arrow_answer("query_db", table, types, builder.preview, truncated, note)
+    box = [table]
+    del table  # encode_owned frees the columns once written, before the text exists
+    encoded = encode_owned(box)
+    return arrow_answer("query_db", encoded, types, builder.preview, truncated, note)
 
 
 def table_kinds(con: sqlite3.Connection) -> list[tuple[str, str]]:
