@@ -331,7 +331,8 @@ def provider_for(
             port
         ):
             store._data.get(url, {}).pop("client", None)
-    if settings.client_id and not store.get(url).get("client"):  # pre-registered
+    stored_id = (store.get(url).get("client") or {}).get("client_id")
+    if settings.client_id and stored_id != settings.client_id:  # pre-registered: it wins
         store._data.setdefault(url, {})["client"] = OAuthClientInformationFull(
             client_id=settings.client_id,
             client_secret=settings.client_secret,
