@@ -387,7 +387,22 @@ class OAuth:
     def for_session(self, session: Any) -> Any:
         """The SDK's httpx auth for a remote session (`SessionManager(oauth=...)`)."""
         spec = session.spec
-        provider = provider_for(spec.url, session.name, spec.oauth, self.store, self.authorizer)
+        authorizer = self.authorizer()
+        redirect, callback = authorizer.redirect, authorizer.callback
+
+        async def ask_user(url: str) -> None:
+            # The connect waits for the user's consent, not just the server.
+            session.awaiting_user = getattr(authorizer, "timeout", 300) + 10
+            await redirect(url)
+
+        async def wait_for_user() -> Any:
+            try:
+                return await callback()
+            finally:
+                session.awaiting_user = 0.0
+
+        authorizer.redirect, authorizer.callback = ask_user, wait_for_user  # type: ignore[method-assign]
+        provider = provider_for(spec.url, session.name, spec.oauth, self.store, authorizer)
         _PROVIDERS[session.marker] = provider
         return provider
 

@@ -102,6 +102,8 @@ class Session:
     http_refusal: str | None = None
     """The last HTTP error status a remote server answered ("401 Unauthorized")."""
     request_failures: list[str] = field(default_factory=list)
+    awaiting_user: float = 0.0
+    """Seconds a user has to authorize (OAuth consent in progress), extending the connect."""
     """Elicitation/sampling handlers that failed; the call that caused them raises."""
     log_start: int = 0
     """Where this run's output starts in the log file (a name's log is kept across runs)."""
@@ -515,7 +517,7 @@ class SessionManager:
         session._owner = asyncio.create_task(self._own(session, ready), name=f"mcp:{session.name}")
         self._starting.add(session)
         try:
-            await asyncio.wait_for(asyncio.shield(ready), timeout=self.connect_timeout)
+            await _wait_ready(session, ready, self.connect_timeout)
         except asyncio.TimeoutError:
             await self._stop_owner(session)
             raise McpError(
@@ -910,6 +912,16 @@ def _connect_failure(exc: BaseException, session: Session) -> str:
     if "content type" in lowered and "text/html" in lowered:
         return f"{url} answered with an HTML page, not MCP: is it the server's MCP endpoint?"
     return text
+
+
+async def _wait_ready(session: Session, ready: asyncio.Future[None], timeout: float) -> None:
+    """The connect timeout, extended while the user is asked to authorize (mcp_magic.auth)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(ready), timeout=timeout)
+    except asyncio.TimeoutError:
+        if not session.awaiting_user:
+            raise
+        await asyncio.wait_for(asyncio.shield(ready), timeout=session.awaiting_user)
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -319,3 +319,32 @@ def test_mcp_auth_lists_and_logs_out_without_showing_tokens(mcp, capsys, monkeyp
     assert store.servers() == []
     with pytest.raises(UsageError, match="--client-credentials needs --client-id"):
         mcp("connect svc https://mcp.example.com/mcp --client-credentials")
+
+
+def test_the_connect_waits_for_the_users_consent_and_says_when_none_came(protected):
+    url, _ = protected
+
+    def slow_user(link: str) -> None:
+        threading.Thread(
+            target=lambda: (time.sleep(3), _browser(link)), daemon=True
+        ).start()
+
+    os.environ["MCP_MAGIC_NO_BROWSER"] = "1"
+    try:
+        # The connect timeout (2 s) counts the server, not the user reading the page.
+        consent = OAuth(TokenStore(memory=True), lambda: LoopbackAuthorizer(show=slow_user))
+        with Host(connect_timeout=2, oauth=consent) as host:
+            host.connect("work", url=url)
+            assert host.call("work.secret_number") in (42, "42")
+
+        nobody = OAuth(
+            TokenStore(memory=True),
+            lambda: LoopbackAuthorizer(show=lambda link: None, timeout=1),
+        )
+        with Host(connect_timeout=2, oauth=nobody) as host, pytest.raises(McpError) as info:
+            host.connect("work", url=url)
+        assert "needs authorization, which did not complete: no authorization within 1 s" in str(
+            info.value
+        )
+    finally:
+        del os.environ["MCP_MAGIC_NO_BROWSER"]
