@@ -19,7 +19,6 @@ import os
 import sys
 import time
 import weakref
-import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +213,8 @@ class LoopbackAuthorizer(Authorizer):
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         self.show(url)
         if os.environ.get("MCP_MAGIC_NO_BROWSER") is None:
+            import webbrowser  # only here: it imports subprocess and more, not for %load_ext
+
             with contextlib.suppress(Exception):
                 webbrowser.open(url)
 

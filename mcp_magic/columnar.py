@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import functools
 import gc
 import sys
@@ -159,6 +158,8 @@ def release_memory() -> None:
 
     pa.default_memory_pool().release_unused()
     if sys.platform.startswith("linux"):
+        import ctypes
+
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").malloc_trim(0)
 
