@@ -78,4 +78,43 @@ class ApprovalRequest:
     reply: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
 
-Event = TextDelta | ToolCallStarted | ToolCallFinished | UsageReport | Notice | ApprovalRequest
+@dataclass
+class CodeRequest:
+    """Code mode: the model asks to run Python in the kernel.
+
+    The loop waits on `reply`; the main thread asks for approval when `ask` is set
+    (allow, deny, or edit and run), runs the code in the notebook's namespace, and sets
+    a `CodeFinished` on it.
+    """
+
+    call_id: str
+    code: str
+    ask: bool
+    reply: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+
+@dataclass
+class CodeFinished:
+    """One code block, as it ran (or did not): what the view shows and the run log keeps."""
+
+    call_id: str
+    status: CallStatus
+    code: str  # the code that ran: the model's, or the user's edit of it
+    duration: float = 0.0
+    output: str = ""  # what it printed, bounded
+    result: Any = None  # the value of its last expression, if any (a DataFrame, text, ...)
+    variables: list[str] = field(default_factory=list)  # notebook names it created or rebound
+    error: str | None = None  # one line, when it raised or was denied
+    edited: bool = False  # the user changed the code before it ran
+
+
+Event = (
+    TextDelta
+    | ToolCallStarted
+    | ToolCallFinished
+    | UsageReport
+    | Notice
+    | ApprovalRequest
+    | CodeRequest
+    | CodeFinished
+)
