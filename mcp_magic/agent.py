@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 from .config import HttpSpec, expand_vars
 from .events import (
     ApprovalRequest,
+    CodeFinished,
+    CodeRequest,
     Decision,
     Event,
     Notice,
@@ -75,6 +77,10 @@ class AgentOptions:
     # Seconds a model reply may go without data (None: the provider's own, 60 s).
     idle_timeout: float | None = None
     run_timeout: float = 600.0  # seconds for the whole run (time waiting for approval aside)
+    # Code mode: the model runs Python in the kernel (code_mode.py); each block is asked
+    # about unless approval was explicitly switched off.
+    code: bool = False
+    code_approval: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
@@ -223,7 +229,49 @@ class Agent:
                 offered = True
             if offered:
                 used.append(session)
+        self._add_notebook_tools(bound, options)
         return bound, hosted, used
+
+    def _add_notebook_tools(self, bound: dict[str, BoundTool], options: AgentOptions) -> None:
+        """The built-in `notebook` tools (notebook_tools.py), under the same allow/deny.
+
+        In code mode the model gets only `notebook.run_python`: the servers' tools are
+        functions inside its code, and it can look at DataFrames with pandas.
+        """
+        from . import code_mode, notebook_tools
+
+        if notebook_tools.SERVER in self.manager.sessions:
+            return  # a real server of that name wins; its tools are offered as usual
+        server = notebook_tools.SERVER
+        if options.code:
+            bound.clear()
+            if not is_allowed(server, code_mode.CODE_TOOL, options.allow, options.deny):
+                return
+
+            def allowed(name: str, tool: str) -> bool:
+                return is_allowed(name, tool, options.allow, options.deny)
+
+            servers = code_mode.bind_servers(self.manager, self.namespace, allowed)
+            name = qualify(server, code_mode.CODE_TOOL, set())
+            bound[name] = BoundTool(
+                name,
+                server,
+                code_mode.CODE_TOOL,
+                code_mode.code_schema(),
+                read_only=False,
+                description=code_mode.tool_description(
+                    self.manager, servers, allowed, self.namespace
+                ),
+            )
+            return
+        if not notebook_tools.dataframes(self.namespace):
+            return
+        for tool in notebook_tools.TOOLS:
+            if is_allowed(server, tool.name, options.allow, options.deny):
+                name = qualify(server, tool.name, set(bound))
+                bound[name] = BoundTool(
+                    name, server, tool.name, tool.input_schema, True, tool.description
+                )
 
     def _host_remotely(self, session: Session, options: AgentOptions) -> bool:
         """Whether the provider should call this server itself (Responses API `type: mcp`)."""
@@ -434,8 +482,11 @@ class Agent:
         started = time.monotonic()
         bound = tools.get(call.name)
         server, tool = (bound.server, bound.tool) if bound else ("?", call.name)
+        local = bound is not None and bound.server not in self.manager.sessions
         try:
             arguments: Any = json.loads(call.arguments or "{}")
+            if local and bound is not None and bound.tool == "run_python":
+                return await self._run_code(call, arguments, options, publish)
         except ValueError as exc:
             arguments = call.arguments
             publish(ToolCallStarted(call.id, server, tool, arguments))
@@ -460,6 +511,8 @@ class Agent:
                 reply = decision.text or ""
                 publish(ToolCallFinished(call.id, "ok", time.monotonic() - started, result=reply))
                 return f"(answered by the user in place of the tool) {reply}"
+        if local:
+            return self._run_notebook_tool(call, bound, arguments, started, publish)
         try:
             result = await asyncio.wait_for(
                 self.manager.acall_tool(bound.server, bound.tool, arguments),
@@ -484,6 +537,57 @@ class Agent:
             text = text[: options.max_result_chars] + f"\n[... cut at {options.max_result_chars}"
             text += f" of {len(outcome.text)} characters]"
         return text
+
+    def _run_notebook_tool(
+        self,
+        call: ToolCall,
+        bound: BoundTool,
+        arguments: dict[str, Any],
+        started: float,
+        publish: Callable[[Event], None],
+    ) -> str:
+        """A built-in `notebook` tool: a bounded look at the kernel's own DataFrames."""
+        from .notebook_tools import NotebookToolError
+        from .notebook_tools import call as notebook_call
+
+        try:
+            shown, told = notebook_call(self.namespace, bound.tool, arguments)
+        except NotebookToolError as exc:
+            return self._fail(call, started, publish, str(exc))
+        publish(ToolCallFinished(call.id, "ok", time.monotonic() - started, result=shown))
+        return told
+
+    async def _run_code(
+        self,
+        call: ToolCall,
+        arguments: Any,
+        options: AgentOptions,
+        publish: Callable[[Event], None],
+    ) -> str:
+        """Code mode: the main thread asks, runs the code, and answers (driver.py)."""
+        from .code_mode import report_for_model
+
+        code = arguments.get("code") if isinstance(arguments, dict) else None
+        if not isinstance(code, str) or not code.strip():
+            message = "run_python needs a non-empty `code` string"
+            publish(CodeFinished(call.id, "error", str(code or ""), error=message))
+            return f"Error: {message}"
+        request = CodeRequest(call.id, code, ask=options.code_approval)
+        publish(request)
+        asked = time.monotonic()
+        try:
+            finished: CodeFinished = await asyncio.wrap_future(request.reply)
+        except asyncio.CancelledError:
+            # The stop button: the block says so; _repair answers the call for the model.
+            publish(CodeFinished(call.id, "cancelled", code, time.monotonic() - asked,
+                                 error="stopped by the user"))
+            raise
+        finally:
+            # Waiting for the user, and the code itself, do not count against run_timeout:
+            # the stop button ends both.
+            self._deadline += time.monotonic() - asked
+        publish(finished)
+        return report_for_model(finished, self.namespace, options.max_table_rows_inline)
 
     def _fail(
         self, call: ToolCall, started: float, publish: Callable[[Event], None], message: str

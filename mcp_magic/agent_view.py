@@ -22,6 +22,8 @@ from typing import Any
 
 from .events import (
     ApprovalRequest,
+    CodeFinished,
+    CodeRequest,
     Notice,
     TextDelta,
     ToolCallFinished,
@@ -257,6 +259,160 @@ def tool_block_bundle(
     return bundle
 
 
+# -- code blocks (code mode) ---------------------------------------------------------
+
+CODE_TITLE = "notebook.run_python"
+
+
+def code_header(request: CodeRequest | None, finished: CodeFinished | None) -> str:
+    """One line: status, what it is, duration, the variables it set, whether it was edited."""
+    if finished is not None:
+        status = finished.status
+    else:
+        status = "waiting for approval" if request is not None and request.ask else "running"
+    parts = [f"{STATUS_SYMBOLS.get(status, '⏳')} {CODE_TITLE} — {status}"]
+    if finished is not None:
+        if finished.status in ("ok", "error", "cancelled"):
+            parts.append(format_duration(finished.duration))
+        if finished.variables:
+            shown = ", ".join(finished.variables[:6])
+            more = f" +{len(finished.variables) - 6}" if len(finished.variables) > 6 else ""
+            parts.append(f"→ {shown}{more}")
+        if finished.edited:
+            parts.append("edited by you")
+    return " · ".join(parts)
+
+
+def _code_status(finished: CodeFinished | None) -> str:
+    return finished.status if finished is not None else "running"
+
+
+def code_body_html(code: str, finished: CodeFinished | None) -> str:
+    """Code, printed output, and the value (a table) or the error."""
+    parts = [
+        "<div class='mcp-magic-code-source'><b>Code</b>"
+        "<pre style='margin:2px 0'><code class='language-python'>"
+        f"{html.escape(_truncate(code, TEXT_LIMIT * 5))}</code></pre></div>"
+    ]
+    if finished is None:
+        return "".join(parts)
+    if finished.output:
+        parts.append(
+            "<div class='mcp-magic-code-output'><b>Output</b>"
+            "<pre style='margin:2px 0;white-space:pre-wrap'>"
+            f"{html.escape(_truncate(finished.output, TEXT_LIMIT * 2))}</pre></div>"
+        )
+    if finished.status != "ok":
+        color = STATUS_COLORS.get(finished.status, "#888")
+        message = finished.error or finished.status
+        parts.append(
+            f"<div class='mcp-magic-result mcp-magic-error'><b>{html.escape(finished.status)}</b>"
+            f"<pre style='margin:2px 0;color:{color}'>{html.escape(message)}</pre></div>"
+        )
+    elif finished.result is not None:
+        result = finished.result
+        if _is_frame(result) and len(getattr(result, "shape", ())) == 2:
+            table = _short_cells(result.head(ROW_LIMIT)).to_html(max_cols=30, border=0)
+            more = " (first rows)" if result.shape[0] > ROW_LIMIT else ""
+            parts.append(
+                f"<div class='mcp-magic-code-value'><b>Value</b>: "
+                f"{html.escape(_shape_text(result))}{more}"
+                f"<div style='overflow-x:auto'>{table}</div></div>"
+            )
+        else:
+            parts.append(
+                "<div class='mcp-magic-code-value'><b>Value</b>"
+                "<pre style='margin:2px 0;white-space:pre-wrap'>"
+                f"{html.escape(_truncate(_value_text(result), TEXT_LIMIT))}</pre></div>"
+            )
+    return "".join(parts)
+
+
+def _value_text(value: Any) -> str:
+    if _is_frame(value):
+        return f"{_shape_text(value)}\n{value.head(SHORT_ROW_LIMIT).to_string()}"
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def code_block_html(
+    request: CodeRequest | None, finished: CodeFinished | None, code: str, open_: bool = False
+) -> str:
+    """The static block: a `<details>`, open while it waits for approval."""
+    status = _code_status(finished)
+    color = STATUS_COLORS.get(status, "#888")
+    return (
+        f"<details class='mcp-magic-code mcp-magic-{html.escape(status)}'"
+        f"{' open' if open_ else ''}>"
+        f"<summary><span style='color:{color}'>{html.escape(code_header(request, finished))}"
+        "</span></summary>"
+        f"<div style='margin-left:1.2em'>{code_body_html(code, finished)}</div></details>"
+    )
+
+
+def code_block_text(request: CodeRequest | None, finished: CodeFinished | None, code: str) -> str:
+    """The header, the code, and what it printed and returned, indented."""
+    lines = [code_header(request, finished), _indent(code)]
+    if finished is not None:
+        if finished.output.strip():
+            output = _truncate(finished.output.rstrip(), SHORT_TEXT_LIMIT)
+            lines.append(_indent("output: " + output))
+        if finished.status != "ok":
+            lines.append(_indent(f"{finished.status}: {finished.error or ''}".rstrip(": ")))
+        elif finished.result is not None:
+            value = _truncate(_value_text(finished.result), SHORT_TEXT_LIMIT)
+            lines.append(_indent("value: " + value))
+    return "\n".join(lines)
+
+
+class _CodeBlock:
+    """One code block on screen: shown at the request, updated when it finished."""
+
+    def __init__(self, request: CodeRequest | None, code: str) -> None:
+        self.request = request
+        self.code = code
+        self.finished: CodeFinished | None = None
+        self.handle: Any = None
+        self.accordion: Any = None
+        self.body: Any = None
+
+    def bundle(self) -> dict[str, Any]:
+        asking = self.finished is None and self.request is not None and self.request.ask
+        bundle: dict[str, Any] = {}
+        if self.accordion is not None:
+            bundle[WIDGET_VIEW] = {
+                "version_major": 2, "version_minor": 0, "model_id": self.accordion.model_id
+            }
+        bundle["text/html"] = code_block_html(self.request, self.finished, self.code, asking)
+        bundle["text/plain"] = code_block_text(self.request, self.finished, self.code)
+        return bundle
+
+    def show(self, live: bool) -> None:
+        if live:
+            import ipywidgets as widgets
+
+            self.body = widgets.HTML(value=code_body_html(self.code, None))
+            asking = self.request is not None and self.request.ask
+            self.accordion = widgets.Accordion(
+                children=[self.body],
+                titles=(code_header(self.request, None),),
+                selected_index=0 if asking else None,
+            )
+            self.accordion.add_class("mcp-magic-code")
+        self.handle = _display(self.bundle())
+
+    def finish(self, finished: CodeFinished) -> None:
+        self.finished = finished
+        self.code = finished.code
+        if self.accordion is not None:
+            self.body.value = code_body_html(self.code, finished)
+            self.accordion.set_title(0, code_header(self.request, finished))
+        if self.handle is not None:
+            self.handle.update(self.bundle(), raw=True)
+
+
 def format_cost(cost: float) -> str:
     if cost == 0:
         return "$0"
@@ -410,6 +566,7 @@ class AgentView:
         self.live = live and not terminal
         self.terminal = terminal
         self.blocks: dict[str, _ToolBlock] = {}
+        self.code_blocks: dict[str, _CodeBlock] = {}
         self._text = ""  # the current text segment (Jupyter)
         self._text_handle: Any = None
         self._last_update = 0.0
@@ -432,6 +589,10 @@ class AgentView:
             self.notice(event)
         elif isinstance(event, ApprovalRequest):
             self.flush()  # the prompt shown elsewhere must come after the text so far
+        elif isinstance(event, CodeRequest):
+            self.code_requested(event)
+        elif isinstance(event, CodeFinished):
+            self.code_finished(event)
 
     # -- text
 
@@ -520,6 +681,37 @@ class AgentView:
             return
         block.finish(ev)
 
+    # -- code blocks
+
+    def code_requested(self, ev: CodeRequest) -> None:
+        """A block with the code, open while it waits for approval; the prompt follows."""
+        self.flush()
+        block = _CodeBlock(ev, ev.code)
+        self.code_blocks[ev.call_id] = block
+        if self.terminal:
+            self._line(code_block_text(ev, None, ev.code))
+            return
+        block.show(self.live)
+
+    def code_finished(self, ev: CodeFinished) -> None:
+        block = self.code_blocks.get(ev.call_id)
+        if block is None:  # refused before it was asked about: still show it
+            self.flush()
+            block = _CodeBlock(None, ev.code)
+            self.code_blocks[ev.call_id] = block
+            if not self.terminal:
+                block.show(self.live)
+        if self.terminal:
+            block.finished = ev
+            text = code_block_text(block.request, ev, ev.code)
+            # the code was shown with the request; repeat it only when it changed
+            lines = text.splitlines()
+            if block.request is not None and not ev.edited:
+                lines = [lines[0]] + lines[1 + len(ev.code.splitlines()) :]
+            self._line("\n".join(lines))
+            return
+        block.finish(ev)
+
     # -- usage and notices
 
     def usage(self, ev: UsageReport) -> None:
@@ -544,6 +736,11 @@ class AgentView:
             if block.finished is None:
                 duration = time.monotonic() - block.since
                 self.tool_finished(ToolCallFinished(block.started.call_id, "cancelled", duration))
+        for call_id, code_block in list(self.code_blocks.items()):
+            if code_block.finished is None:
+                self.code_finished(
+                    CodeFinished(call_id, "cancelled", code_block.code, error="stopped")
+                )
         if self.terminal and not self._at_line_start:
             sys.stdout.write("\n")
             sys.stdout.flush()

@@ -1,17 +1,22 @@
 """Run the agent from the kernel's main thread: pump its events into the view.
 
 The loop runs on the session thread; this side renders what it publishes and answers
-approval requests, so displays and `input()` happen on the main thread.
+approval requests, so displays and `input()` happen on the main thread. In code mode it
+also runs the model's code here (`CodeRequest`): displays land in the right cell and the
+stop button interrupts it. A tool the code calls goes through `SessionManager.call_tool`,
+which submits the call to the loop and waits for it: the loop is free meanwhile (the
+agent only awaits the request's reply future), so this cannot deadlock.
 """
 
 from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 from .agent import Agent, AgentOptions, RunResult
-from .events import ApprovalRequest, Decision, Event, Notice
+from .events import ApprovalRequest, CodeFinished, CodeRequest, Decision, Event, Notice
 from .sessions import SessionManager
 
 
@@ -23,8 +28,12 @@ def run_agent(
     show: Callable[[Event], None],
     ask: Callable[[ApprovalRequest], Decision],
     idle: Callable[[], None] | None = None,
+    code: Callable[[CodeRequest], CodeFinished] | None = None,
 ) -> RunResult:
-    """Run one agent turn; returns when the model answers, raises on error or interrupt."""
+    """Run one agent turn; returns when the model answers, raises on error or interrupt.
+
+    `code` answers code mode's requests (`run_code_request`); without it they are denied.
+    """
     events: queue.SimpleQueue = queue.SimpleQueue()
 
     def on_event(event: Event) -> None:
@@ -33,6 +42,17 @@ def run_agent(
             if decision.action == "deny" and decision.text:
                 show(Notice(decision.text, level="warning"))
             event.reply.set_result(decision)
+        elif isinstance(event, CodeRequest):
+            show(event)  # the block with the code, before anyone is asked about it
+            if code is None:
+                finished = CodeFinished(event.call_id, "denied", event.code,
+                                        error="code mode is not available here")
+            else:
+                finished = code(event)
+            if finished.status == "denied" and finished.error and not event.reply.done():
+                show(Notice(finished.error, level="warning"))
+            if not event.reply.done():
+                event.reply.set_result(finished)
         else:
             show(event)
 
@@ -51,7 +71,7 @@ def run_agent(
                 event = events.get_nowait()
             except queue.Empty:
                 break
-            if not isinstance(event, ApprovalRequest):
+            if not isinstance(event, (ApprovalRequest, CodeRequest)):
                 show(event)
 
 
@@ -81,3 +101,30 @@ def ask_user(request: ApprovalRequest, read: Callable[[str], str] = input) -> De
     if answer.lower() in ("", "n", "no", "deny"):
         return Decision("deny")
     return Decision("answer", answer)
+
+
+def run_code_request(
+    request: CodeRequest,
+    namespace: MutableMapping[str, Any],
+    ask: Callable[[CodeRequest], tuple[str, str]] | None = None,
+) -> CodeFinished:
+    """Ask about one code block (allow, deny, or edit and run), then run it here.
+
+    The stop button (KeyboardInterrupt, here or inside a tool the code called) cancels
+    the request, so the loop ends the run and answers the call for the model, and is
+    raised on to end the cell.
+    """
+    from .code_mode import ask_code, run_code
+
+    code, edited = request.code, False
+    try:
+        if request.ask:
+            action, text = (ask or ask_code)(request)
+            if action == "deny":
+                return CodeFinished(request.call_id, "denied", code, error=text or None)
+            if action == "edit":
+                code, edited = text, text != request.code
+        return run_code(code, namespace, request.call_id, edited)
+    except KeyboardInterrupt:
+        request.reply.cancel()
+        raise

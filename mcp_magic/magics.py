@@ -253,6 +253,15 @@ def _reconnect_args(line: str) -> None:
     help="Ask before running: never, always, or for tools not marked read-only.",
 )
 @argument("--system", help="System prompt (server instructions are added to it).")
+@argument(
+    "--code",
+    action="store_true",
+    default=None,
+    help="Code mode: the model runs Python in the kernel, where each server is an object "
+    "whose tools are functions (default: %%config McpMagics.code_mode). Each block is shown "
+    "for approval unless --approve never.",
+)
+@argument("--no-code", dest="code", action="store_false", help="Tool calls, not code mode.")
 @argument("--new", action="store_true", help="Start a new conversation.")
 @argument("--temperature", type=float, help="Sampling temperature.")
 @argument("--no-stream", action="store_true", help="Wait for whole replies.")
@@ -327,6 +336,9 @@ class McpMagics(Magics):
         config=True
     )
     max_steps = Int(10, help="%%agent: model requests per run before stopping.").tag(config=True)
+    code_mode = Bool(
+        False, help="%%agent: the model runs Python in the kernel instead of calling tools."
+    ).tag(config=True)
     display_limit = Int(
         20_000,
         help="Characters of a text or JSON answer shown in a cell (0: all); the value "
@@ -794,7 +806,7 @@ class McpMagics(Magics):
 
     def _run_agent(self, args: Any, template: str) -> None:
         from .agent import AgentOptions, interpolate
-        from .driver import ask_user, run_agent
+        from .driver import ask_user, run_agent, run_code_request
         from .providers import default_model
 
         model = args.model or self.default_model or default_model()
@@ -825,11 +837,21 @@ class McpMagics(Magics):
             server_descriptions=dict(_key_value(d) for d in args.describe or []),
             idle_timeout=self.idle_timeout,
             run_timeout=self.run_timeout,
+            code=self.code_mode if args.code is None else args.code,
+            code_approval=args.approve != "never",  # said in the cell, not a default
         )
         view = self._agent_view()
+        namespace = self.shell.user_ns
         try:
             result = run_agent(
-                self.manager, agent, prompt, options, view.handle, ask_user, idle=view.tick
+                self.manager,
+                agent,
+                prompt,
+                options,
+                view.handle,
+                ask_user,
+                idle=view.tick,
+                code=lambda request: run_code_request(request, namespace),
             )
         finally:
             view.close()
