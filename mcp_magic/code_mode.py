@@ -177,7 +177,7 @@ def signature(server: str, tool: Any) -> str:
     return f"{python_name(server)}.{tool.name}({', '.join(parts)})"
 
 
-def _first_sentence(text: str, limit: int = 120) -> str:
+def _first_sentence(text: str, limit: int = 80) -> str:
     line = " ".join((text or "").split())
     match = re.match(r"(.+?[.!?])(\s|$)", line)
     line = match.group(1) if match else line
@@ -192,11 +192,10 @@ def tool_description(
 ) -> str:
     """What the model is told about the code tool: the functions, compactly, and the tables."""
     lines = [
-        "Run Python in the user's Jupyter kernel, in the notebook's namespace: variables you "
-        "create stay there for the user. `pd` is pandas. Each MCP server is an object whose "
-        "tools are functions; tables come back as DataFrames. Keep data in variables and "
-        "print only what you need: you see the printed output and a short preview of the "
-        "last expression's value. help(fn) shows a tool's parameters.",
+        "Run Python in the user's Jupyter kernel; variables you create stay in the notebook. "
+        "`pd` is pandas. Server tools are functions returning DataFrames for tables. Keep "
+        "data in variables and print only what you need: you see printed output and a "
+        "preview of the last expression. help(fn) shows a tool's parameters.",
     ]
     for server, expression in servers.items():
         session = manager.sessions[server]

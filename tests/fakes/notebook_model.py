@@ -573,6 +573,108 @@ def write_note(ctx: Context) -> Reply:
 
 
 # ---------------------------------------------------------------------------
+# code mode (`%%agent --code`): rules for a model that answers by writing Python
+#
+# When the request offers `run_python` (and nothing else), the model writes one block of
+# pandas code: the servers' tools are functions in it (`data.read_csv(...)`,
+# `data.query_db(...)`), the tables stay in the kernel, and only what the code prints
+# comes back. The object to call is read from the tool's description (`data`, or
+# `mcp_servers.data` when a notebook variable has that name).
+
+CODE_TARGETS = """targets = {server}.read_csv(path="{path}")
+actuals = {server}.query_db(sql=\"\"\"{sql}\"\"\")
+comparison = targets.merge(actuals, on=["region", "quarter"], how="left")
+by_region = comparison.groupby("region")[["target_revenue", "revenue"]].sum()
+by_region["attainment"] = (by_region["revenue"] / by_region["target_revenue"]).round(3)
+print(by_region.sort_values("attainment").to_csv())"""
+
+
+def code_server(ctx: Context, function: str) -> str:
+    """The expression for the server offering `function`, from run_python's description."""
+    for tool in ctx.tools:
+        if str(tool.get("name", "")).rsplit("__", 1)[-1] == "run_python":
+            found = re.search(rf"^- ([\w.]+)\.{function}\(", str(tool.get("description", "")), re.M)
+            if found:
+                return found.group(1)
+    raise MissingTool(function)
+
+
+def printed_table(content: str) -> list[dict[str, Any]] | None:
+    """The CSV a code block printed (the `Output:` part of its report)."""
+    if not content.startswith("Output:"):
+        return None
+    body = []
+    for line in content.splitlines()[1:]:
+        if not line.strip() or line.startswith(("Value:", "Notebook variables set:", "Error:")):
+            break
+        body.append(line)
+    reader = csv.DictReader(io.StringIO("\n".join(body)))
+    return [{k: _number(v or "") for k, v in row.items()} for row in reader]
+
+
+def code_trouble(ctx: Context) -> Reply | None:
+    for result in ctx.results:
+        if result.content.startswith("Not run"):
+            return Reply(
+                "I did not run the code: it needed your approval and was not approved, so "
+                "nothing changed in the notebook. Run the cell again and answer `y`, or "
+                "use `--approve never`."
+            )
+        if "Error:" in result.content:
+            error = result.content[result.content.index("Error:") :].splitlines()[0]
+            return Reply(f"My code failed, so I cannot answer yet: {error}")
+    return None
+
+
+def code_targets_vs_actuals(ctx: Context) -> Reply:
+    if ctx.step == 0:
+        code = CODE_TARGETS.format(
+            server=code_server(ctx, "query_db"), path="targets_2025.csv", sql=QUARTERLY_ACTUALS_SQL
+        )
+        return ask((ctx.tool("run_python"), {"code": code}))
+    rows = next((printed_table(r.content) for r in ctx.results if printed_table(r.content)), None)
+    if not rows:
+        return code_trouble(ctx) or Reply("My code printed no comparison.")
+    missed = [r for r in rows if r["attainment"] < 1]
+    beat = [r for r in reversed(rows) if r["attainment"] >= 1]
+
+    def line(row: dict[str, Any]) -> str:
+        return (
+            f"- **{row['region']}**: {money(row['revenue'])} against a target of "
+            f"{money(row['target_revenue'])} ({percent(row['attainment'])})"
+        )
+
+    text = []
+    if missed:
+        text.append(f"{len(missed)} of {len(rows)} regions missed their 2025 revenue target:")
+        text += [line(r) for r in missed]
+    if beat:
+        text.append("\nAhead of target:" if missed else "Every region beat its target:")
+        text += [line(r) for r in beat]
+    text.append(
+        "\nThe tables stayed in the notebook: `targets`, `actuals`, the joined `comparison` "
+        "(per region and quarter) and `by_region`."
+    )
+    return Reply("\n".join(text))
+
+
+CODE_RULES: list[tuple[Callable[[str], bool], Callable[[Context], Reply]]] = [
+    (has("compare|against", "target"), code_targets_vs_actuals),
+]
+
+
+def code_mode_answer(ctx: Context) -> Reply | None:
+    """A code-mode reply, when only `run_python` is offered and a code rule matches."""
+    names = {str(t.get("name", "")).rsplit("__", 1)[-1] for t in ctx.tools}
+    if "run_python" not in names:
+        return None
+    for matches, function in CODE_RULES:
+        if matches(ctx.prompt):
+            return function(ctx)
+    return None
+
+
+# ---------------------------------------------------------------------------
 # the reply for a request
 
 Rule = Callable[[Context], Reply]
@@ -591,6 +693,10 @@ RULES: list[tuple[Callable[[str], bool], Rule]] = [
 
 def answer(body: dict[str, Any]) -> Reply:
     ctx = Context.from_body(body)
+    with contextlib.suppress(MissingTool):
+        coded = code_mode_answer(ctx)  # code mode: see its part above
+        if coded is not None:
+            return coded
     for matches, function in RULES:
         if matches(ctx.prompt):
             try:
