@@ -65,6 +65,7 @@ TOKEN = "browser-test-" + os.urandom(8).hex()
 API_KEY = "sk-browser-test-dummy"
 MODEL = "openrouter:openai/gpt-4o-mini"
 GENERATED = "browser-check/agent_check.ipynb"  # written by this test, beside the tutorials
+GENERATED_CODE = "browser-check/code_check.ipynb"  # one code-mode block, no approval asked
 SQL = "select region, round(sum(amount), 2) as total from sales group by region order by total desc"
 ANSWER = "East had the most revenue; the table is bound to result_1."
 WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
@@ -229,6 +230,33 @@ def generated_notebook(base_url: str) -> nbformat.NotebookNode:
     return notebook
 
 
+def generated_code_notebook() -> nbformat.NotebookNode:
+    """One `%%agent --code` run answered by the tutorial model (its code-mode rules)."""
+    cells = [
+        nbformat.v4.new_markdown_cell("Browser check: one code-mode block."),
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\nimport pandas as pd\nimport mcp_magic\n%load_ext mcp_magic"
+        ),
+        nbformat.v4.new_code_cell(
+            'FILES = Path(mcp_magic.__file__).parent / "data" / "files"\n'
+            "%mcp connect data --builtin --root $FILES"
+        ),
+        nbformat.v4.new_code_cell(
+            f"%%agent {MODEL} --code --approve never --new\n"
+            "Compare 2025 revenue with the targets, per region and quarter."
+        ),
+        nbformat.v4.new_code_cell("by_region"),
+        nbformat.v4.new_code_cell("%mcp disconnect --all"),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    return notebook
+
+
 def lab_settings(settings_dir: Path) -> None:
     """User settings: every cell in the DOM (no windowing), no news or update checks."""
     files = {
@@ -255,6 +283,7 @@ def lab(tmp_path_factory, model_url, scripted_model) -> Iterator[Lab]:
     )
     (root / GENERATED).parent.mkdir(parents=True)
     nbformat.write(generated_notebook(scripted_model.url + "/api/v1"), root / GENERATED)
+    nbformat.write(generated_code_notebook(), root / GENERATED_CODE)
     dirs = {
         name: base / name for name in ("config", "data", "runtime", "ipython", "workspaces")
     }
@@ -692,6 +721,65 @@ def check_tool_call_widget(panel: Any, expect: Any) -> None:
     # The static fallback in the same output stays out of sight while the widget shows.
     output = panel.locator(".jp-OutputArea-output", has=accordion)
     assert output.locator("details.mcp-magic-tool").count() == 0
+
+
+@pytest.mark.timeout(240)
+def test_code_block_renders_and_expands(lab, page, tmp_path):
+    """A code-mode block: an Accordion, collapsed; a click shows the code, what it printed;
+    the variables it made are in the notebook; the saved HTML has a `<details>` block."""
+    from playwright.sync_api import expect
+
+    if not NOTEBOOK_MODEL.exists():
+        pytest.fail("tests/fakes/notebook_model.py answers the code-mode cell; it is missing")
+    errors = PageErrors()
+    errors.attach(page, LAB_BENIGN)
+    name = GENERATED_CODE
+    panel = open_notebook(page, lab, name)
+    try:
+        run_all(page, panel, name)
+        failed = cell_errors(page)
+        assert not failed, f"{name}: cells failed:\n" + "\n".join(failed)
+        block = panel.locator(".widget-accordion.mcp-magic-code").first
+        expect(block).to_be_visible()
+        header = block.locator(".jupyter-widget-Collapse-header").first
+        contents = block.locator(".jupyter-widget-Collapse-contents").first
+        expect(header).to_contain_text(re.compile(r"run_python — ok .*→ .*by_region"))
+        expect(contents).to_be_hidden()
+        header.click()
+        expect(contents).to_be_visible()
+        expect(contents.locator(".mcp-magic-code-source")).to_contain_text("data.query_db(")
+        expect(contents.locator(".mcp-magic-code-source")).to_contain_text("targets.merge(")
+        expect(contents.locator(".mcp-magic-code-output")).to_contain_text("attainment")
+        # The table the code made, shown by the next cell from the notebook's namespace.
+        expect(panel.locator(".jp-RenderedHTMLCommon table.dataframe").first).to_be_visible()
+        output = panel.locator(".jp-OutputArea-output", has=block)
+        assert output.locator("details.mcp-magic-code").count() == 0  # the widget shows
+        run_command(page, "docmanager:save")
+        page.wait_for_function(
+            """() => !document.querySelector('.lm-TabBar-tab.jp-mod-dirty')"""
+        )
+        full_screenshot(page, screenshot_path(short(name)))
+    except Exception:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(screenshot_path(short(name) + ".failed")))
+        raise
+    finally:
+        page.close()
+        with contextlib.suppress(OSError):
+            lab.shutdown_kernels()
+    report(name, errors)
+    assert not errors.errors, f"{name}: JavaScript errors:\n" + "\n".join(errors.errors)
+
+    # The saved notebook's static fallback: a `<details>` with the same code and output.
+    saved = nbformat.read(lab.root / name, as_version=4)
+    html_outputs = [
+        output.get("data", {}).get("text/html", "")
+        for cell in saved.cells
+        for output in cell.get("outputs", [])
+    ]
+    block_html = next(h for h in html_outputs if "mcp-magic-code" in h)
+    assert block_html.startswith("<details class='mcp-magic-code mcp-magic-ok'")
+    assert "data.query_db(" in block_html and "attainment" in block_html
 
 
 STATIC_PARAMS = [
