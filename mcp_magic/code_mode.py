@@ -81,6 +81,8 @@ class ToolFunction:
         outcome = interpret(result, self._tool.name, self._tool.output_schema)
         if outcome.error is not None:
             raise ToolError(f"{target}: {outcome.error}")
+        for note in outcome.notices:  # rows cut by a limit, warnings: the model must know
+            print(f"[{target}] {note}")
         return outcome.value
 
     def __repr__(self) -> str:
@@ -159,6 +161,10 @@ def bind_servers(
     current = namespace.get(REGISTRY)
     if REGISTRY not in namespace or isinstance(current, Servers):
         namespace[REGISTRY] = Servers(proxies)
+    if "pd" not in namespace:  # the code may use pandas as `pd` (never replacing a `pd`)
+        import pandas
+
+        namespace["pd"] = pandas
     return servers
 
 

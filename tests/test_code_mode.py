@@ -282,3 +282,46 @@ def test_code_requests_are_denied_without_a_runner(manager, scripted):
     events: list = []
     run_agent(manager, agent, "go", AgentOptions(code=True), events.append, lambda r: None)
     assert "not available" in json.dumps(tool_messages(scripted.requests[1].body))
+
+
+def test_pandas_is_there_and_cut_tables_say_so(manager, scripted):
+    namespace: dict = {}
+    agent = agent_for(manager, scripted, namespace)
+    code = "rows = data.query_db(sql='select * from sales', limit=3)\npd.DataFrame(rows).shape"
+    scripted.push(
+        wire.stream(calls=[wire.Call("p", "notebook__run_python", {"code": code})]),
+        wire.stream(text="ok"),
+    )
+    turn(agent, "go", code=True, code_approval=False)
+    told = tool_messages(scripted.requests[1].body)["p"]
+    assert "Value: (3, " in told
+    assert "[data.query_db]" in told  # the server's note that the rows were cut
+
+
+# -- the code block on screen ------------------------------------------------------------
+
+
+def test_code_block_renders_escaped_with_code_output_and_value():
+    from mcp_magic.agent_view import code_block_html, code_block_text
+
+    code = "print('<script>alert(1)</script>')\ntable"
+    request = CodeRequest("c", code, ask=True)
+    waiting = code_block_html(request, None, code, open_=True)
+    assert waiting.startswith("<details class='mcp-magic-code mcp-magic-running' open>")
+    assert "waiting for approval" in waiting and "<script>" not in waiting
+    frame = pd.DataFrame({"region": ["North", "<b>South</b>"], "n": [1, 2]})
+    done = CodeFinished(
+        "c", "ok", code, 0.25, output="<script>alert(1)</script>\n", result=frame,
+        variables=["table"], edited=True,
+    )  # fmt: skip
+    html = code_block_html(request, done, code)
+    assert " open" not in html.split(">")[0] and "<script>" not in html and "<b>South" not in html
+    assert "&lt;script&gt;" in html and "table" in html and "2 rows × 2 columns" in html
+    assert "→ table" in html and "edited by you" in html
+    text = code_block_text(request, done, code)
+    lines = text.splitlines()
+    assert lines[0].startswith("✓ notebook.run_python — ok")
+    assert "    print('<script>alert(1)</script>')" in lines
+    assert any(line.strip().startswith("value: 2 rows × 2 columns") for line in lines)
+    failed = CodeFinished("c", "error", "1/0", error="ZeroDivisionError: division by zero (line 1)")
+    assert "ZeroDivisionError" in code_block_html(None, failed, "1/0")
