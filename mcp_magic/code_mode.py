@@ -21,7 +21,7 @@ import keyword
 import re
 import time
 import traceback
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from .events import CodeFinished, CodeRequest
@@ -89,20 +89,38 @@ class ToolFunction:
         return f"<MCP tool {signature(self._server, self._tool)}>"
 
 
-class ServerProxy:
-    """A connected MCP server: its tools (those this run allows) as attributes."""
+Policy = Callable[[str, str], bool]  # (server, tool) → allowed
 
-    def __init__(
-        self, manager: SessionManager, server: str, allowed: Callable[[str], bool]
-    ) -> None:
+_run_policy: Policy | None = None
+"""The allow/deny of the agent run that bound the servers last (one run at a time)."""
+_enforced: Policy | None = None
+"""Set while the model's code runs: the proxies obey the run's --allow/--deny then.
+The user's own cells call any tool, as `%mcp call` does."""
+
+
+@contextlib.contextmanager
+def _enforcing() -> Iterator[None]:
+    global _enforced
+    _enforced = _run_policy or (lambda server, tool: True)
+    try:
+        yield
+    finally:
+        _enforced = None
+
+
+class ServerProxy:
+    """A connected MCP server: its tools as attributes (in the model's code, those the
+    run allows; a proxy left in the namespace by an earlier run obeys the current one)."""
+
+    def __init__(self, manager: SessionManager, server: str) -> None:
         self._manager = manager
         self._server = server
-        self._allowed = allowed
 
     def _tools(self) -> dict[str, Any]:
         session = self._manager.sessions.get(self._server)
         tools = session.tools if session is not None else {}
-        return {name: tool for name, tool in tools.items() if self._allowed(name)}
+        policy = _enforced
+        return {n: t for n, t in tools.items() if policy is None or policy(self._server, n)}
 
     def __getattr__(self, name: str) -> ToolFunction:
         if name.startswith("_"):
@@ -136,13 +154,16 @@ class Servers:
 def bind_servers(
     manager: SessionManager,
     namespace: MutableMapping[str, Any],
-    allowed: Callable[[str, str], bool],
+    allowed: Policy,
 ) -> dict[str, str]:
     """Put the server objects into the namespace; returns server → the expression to use.
 
     A name is taken only if it is free or already holds a server object (from an earlier
-    run); otherwise the server is reachable as `mcp_servers.NAME` alone.
+    run); otherwise the server is reachable as `mcp_servers.NAME` alone. `allowed` is
+    the run's --allow/--deny, enforced while the model's code runs (`run_code`).
     """
+    global _run_policy
+    _run_policy = allowed
     proxies: dict[str, ServerProxy] = {}
     servers: dict[str, str] = {}
     for name, session in manager.sessions.items():
@@ -151,7 +172,7 @@ def bind_servers(
         if not any(allowed(name, tool) for tool in session.tools):
             continue
         attribute = python_name(name)
-        proxies[attribute] = ServerProxy(manager, name, lambda t, s=name: allowed(s, t))
+        proxies[attribute] = ServerProxy(manager, name)
         current = namespace.get(attribute, None)
         if attribute not in namespace or isinstance(current, ServerProxy):
             namespace[attribute] = proxies[attribute]
@@ -282,7 +303,7 @@ def run_code(
     try:
         tree = ast.parse(code, filename, "exec")
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        with contextlib.redirect_stdout(capture), contextlib.redirect_stderr(capture):
+        with _enforcing(), contextlib.redirect_stdout(capture), contextlib.redirect_stderr(capture):
             exec(compile(tree, filename, "exec"), namespace)  # noqa: S102 - approved code
             if last is not None:
                 expression = ast.Expression(last.value)

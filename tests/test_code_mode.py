@@ -325,3 +325,36 @@ def test_code_block_renders_escaped_with_code_output_and_value():
     assert any(line.strip().startswith("value: 2 rows × 2 columns") for line in lines)
     failed = CodeFinished("c", "error", "1/0", error="ZeroDivisionError: division by zero (line 1)")
     assert "ZeroDivisionError" in code_block_html(None, failed, "1/0")
+
+
+def test_allow_and_deny_reach_into_the_code(manager, scripted):
+    namespace: dict = {}
+    agent = agent_for(manager, scripted, namespace)
+    code = "data.query_db(sql='select 1 as one')"
+    scripted.push(
+        wire.stream(calls=[wire.Call("a", "notebook__run_python", {"code": code})]),
+        wire.stream(text="ok"),
+    )
+    turn(agent, "go", code=True, code_approval=False, deny=["data.query_db"])
+    description = scripted.requests[0].body["tools"][0]["function"]["description"]
+    assert "data.read_csv(" in description and "query_db" not in description
+    told = tool_messages(scripted.requests[1].body)["a"]
+    assert told.startswith("Error: AttributeError: data.query_db is not allowed in this run")
+    # denying the code tool itself leaves nothing to offer
+    scripted.requests.clear()
+    scripted.push(wire.stream(text="no tools"))
+    turn(agent, "go", code=True, deny=["notebook"])
+    assert "tools" not in scripted.requests[0].body
+    # a server object left by an earlier run obeys the current run's --deny ...
+    scripted.requests.clear()
+    code = "data.read_csv(path='x.csv')"
+    scripted.push(
+        wire.stream(calls=[wire.Call("b", "notebook__run_python", {"code": code})]),
+        wire.stream(text="ok"),
+    )
+    turn(agent, "go", code=True, code_approval=False, deny=["data"])
+    assert "data.read_csv is not allowed in this run" in tool_messages(
+        scripted.requests[1].body
+    )["b"]
+    # ... while the user's own cells call any tool, as %mcp call does
+    assert namespace["data"].query_db(sql="select 1 as one").iloc[0, 0] == 1
