@@ -13,6 +13,9 @@ allow/deny semantics are the agent's own (`agent.is_allowed`), applied to `noteb
 exactly as to a connected server. They are offered when the notebook holds at least one
 DataFrame, and not at all when a connected server is itself called `notebook`.
 
+They run on the session thread while the main thread waits for the run (it only draws
+events then), and they only read: a copy of a few rows, `describe()`, `value_counts()`.
+
 Every answer is bounded: at most `MAX_ROWS` rows, `MAX_COLUMNS` columns, cells cut at
 `CELL_CHARS` characters, and `MAX_CHARS` characters in all. Whole tables are never sent.
 """
