@@ -86,12 +86,17 @@ def fault_sse() -> Iterator[str]:
     yield from _fault_server("--sse", "/sse")
 
 
+def global_ipython():
+    """The in-process test shell; `start_ipython` returns it only on its first call."""
+    from IPython.testing.globalipapp import get_ipython, start_ipython
+
+    return start_ipython() or get_ipython()
+
+
 @pytest.fixture(scope="session")
 def shell():
     """One in-process IPython shell with the extension loaded."""
-    from IPython.testing.globalipapp import start_ipython
-
-    ip = start_ipython()
+    ip = global_ipython()
     ip.run_line_magic("load_ext", "mcp_magic")
     yield ip
     ip.run_line_magic("unload_ext", "mcp_magic")

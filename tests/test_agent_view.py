@@ -196,9 +196,9 @@ def test_safe_markdown_keeps_no_raw_html() -> None:
 
 @pytest.fixture(scope="module")
 def ip():
-    from IPython.testing.globalipapp import start_ipython
+    from conftest import global_ipython
 
-    return start_ipython()
+    return global_ipython()
 
 
 class FakeClock:
