@@ -9,6 +9,7 @@ the session thread and only publishes events; it never touches the display.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -19,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from . import naming
 from .config import HttpSpec, expand_vars
 from .events import (
     ApprovalRequest,
     Decision,
     Event,
+    ModelReply,
     Notice,
     TextDelta,
     ToolCallFinished,
@@ -41,6 +44,7 @@ from .providers.base import (
     Usage,
 )
 from .results import frame_for_model, interpret
+from .runlog import RunLog, recording
 from .sessions import McpError, Session, SessionManager
 
 ApprovalMode = Literal["never", "always", "writes"]
@@ -52,7 +56,9 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 DEFAULT_SYSTEM = (
     "You are a data analysis assistant working inside a Jupyter notebook. Use the tools "
     "to look things up instead of guessing. Tables that tools return are kept in notebook "
-    "variables whose names you are told; mention them when they hold what the user needs."
+    "variables whose names you are told; mention them when they hold what the user needs. "
+    "Give each table a short name that says what it holds with the optional `result_name` "
+    "argument."
 )
 
 
@@ -75,6 +81,13 @@ class AgentOptions:
     # Seconds a model reply may go without data (None: the provider's own, 60 s).
     idle_timeout: float | None = None
     run_timeout: float = 600.0  # seconds for the whole run (time waiting for approval aside)
+    # Tokens (in + out) one run may use; a request that would pass it is not sent.
+    max_tokens_total: int | None = None
+    # Where the run was asked: the frontend's cell id (if any), a key that stays the same
+    # when the cell is re-run (names its tables), and the execution count.
+    cell_id: str | None = None
+    cell_key: str | None = None
+    execution_count: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
@@ -85,6 +98,9 @@ class AgentOptions:
                 continue
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a number of seconds above 0, not {value!r}")
+        budget = self.max_tokens_total
+        if budget is not None and (not isinstance(budget, int) or budget < 1):
+            raise ValueError(f"max_tokens_total must be a whole number from 1 up, not {budget!r}")
 
 
 class RunTimeout(ProviderError):
@@ -180,6 +196,8 @@ class Agent:
         self.messages: list[Message] = []
         self.usage = Usage()
         self._deadline = 0.0  # time.monotonic() by which the current run must end
+        self.names = naming.Names()  # who bound which table, so no run overwrites another's
+        self.log = RunLog()
 
     def reset(self) -> None:
         self.messages.clear()
@@ -268,7 +286,9 @@ class Agent:
         asyncio.get_running_loop().run_in_executor(None, _warm_imports)
         await self.manager.arefresh_stale_tools()
         tools, hosted, sessions = self.gather_tools(options)
-        specs = [ToolSpec(t.qualified, t.description, t.schema) for t in tools.values()]
+        specs = [
+            ToolSpec(t.qualified, t.description, naming.offer(t.schema)) for t in tools.values()
+        ]
         system = self.system_prompt(options, sessions)
         start = len(self.messages)
         self.messages.append(Message(role="user", content=prompt))
@@ -276,6 +296,15 @@ class Agent:
         reported = False
         replied = False
         variables: dict[str, Any] = {}
+        model = f"{self.provider.name}:{self.provider.model}"
+        recorder = self.log.start(
+            prompt, model, self._secrets(), options.cell_id, options.execution_count
+        )
+        publish = recording(recorder, publish)
+        cell = options.cell_key or f"run-{recorder.run.id}"
+        budget = TokenBudget(options.max_tokens_total)
+        served: str | None = None
+        status = "interrupted"
         if hasattr(self.provider, "on_retry"):
             self.provider.on_retry = lambda reason, wait: publish(
                 Notice(f"{self.provider.name}: {reason}; retrying in {wait:.1f} s", "warning")
@@ -299,10 +328,26 @@ class Agent:
                     idle_timeout=options.idle_timeout,
                     deadline=self._deadline,
                 )
+                over = budget.refuse(request, usage)
+                if over:
+                    publish(Notice(over, level="warning"))
+                    break
+                asked = time.monotonic()
                 turn = await self._complete(request, options, publish)
+                budget.replied(request, turn.usage)
                 usage.add(turn.usage)
                 reported = reported or turn.usage is not None
                 replied = True
+                served = turn.model or served
+                publish(
+                    ModelReply(
+                        step,
+                        turn.text,
+                        len(turn.tool_calls),
+                        turn.usage,
+                        time.monotonic() - asked,
+                    )
+                )
                 for call in turn.hosted_calls:
                     self._publish_hosted(call, publish)
                 text = turn.text
@@ -326,8 +371,23 @@ class Agent:
                     if isinstance(outcome, _Table):
                         # Named in the order the model asked, not the order calls finished,
                         # so a re-run binds the same names.
-                        name = f"{options.results_prefix}_{len(variables) + 1}"
-                        self.namespace[name] = variables[name] = outcome.frame
+                        unnamed = None if outcome.proposed else sum(
+                            1 for v in variables.values() if v is None
+                        )
+                        name, note = self.names.choose(
+                            outcome.proposed,
+                            cell,
+                            self.namespace,
+                            set(variables),
+                            unnamed or 0,
+                            options.results_prefix,
+                        )
+                        if note:
+                            publish(Notice(note))
+                        self.names.bind(
+                            name, outcome.frame, cell, recorder.run.id, self.namespace, unnamed
+                        )
+                        variables[name] = None if outcome.proposed is None else outcome.proposed
                         publish(
                             ToolCallFinished(
                                 call.id, "ok", outcome.duration, result=outcome.frame, variable=name
@@ -335,11 +395,11 @@ class Agent:
                         )
                         outcome = frame_for_model(
                             outcome.frame, name, max_rows=options.max_table_rows_inline
-                        )
+                        ) + (f"\n({note})" if note else "")
                     self.messages.append(
                         Message(role="tool", content=outcome, tool_call_id=call.id, name=call.name)
                     )
-            if not answered:
+            if not answered and not budget.stopped:
                 publish(
                     Notice(
                         f"Stopped after {options.max_steps} steps while the model was still "
@@ -347,15 +407,39 @@ class Agent:
                         level="warning",
                     )
                 )
-        except BaseException:
+            if not replied:  # stopped before the first request: the conversation is unchanged
+                del self.messages[start:]
+            status = "ok" if answered else "stopped"
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) \
+                else "error"
             self._repair(start)
             raise
         finally:
             self.usage.add(usage)
             if replied:  # a run the model never answered has no usage to speak of
-                model = f"{self.provider.name}:{self.provider.model}"
-                publish(UsageReport(usage, model, step, reported=reported))
-        return RunResult(text, usage, step, variables, stopped_early=not answered)
+                total = Usage(self.usage.input_tokens, self.usage.output_tokens, self.usage.cost)
+                publish(
+                    UsageReport(
+                        usage,
+                        model,
+                        step,
+                        reported=reported,
+                        total=total,
+                        served_by=served if served and not _same_model(served, model) else None,
+                    )
+                )
+            recorder.finish(status, usage)
+        bound = {name: self.namespace[name] for name in variables if name in self.namespace}
+        return RunResult(text, usage, step, bound, stopped_early=not answered)
+
+    def _secrets(self) -> list[str]:
+        """What the run log must never show: the provider's key, servers' headers and env."""
+        secrets = list(getattr(getattr(self.provider, "config", None), "secrets", list)())
+        for session in self.manager.sessions.values():
+            with contextlib.suppress(Exception):  # a spec that cannot say: nothing to add
+                secrets += session.secrets()
+        return secrets
 
     def _remaining(self) -> float:
         return self._deadline - time.monotonic()
@@ -440,6 +524,9 @@ class Agent:
             arguments = call.arguments
             publish(ToolCallStarted(call.id, server, tool, arguments))
             return self._fail(call, started, publish, f"invalid JSON arguments: {exc}")
+        proposed = None
+        if bound is not None:
+            arguments, proposed = naming.take(arguments, bound.schema)
         publish(ToolCallStarted(call.id, server, tool, arguments))
         if bound is None:
             known = ", ".join(sorted(tools)) or "none"
@@ -477,7 +564,7 @@ class Agent:
             return f"Error: {outcome.error}"
         value = outcome.value
         if hasattr(value, "to_csv"):
-            return _Table(value, duration)  # bound and shown once it has its name
+            return _Table(value, duration, proposed)  # bound and shown once it has its name
         publish(ToolCallFinished(call.id, "ok", duration, result=value))
         text = outcome.text
         if len(text) > options.max_result_chars:
@@ -530,7 +617,63 @@ class _Table:
 
     frame: Any
     duration: float
+    proposed: str | None = None  # the name the model asked for (`result_name`)
 
+
+def _same_model(served: str, asked: str) -> bool:
+    """Whether the model a reply names is the one asked for (`provider:model`), allowing
+    for a vendor prefix or a dated version (`openai/gpt-4o-mini-2024-07-18`)."""
+    wanted = asked.split(":", 1)[-1]
+    short = lambda name: name.rsplit("/", 1)[-1]  # noqa: E731
+    return served == wanted or short(served).startswith(short(wanted))
+
+
+class TokenBudget:
+    """`max_tokens_total`: refuses a request that would take the run past its budget.
+
+    A request's size is estimated from its text (about 4 characters a token), scaled by
+    what the provider reported for the previous request when it did.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.stopped = False
+        self._last: tuple[int, int] | None = None  # (characters, tokens reported) last time
+
+    @staticmethod
+    def characters(request: Request) -> int:
+        size = len(request.system or "")
+        for message in request.messages:
+            size += len(message.content) + sum(len(c.arguments) + len(c.name) for c in
+                                               message.tool_calls)
+        size += sum(len(json.dumps(t.parameters)) + len(t.description) + len(t.name)
+                    for t in request.tools)
+        return size
+
+    def estimate(self, request: Request) -> int:
+        size = self.characters(request)
+        if self._last is not None:
+            chars, tokens = self._last
+            return tokens + max(0, size - chars) // 4
+        return size // 4 + 1
+
+    def refuse(self, request: Request, used: Usage) -> str | None:
+        """One line saying why `request` is not sent, or None to send it."""
+        if self.limit is None:
+            return None
+        estimate = self.estimate(request)
+        if used.total_tokens + estimate <= self.limit:
+            return None
+        self.stopped = True
+        return (
+            f"Stopped: the next model request (about {estimate:,} tokens) would take this run "
+            f"past its budget of {self.limit:,} tokens ({used.total_tokens:,} used so far); "
+            "raise --max-tokens-total to let it go on."
+        )
+
+    def replied(self, request: Request, usage: Usage | None) -> None:
+        if usage is not None and usage.input_tokens:
+            self._last = (self.characters(request), usage.input_tokens)
 
 def _warm_imports() -> None:
     import jsonschema  # noqa: F401

@@ -1,0 +1,276 @@
+"""The run log: what each agent run did, kept in the kernel for audit and replay.
+
+One `RunRecorder` per run sees every event the loop publishes (tool calls, code
+blocks, model replies, notices, usage) and the few things only the loop knows (the
+prompt, the model, the cell). Each step becomes one row; `RunLog.frame()` is the
+`%agent log` DataFrame and `RunLog.save()` writes the same rows as JSON Lines.
+
+Secrets never enter the log: every string is redacted when it is recorded, with the
+provider's key, the connected servers' header and env values, and the values of
+environment variables named like keys or tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .config import redact
+from .events import (
+    CodeFinished,
+    CodeRequest,
+    Event,
+    ModelReply,
+    Notice,
+    ToolCallFinished,
+    ToolCallStarted,
+    UsageReport,
+)
+from .providers.base import Usage
+
+PREVIEW_LIMIT = 300  # characters of a result or output kept in a row
+TEXT_LIMIT = 20_000  # characters of a prompt, reply or code kept in a row
+COLUMNS = [
+    "run", "step", "kind", "cell", "execution_count", "model", "time", "duration",
+    "status", "server", "tool", "arguments", "variable", "text", "preview",
+    "input_tokens", "output_tokens", "cost",
+]  # fmt: skip
+_SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.I)
+
+
+def environment_secrets(environ: Iterable[tuple[str, str]] | None = None) -> list[str]:
+    """Values of environment variables whose names say they hold a key or a token."""
+    items = os.environ.items() if environ is None else environ
+    return [value for name, value in items if _SECRET_NAME.search(name) and len(value) >= 6]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def preview(value: Any) -> str:
+    """A short text for a result: a table's shape and columns, or the start of a text."""
+    if value is None:
+        return ""
+    if hasattr(value, "shape") and hasattr(value, "columns"):
+        rows, cols = value.shape
+        names = ", ".join(map(str, list(value.columns)[:20]))
+        return f"{rows:,} rows × {cols} columns: {names}"
+    if isinstance(value, str):
+        return _clip(value, PREVIEW_LIMIT)
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return _clip(text, PREVIEW_LIMIT)
+
+
+@dataclass
+class Run:
+    """One agent run: its settings, its steps (rows) and how it ended."""
+
+    id: int
+    prompt: str
+    model: str
+    cell: str | None = None  # the frontend's cell id, when it sends one
+    execution_count: int | None = None
+    started: str = field(default_factory=_now)
+    status: str = "running"  # ok, stopped, error, interrupted
+    usage: Usage = field(default_factory=Usage)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)  # name → the call that bound it
+
+
+class RunRecorder:
+    """Turns one run's events into rows. Call it with each event, then `finish()`."""
+
+    def __init__(self, run: Run, secrets: list[str]) -> None:
+        self.run = run
+        # longest first, so a secret that contains another is replaced whole
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self._started: dict[str, tuple[ToolCallStarted, float, str]] = {}
+        self._code_seen: set[str] = set()
+
+    # -- redaction
+
+    def clean(self, value: Any) -> Any:
+        """`value` with every secret replaced by `***`, strings inside lists and dicts too."""
+        if isinstance(value, str):
+            return redact(value, self.secrets) if self.secrets else value
+        if isinstance(value, dict):
+            return {self.clean(k): self.clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.clean(v) for v in value]
+        return value
+
+    def _row(self, kind: str, **values: Any) -> dict[str, Any]:
+        row = {column: None for column in COLUMNS}
+        row.update(
+            run=self.run.id,
+            step=len(self.run.steps) + 1,
+            kind=kind,
+            cell=self.run.cell,
+            execution_count=self.run.execution_count,
+            model=self.run.model,
+            time=_now(),
+        )
+        row.update({key: self.clean(value) for key, value in values.items()})
+        self.run.steps.append(row)
+        return row
+
+    # -- what the loop knows
+
+    def prompt(self) -> None:
+        self._row("prompt", text=_clip(self.run.prompt, TEXT_LIMIT), status="ok")
+
+    def finish(self, status: str, usage: Usage | None = None) -> None:
+        self.run.status = status
+        if usage is not None:
+            self.run.usage = usage
+
+    # -- events
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ToolCallStarted):
+            self._started[event.call_id] = (event, time.monotonic(), _now())
+        elif isinstance(event, ToolCallFinished):
+            self._tool(event)
+        elif isinstance(event, CodeRequest):
+            event.reply.add_done_callback(self._code_reply)
+        elif isinstance(event, CodeFinished):
+            self._code(event)
+        elif isinstance(event, ModelReply):
+            usage = event.usage
+            self._row(
+                "reply",
+                text=_clip(event.text, TEXT_LIMIT),
+                status="tool calls" if event.tool_calls else "answer",
+                duration=round(event.duration, 3),
+                input_tokens=usage.input_tokens if usage else None,
+                output_tokens=usage.output_tokens if usage else None,
+                cost=usage.cost if usage else None,
+            )
+        elif isinstance(event, Notice):
+            self._row("notice", text=event.text, status=event.level)
+        elif isinstance(event, UsageReport):
+            self.run.usage = event.usage
+
+    def _tool(self, event: ToolCallFinished) -> None:
+        started, _, at = self._started.pop(event.call_id, (None, 0.0, _now()))
+        row = self._row(
+            "tool",
+            status=event.status,
+            duration=round(event.duration, 3),
+            server=started.server if started else None,
+            tool=started.tool if started else None,
+            arguments=started.arguments if started else None,
+            variable=event.variable,
+            preview=event.error if event.status != "ok" else preview(event.result),
+            text="run by the provider" if started is not None and started.hosted else None,
+        )
+        row["time"] = at
+        if event.variable:
+            self.run.variables[event.variable] = f"{row['server']}.{row['tool']}"
+
+    def _code_reply(self, future: Any) -> None:
+        if not future.cancelled() and future.exception() is None:
+            result = future.result()
+            if isinstance(result, CodeFinished):
+                self._code(result)
+
+    def _code(self, event: CodeFinished) -> None:
+        if event.call_id in self._code_seen:  # seen both on its request and as an event
+            return
+        self._code_seen.add(event.call_id)
+        output = event.output or ""
+        if event.error:
+            output = f"{output}\n{event.error}".strip()
+        self._row(
+            "code",
+            status=event.status,
+            duration=round(event.duration, 3),
+            text=_clip(event.code, TEXT_LIMIT),
+            variable=", ".join(event.variables) or None,
+            preview=_clip(output, PREVIEW_LIMIT) if output else preview(event.result),
+            arguments={"edited": True} if event.edited else None,
+        )
+        for name in event.variables:
+            self.run.variables[name] = "code"
+
+
+class RunLog:
+    """Every run of one notebook's agent, in order."""
+
+    def __init__(self) -> None:
+        self.runs: list[Run] = []
+
+    def start(
+        self,
+        prompt: str,
+        model: str,
+        secrets: list[str],
+        cell: str | None = None,
+        execution_count: int | None = None,
+    ) -> RunRecorder:
+        run = Run(len(self.runs) + 1, prompt, model, cell, execution_count)
+        self.runs.append(run)
+        recorder = RunRecorder(run, secrets + environment_secrets())
+        run.prompt = recorder.clean(prompt)
+        recorder.prompt()
+        return recorder
+
+    def get(self, run: int | None = None) -> Run:
+        """Run `run` (1, 2, ...; negative counts from the end), or the last one."""
+        if not self.runs:
+            raise LookupError("no agent runs yet in this notebook")
+        if run is None:
+            return self.runs[-1]
+        index = run - 1 if run > 0 else run
+        if run == 0 or not -len(self.runs) <= index < len(self.runs):
+            raise LookupError(f"no run {run}: runs are 1 to {len(self.runs)}")
+        return self.runs[index]
+
+    def rows(self, run: int | None = None) -> list[dict[str, Any]]:
+        runs = self.runs if run is None else [self.get(run)]
+        return [dict(row) for r in runs for row in r.steps]
+
+    def frame(self, run: int | None = None) -> Any:
+        """One row per step (prompt, reply, tool, code, notice), with its run and cell."""
+        import pandas as pd
+
+        rows = self.rows(run)
+        for row in rows:
+            if row["arguments"] is not None:
+                row["arguments"] = json.dumps(row["arguments"], ensure_ascii=False, default=str)
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+    def save(self, path: str, run: int | None = None) -> int:
+        """Write the rows as JSON Lines (appending to nothing: the file is replaced)."""
+        rows = self.rows(run)
+        with open(path, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        return len(rows)
+
+
+Publish = Callable[[Event], None]
+
+
+def recording(recorder: RunRecorder, publish: Publish) -> Publish:
+    """A publish function that records each event before passing it on."""
+
+    def both(event: Event) -> None:
+        recorder(event)
+        publish(event)
+
+    return both
