@@ -295,7 +295,7 @@ class Agent:
         usage = Usage()
         reported = False
         replied = False
-        variables: dict[str, Any] = {}
+        variables: dict[str, str | None] = {}  # name → the name the model proposed
         model = f"{self.provider.name}:{self.provider.model}"
         recorder = self.log.start(
             prompt, model, self._secrets(), options.cell_id, options.execution_count
@@ -371,31 +371,9 @@ class Agent:
                     if isinstance(outcome, _Table):
                         # Named in the order the model asked, not the order calls finished,
                         # so a re-run binds the same names.
-                        unnamed = None if outcome.proposed else sum(
-                            1 for v in variables.values() if v is None
+                        outcome = self._bind_table(
+                            call, outcome, cell, recorder.run.id, variables, options, publish
                         )
-                        name, note = self.names.choose(
-                            outcome.proposed,
-                            cell,
-                            self.namespace,
-                            set(variables),
-                            unnamed or 0,
-                            options.results_prefix,
-                        )
-                        if note:
-                            publish(Notice(note))
-                        self.names.bind(
-                            name, outcome.frame, cell, recorder.run.id, self.namespace, unnamed
-                        )
-                        variables[name] = None if outcome.proposed is None else outcome.proposed
-                        publish(
-                            ToolCallFinished(
-                                call.id, "ok", outcome.duration, result=outcome.frame, variable=name
-                            )
-                        )
-                        outcome = frame_for_model(
-                            outcome.frame, name, max_rows=options.max_table_rows_inline
-                        ) + (f"\n({note})" if note else "")
                     self.messages.append(
                         Message(role="tool", content=outcome, tool_call_id=call.id, name=call.name)
                     )
@@ -432,6 +410,32 @@ class Agent:
             recorder.finish(status, usage)
         bound = {name: self.namespace[name] for name in variables if name in self.namespace}
         return RunResult(text, usage, step, bound, stopped_early=not answered)
+
+    def _bind_table(
+        self,
+        call: ToolCall,
+        table: _Table,
+        cell: str,
+        run_id: int,
+        variables: dict[str, str | None],
+        options: AgentOptions,
+        publish: Callable[[Event], None],
+    ) -> str:
+        """Bind a table under its name (see `naming`); what the model is told about it."""
+        unnamed = None
+        if table.proposed is None:
+            unnamed = sum(1 for proposed in variables.values() if proposed is None)
+        name, note = self.names.choose(
+            table.proposed, cell, self.namespace, set(variables), unnamed or 0,
+            options.results_prefix,
+        )
+        self.names.bind(name, table.frame, cell, run_id, self.namespace, unnamed)
+        variables[name] = table.proposed
+        publish(ToolCallFinished(call.id, "ok", table.duration, result=table.frame, variable=name))
+        if note:
+            publish(Notice(note))
+        told = frame_for_model(table.frame, name, max_rows=options.max_table_rows_inline)
+        return f"{told}\n({note})" if note else told
 
     def _secrets(self) -> list[str]:
         """What the run log must never show: the provider's key, servers' headers and env."""
