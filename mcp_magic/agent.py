@@ -56,9 +56,8 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 DEFAULT_SYSTEM = (
     "You are a data analysis assistant working inside a Jupyter notebook. Use the tools "
     "to look things up instead of guessing. Tables that tools return are kept in notebook "
-    "variables whose names you are told; mention them when they hold what the user needs. "
-    "Give each table a short name that says what it holds with the optional `result_name` "
-    "argument."
+    "variables whose names you are told (name them with `result_name`); mention them "
+    "when they hold what the user needs."
 )
 
 

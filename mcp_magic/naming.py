@@ -22,10 +22,7 @@ from typing import Any
 RESULT_NAME = "result_name"
 RESULT_NAME_PROPERTY = {
     "type": "string",
-    "description": (
-        "Optional: notebook variable name for a table result, a short Python identifier "
-        "saying what the table holds (e.g. `targets_2025`). Not sent to the tool."
-    ),
+    "description": "Notebook variable name for a table result (a short identifier)",
 }
 NAME_LIMIT = 64
 
