@@ -196,3 +196,34 @@ def test_one_line_prompts_and_the_token_budget(kernel, endpoint):
     assert "must be 0 (no limit) or more" in json.dumps(
         execute(kc, "%config McpMagics.max_tokens_total = -1")[0]
     )
+
+
+def test_export_fills_the_next_prompt_in_terminal_ipython(endpoint, tmp_path, monkeypatch):
+    from test_terminal import Terminal
+
+    monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
+    monkeypatch.setenv("OPENROUTER_BASE_URL", endpoint.url + "/api/v1")
+    endpoint.push(
+        wire.stream(
+            calls=[
+                wire.Call("c1", "data__query_db", {"sql": "select 1 as one", "result_name": "ones"})
+            ]
+        ),
+        wire.stream(text="One row."),
+    )
+    term = Terminal([], tmp_path)
+    try:
+        term.run("%load_ext mcp_magic")
+        term.run("%mcp connect data --builtin", timeout=90)
+        shown = term.run(f"%agent {MODEL} How many ones?", timeout=90)
+        assert "→ ones" in shown
+        term.run("first = ones")
+        term.child.send("%agent export\r")
+        # the next prompt comes back holding the code, ready to edit or run
+        term.child.expect("ones = %mcp call data.query_db", timeout=30)
+        term.child.send("\r")  # run it as it stands: no model needed
+        shown = term.run("print(ones is first, ones.equals(first))")
+        assert "False True" in shown  # bound again by the replayed line, to the same table
+    finally:
+        term.close()
+    assert len(endpoint.requests) == 2  # the replay asked the model nothing
