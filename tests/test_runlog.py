@@ -367,3 +367,33 @@ def test_log_and_export_are_subcommands_only_when_bare_or_with_options():
     assert agent_subcommand("export all tables to csv?") is None
     assert agent_subcommand("Which region sold most?") is None
     assert agent_subcommand("logs --save x") is None
+
+
+def test_the_model_a_router_picked_reaches_the_usage_line_over_the_wire(manager, monkeypatch):
+    from fakes import openai_wire as wire
+    from fakes.scripted_http import ScriptedServer
+
+    from mcp_magic.providers import make_provider, resolve
+
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test-" + "x" * 12)
+    chunks = wire.stream_chunks(text="Hi.", usage_block=wire.usage(12, 3, cost=0.00002))
+    for chunk in chunks:
+        chunk["model"] = "anthropic/claude-3.5-haiku-20241022"
+    with ScriptedServer() as server:
+        server.push(wire.raw_stream(chunks))
+        config = resolve("openrouter:openrouter/auto", base_url=server.url + "/api/v1")
+        agent = Agent(manager, make_provider(config), {})
+        _, events = run(agent)
+        manager.run(agent.provider.aclose())
+    report = next(e for e in events if isinstance(e, UsageReport))
+    assert report.served_by == "anthropic/claude-3.5-haiku-20241022"
+    assert "openrouter:openrouter/auto, answered by anthropic/claude-3.5-haiku" in usage_text(
+        report
+    )
+    assert agent.log.frame().cost.iloc[-1] == 0.00002
+    # a dated version of the model asked for is the same model: no remark
+    from mcp_magic.agent import _same_model
+
+    assert _same_model("openai/gpt-4o-mini-2024-07-18", "openrouter:openai/gpt-4o-mini")
+    assert _same_model("gpt-4o-mini", "openai:gpt-4o-mini")
+    assert not _same_model("scripted-notebook-model", "openrouter:openai/gpt-4o-mini")
