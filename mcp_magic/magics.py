@@ -292,7 +292,7 @@ def _agent_args(line: str) -> None:
     `%agent export` turns a run into %mcp call lines and code that rerun without a model."""
 
 
-@magic_arguments(name="%agent log")
+@magic_arguments(name="agent log")
 @argument("--run", type=int, metavar="N", help="Only run N (default: every run).")
 @argument("--save", metavar="FILE", help="Write the rows as JSON Lines to FILE.")
 def _agent_log_args(line: str) -> None:
@@ -301,7 +301,7 @@ def _agent_log_args(line: str) -> None:
     and cost. Secrets (keys, header values, tokens) are never in it."""
 
 
-@magic_arguments(name="%agent export")
+@magic_arguments(name="agent export")
 @argument("--run", type=int, metavar="N", help="Which run (default: the last one).")
 @argument("--to", metavar="FILE", help="Write the code to FILE (e.g. replay.ipy) instead.")
 def _agent_export_args(line: str) -> None:
@@ -799,7 +799,9 @@ class McpMagics(Magics):
         except (ProviderError, McpError) as exc:
             raise McpRuntimeError(str(exc)) from None
 
-    agent.__doc__ = dedent(_agent_args.__doc__ or "")
+    agent.__doc__ = "\n\n".join(
+        dedent(f.__doc__ or "") for f in (_agent_args, _agent_log_args, _agent_export_args)
+    )
 
     def _agent_line(self, line: str, cell: str | None) -> tuple[Any, str]:
         if cell is not None:
