@@ -72,7 +72,7 @@ class AgentOptions:
     system: str | None = None
     temperature: float | None = None
     stream: bool = True
-    results_prefix: str = "result"
+    results_prefix: str = "result"  # for tables the model leaves unnamed: result_1, ...
     hosted: HostedMode = "auto"
     server_descriptions: dict[str, str] = field(default_factory=dict)
     max_table_rows_inline: int = 30

@@ -2,7 +2,8 @@
 
 One `RunRecorder` per run sees every event the loop publishes (tool calls, code
 blocks, model replies, notices, usage) and the few things only the loop knows (the
-prompt, the model, the cell). Each step becomes one row; `RunLog.frame()` is the
+prompt, the model, the cell, how the run ended). Each step becomes one row, and a last
+`end` row carries the run's status, duration, tokens and cost; `RunLog.frame()` is the
 `%agent log` DataFrame and `RunLog.save()` writes the same rows as JSON Lines.
 
 Secrets never enter the log: every string is redacted when it is recorded, with the
@@ -100,6 +101,7 @@ class RunRecorder:
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
         self._started: dict[str, tuple[ToolCallStarted, float, str]] = {}
         self._code_seen: set[str] = set()
+        self._began = time.monotonic()
 
     # -- redaction
 
@@ -134,9 +136,18 @@ class RunRecorder:
         self._row("prompt", text=_clip(self.run.prompt, TEXT_LIMIT), status="ok")
 
     def finish(self, status: str, usage: Usage | None = None) -> None:
+        """The last row: how the run ended, how long it took, its tokens and cost."""
         self.run.status = status
         if usage is not None:
             self.run.usage = usage
+        self._row(
+            "end",
+            status=status,
+            duration=round(time.monotonic() - self._began, 3),
+            input_tokens=self.run.usage.input_tokens,
+            output_tokens=self.run.usage.output_tokens,
+            cost=self.run.usage.cost,
+        )
 
     # -- events
 
@@ -245,7 +256,7 @@ class RunLog:
         return [dict(row) for r in runs for row in r.steps]
 
     def frame(self, run: int | None = None) -> Any:
-        """One row per step (prompt, reply, tool, code, notice), with its run and cell."""
+        """One row per step (prompt, reply, tool, code, notice, end), with its run and cell."""
         import pandas as pd
 
         rows = self.rows(run)

@@ -198,7 +198,7 @@ def test_log_has_one_row_per_step_with_what_happened_and_no_secrets(manager, tmp
     agent = Agent(manager, provider, {})
     run(agent, prompt="Which regions?", cell_key="k", cell_id="cell-7", execution_count=4)
     frame = agent.log.frame()
-    assert list(frame.kind) == ["prompt", "reply", "tool", "tool", "reply"]
+    assert list(frame.kind) == ["prompt", "reply", "tool", "tool", "reply", "end"]
     assert (
         set(frame.run) == {1}
         and set(frame.cell) == {"cell-7"}
@@ -215,12 +215,29 @@ def test_log_has_one_row_per_step_with_what_happened_and_no_secrets(manager, tmp
     assert list(replies.status) == ["tool calls", "answer"]
     assert agent.log.runs[0].status == "ok" and agent.log.runs[0].usage.cost == pytest.approx(0.005)
     saved = tmp_path / "runs.jsonl"
-    assert agent.log.save(str(saved)) == 5
+    end = frame.iloc[-1]
+    assert end.status == "ok" and (end.input_tokens, end.output_tokens) == (250, 30)
+    assert end.cost == pytest.approx(0.005) and end.duration > 0
+    assert agent.log.save(str(saved)) == 6
     text = saved.read_text()
     assert [json.loads(line)["kind"] for line in text.splitlines()][2] == "tool"
     everything = text + frame.to_json()
     assert SECRET_ENV not in everything and "9" * 20 not in everything
     assert "***" in tools.arguments["echo"] and "***" in replies.text.iloc[-1]
+
+
+def test_a_run_that_fails_ends_its_log_with_the_error(manager):
+    from mcp_magic.providers.base import ProviderError
+
+    class Failing(ScriptedProvider):
+        async def complete(self, request, on_text=None):
+            raise ProviderError("scripted: 401 bad key")
+
+    agent = Agent(manager, Failing(), {})
+    with pytest.raises(ProviderError):
+        run(agent)
+    frame = agent.log.frame()
+    assert list(frame.kind) == ["prompt", "end"] and frame.status.iloc[-1] == "error"
 
 
 def test_a_second_run_gets_the_next_id_and_get_finds_runs():

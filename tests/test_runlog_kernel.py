@@ -98,7 +98,7 @@ def test_exported_cells_rebuild_the_same_tables_in_a_fresh_kernel_without_a_mode
         "print(_log.kind.tolist(), _log.variable.dropna().tolist(), _log.run.unique().tolist())",
     )
     assert log.strip() == (
-        "['prompt', 'reply', 'tool', 'tool', 'notice', 'tool', 'reply'] "
+        "['prompt', 'reply', 'tool', 'tool', 'notice', 'tool', 'reply', 'end'] "
         "['regions', 'targets_2', 'result_1'] [1]"
     )
     saved = tmp_path / "runs.jsonl"
