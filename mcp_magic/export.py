@@ -16,7 +16,7 @@ from typing import Any
 
 from .arguments import expand_variables, parse_tool_arguments, split_words, strip_comment
 from .config import ConfigError
-from .runlog import Run
+from .runlog import HOSTED, Run
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.,:/@+-]+")  # a value that needs no quotes on a line
 _REFERENCE = re.compile(r"\$(?=[\w.])")  # `$name`, `$.`: would expand; `$$` keeps a `$`
@@ -95,7 +95,7 @@ def export_run(run: Run, schemas: Schemas | None = None) -> str:
             if row["kind"] == "tool"
             and row["status"] == "ok"
             and row["server"]
-            and row["text"] is None
+            and row["text"] != HOSTED
         }
     )
     if servers:
@@ -104,7 +104,7 @@ def export_run(run: Run, schemas: Schemas | None = None) -> str:
     for row in run.steps:
         if row["kind"] == "tool":
             target = f"{row['server']}.{row['tool']}"
-            if row["text"] is not None:  # hosted: the provider called it
+            if row["text"] == HOSTED:
                 lines.append(f"# {target} was called by the provider, not the kernel")
                 continue
             if row["status"] != "ok" or row["server"] in (None, "?"):

@@ -24,6 +24,7 @@ from typing import Any
 
 from .config import redact
 from .events import (
+    ApprovalRequest,
     CodeFinished,
     CodeRequest,
     Event,
@@ -42,6 +43,7 @@ COLUMNS = [
     "status", "server", "tool", "arguments", "variable", "text", "preview",
     "input_tokens", "output_tokens", "cost",
 ]  # fmt: skip
+HOSTED = "run by the provider"  # the note on a tool call the provider made itself
 _SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.I)
 
 
@@ -99,7 +101,8 @@ class RunRecorder:
         self.run = run
         # longest first, so a secret that contains another is replaced whole
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-        self._started: dict[str, tuple[ToolCallStarted, float, str]] = {}
+        self._rows: dict[str, dict[str, Any]] = {}  # call id → its row, until it finishes
+        self._approvals: dict[str, Any] = {}  # call id → the future holding the user's answer
         self._code_seen: set[str] = set()
         self._began = time.monotonic()
 
@@ -153,7 +156,9 @@ class RunRecorder:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, ToolCallStarted):
-            self._started[event.call_id] = (event, time.monotonic(), _now())
+            self._tool_started(event)
+        elif isinstance(event, ApprovalRequest):
+            self._approvals[event.call_id] = event.reply
         elif isinstance(event, ToolCallFinished):
             self._tool(event)
         elif isinstance(event, CodeRequest):
@@ -176,22 +181,43 @@ class RunRecorder:
         elif isinstance(event, UsageReport):
             self.run.usage = event.usage
 
-    def _tool(self, event: ToolCallFinished) -> None:
-        started, _, at = self._started.pop(event.call_id, (None, 0.0, _now()))
-        row = self._row(
+    def _tool_started(self, event: ToolCallStarted) -> None:
+        """A row in the order the model asked (calls finish in any order), filled in later."""
+        self._rows[event.call_id] = self._row(
             "tool",
-            status=event.status,
-            duration=round(event.duration, 3),
-            server=started.server if started else None,
-            tool=started.tool if started else None,
-            arguments=started.arguments if started else None,
-            variable=event.variable,
-            preview=event.error if event.status != "ok" else preview(event.result),
-            text="run by the provider" if started is not None and started.hosted else None,
+            status="running",
+            server=event.server,
+            tool=event.tool,
+            arguments=event.arguments,
+            text=HOSTED if event.hosted else None,
         )
-        row["time"] = at
+
+    def _tool(self, event: ToolCallFinished) -> None:
+        row = self._rows.pop(event.call_id, None)
+        if row is None:  # finished without a start we saw
+            row = self._row("tool", server="?", tool=event.call_id)
+        status = event.status
+        decision = self._decision(event.call_id)
+        if decision == "answer" and status == "ok":
+            status = "answered"
+            row["text"] = "the user answered in the tool's place; it did not run"
+        elif decision == "allow":
+            row["text"] = "approved by the user"
+        preview_text = event.error if event.status != "ok" else preview(event.result)
+        row.update(
+            status=status,
+            duration=round(event.duration, 3),
+            variable=event.variable,
+            preview=self.clean(preview_text),
+        )
         if event.variable:
             self.run.variables[event.variable] = f"{row['server']}.{row['tool']}"
+
+    def _decision(self, call_id: str) -> str | None:
+        future = self._approvals.pop(call_id, None)
+        if future is None or not future.done() or future.cancelled() or future.exception():
+            return None
+        return getattr(future.result(), "action", None)
 
     def _code_reply(self, future: Any) -> None:
         if not future.cancelled() and future.exception() is None:

@@ -414,3 +414,31 @@ def test_the_model_a_router_picked_reaches_the_usage_line_over_the_wire(manager,
     assert _same_model("openai/gpt-4o-mini-2024-07-18", "openrouter:openai/gpt-4o-mini")
     assert _same_model("gpt-4o-mini", "openai:gpt-4o-mini")
     assert not _same_model("scripted-notebook-model", "openrouter:openai/gpt-4o-mini")
+
+
+def test_approvals_are_logged_and_an_answer_in_the_tools_place_is_not_replayed(manager):
+    provider = ScriptedProvider(
+        Turn(
+            tool_calls=[
+                query("select name from regions", "a", "allowed"),
+                query("select 1 as x", "b", "answered"),
+                query("select 2 as y", "c", "denied"),
+            ]
+        ),
+        Turn(text="ok"),
+    )
+    agent = Agent(manager, provider, {})
+    answers = {"a": Decision("allow"), "b": Decision("answer", "42"), "c": Decision("deny")}
+
+    def publish(event):
+        if isinstance(event, ApprovalRequest):
+            event.reply.set_result(answers[event.call_id])
+
+    agent.manager.run(agent.run("q", AgentOptions(approval="always"), publish))
+    tools = agent.log.frame().query("kind == 'tool'")
+    assert list(tools.status) == ["ok", "answered", "denied"]
+    assert tools.text.iloc[0] == "approved by the user" and "did not run" in tools.text.iloc[1]
+    code = export_run(agent.log.get())
+    assert "allowed = %mcp call data.query_db" in code
+    assert "# skipped: data.query_db (answered)" in code
+    assert "# skipped: data.query_db (denied)" in code and "select 1" not in code

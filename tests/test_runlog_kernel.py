@@ -98,7 +98,7 @@ def test_exported_cells_rebuild_the_same_tables_in_a_fresh_kernel_without_a_mode
         "print(_log.kind.tolist(), _log.variable.dropna().tolist(), _log.run.unique().tolist())",
     )
     assert log.strip() == (
-        "['prompt', 'reply', 'tool', 'tool', 'notice', 'tool', 'reply', 'end'] "
+        "['prompt', 'reply', 'tool', 'tool', 'tool', 'notice', 'reply', 'end'] "
         "['regions', 'targets_2', 'result_1'] [1]"
     )
     saved = tmp_path / "runs.jsonl"
@@ -227,3 +227,23 @@ def test_export_fills_the_next_prompt_in_terminal_ipython(endpoint, tmp_path, mo
     finally:
         term.close()
     assert len(endpoint.requests) == 2  # the replay asked the model nothing
+
+
+def test_budget_stops_between_tool_rounds_and_the_next_run_goes_on(kernel, endpoint):
+    _, kc = kernel
+    endpoint.push(
+        wire.stream(
+            calls=[wire.Call("b1", "data__query_db", {"sql": "select * from regions"})],
+            usage_block=wire.usage(1900, 40),
+        )
+    )
+    shown = ok(kc, f"%agent {MODEL} --new --max-tokens-total 2000 How many regions are there?")
+    assert len(endpoint.requests) == 1  # the second request would pass the budget
+    assert "would take this run past its budget of 2,000 tokens (1,940 used so far)" in shown
+    endpoint.push(wire.stream(text="Five."))
+    ok(kc, f"%agent {MODEL} And now?")
+    sent = endpoint.requests[1].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "user"]
+    assert sent[3]["tool_call_id"] == "b1"
+    status = ok(kc, "_log = %agent log\nprint(_log[_log.kind == 'end'].status.tolist()[-2:])")
+    assert status.strip() == "['stopped', 'ok']"
