@@ -388,8 +388,8 @@ class Agent:
                 del self.messages[start:]
             status = "ok" if answered else "stopped"
         except BaseException as exc:
-            status = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) \
-                else "error"
+            stopped = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+            status = "interrupted" if stopped else "error"
             self._repair(start)
             raise
         finally:
@@ -625,10 +625,12 @@ class _Table:
 
 def _same_model(served: str, asked: str) -> bool:
     """Whether the model a reply names is the one asked for (`provider:model`), allowing
-    for a vendor prefix or a dated version (`openai/gpt-4o-mini-2024-07-18`)."""
-    wanted = asked.split(":", 1)[-1]
-    short = lambda name: name.rsplit("/", 1)[-1]  # noqa: E731
-    return served == wanted or short(served).startswith(short(wanted))
+    for a vendor prefix, a dated version (`openai/gpt-4o-mini-2024-07-18`) or a tag
+    (`qwen2.5:latest`)."""
+    wanted = asked.split(":", 1)[-1].rsplit("/", 1)[-1]
+    short = served.rsplit("/", 1)[-1]
+    version = r"(-\d{4}-?\d{2}-?\d{2}|-\d{3,8}|:[\w.-]+)?"
+    return bool(re.fullmatch(re.escape(wanted) + version, short))
 
 
 class TokenBudget:
@@ -647,10 +649,10 @@ class TokenBudget:
     def characters(request: Request) -> int:
         size = len(request.system or "")
         for message in request.messages:
-            size += len(message.content) + sum(len(c.arguments) + len(c.name) for c in
-                                               message.tool_calls)
-        size += sum(len(json.dumps(t.parameters)) + len(t.description) + len(t.name)
-                    for t in request.tools)
+            size += len(message.content)
+            size += sum(len(c.arguments) + len(c.name) for c in message.tool_calls)
+        for tool in request.tools:
+            size += len(json.dumps(tool.parameters)) + len(tool.description) + len(tool.name)
         return size
 
     def estimate(self, request: Request) -> int:

@@ -413,7 +413,9 @@ def test_the_model_a_router_picked_reaches_the_usage_line_over_the_wire(manager,
 
     assert _same_model("openai/gpt-4o-mini-2024-07-18", "openrouter:openai/gpt-4o-mini")
     assert _same_model("gpt-4o-mini", "openai:gpt-4o-mini")
+    assert _same_model("qwen2.5:latest", "ollama:qwen2.5")
     assert not _same_model("scripted-notebook-model", "openrouter:openai/gpt-4o-mini")
+    assert not _same_model("openai/gpt-4o-mini", "openrouter:openai/gpt-4o")
 
 
 def test_approvals_are_logged_and_an_answer_in_the_tools_place_is_not_replayed(manager):
