@@ -289,7 +289,9 @@ class RunLog:
         for row in rows:
             if row["arguments"] is not None:
                 row["arguments"] = json.dumps(row["arguments"], ensure_ascii=False, default=str)
-        return pd.DataFrame(rows, columns=COLUMNS)
+        frame = pd.DataFrame(rows, columns=COLUMNS).convert_dtypes()  # counts stay whole
+        frame["time"] = pd.to_datetime(frame["time"], utc=True)
+        return frame
 
     def save(self, path: str, run: int | None = None) -> int:
         """Write the rows as JSON Lines (appending to nothing: the file is replaced)."""

@@ -221,7 +221,7 @@ def test_log_has_one_row_per_step_with_what_happened_and_no_secrets(manager, tmp
     assert agent.log.save(str(saved)) == 6
     text = saved.read_text()
     assert [json.loads(line)["kind"] for line in text.splitlines()][2] == "tool"
-    everything = text + frame.to_json()
+    everything = text + frame.to_json(date_format="iso")
     assert SECRET_ENV not in everything and "9" * 20 not in everything
     assert "***" in tools.arguments["echo"] and "***" in replies.text.iloc[-1]
 
