@@ -444,3 +444,36 @@ def test_approvals_are_logged_and_an_answer_in_the_tools_place_is_not_replayed(m
     assert "allowed = %mcp call data.query_db" in code
     assert "# skipped: data.query_db (answered)" in code
     assert "# skipped: data.query_db (denied)" in code and "select 1" not in code
+
+
+def test_results_prefix_names_the_tables_the_model_leaves_unnamed(manager):
+    provider = ScriptedProvider(
+        Turn(tool_calls=[query("select 1 as a", "1"), query("select 2 as b", "2", "named")]),
+        Turn(text="ok"),
+    )
+    result, _ = run(Agent(manager, provider, {}), results_prefix="drill", cell_key="k")
+    assert list(result.variables) == ["drill_1", "named"]
+
+
+def test_code_blocks_are_logged_once_whether_replied_or_published():
+    import concurrent.futures
+
+    from mcp_magic.events import CodeFinished, CodeRequest
+    from mcp_magic.runlog import RunLog
+
+    log = RunLog()
+    recorder = log.start("p", "m", ["sk-hidden-123"])
+    request = CodeRequest("c1", "x = 1  # sk-hidden-123", ask=True)
+    recorder(request)
+    done = CodeFinished(
+        "c1", "ok", "x = 1  # sk-hidden-123", 0.25, output="printed", variables=["x"], edited=True
+    )
+    request.reply.set_result(done)  # the main thread answers the loop...
+    recorder(done)  # ...and the loop publishes what ran: still one row
+    recorder(CodeFinished("c2", "denied", "rm()", error="denied by the user"))
+    assert isinstance(request.reply, concurrent.futures.Future)
+    code = [row for row in log.rows() if row["kind"] == "code"]
+    assert [row["status"] for row in code] == ["ok", "denied"]
+    assert code[0]["text"] == "x = 1  # ***" and code[0]["variable"] == "x"
+    assert code[0]["arguments"] == {"edited": True} and code[0]["preview"] == "printed"
+    assert code[1]["preview"] == "denied by the user"
