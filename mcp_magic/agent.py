@@ -87,6 +87,8 @@ class AgentOptions:
     cell_id: str | None = None
     cell_key: str | None = None
     execution_count: int | None = None
+    # Names the caller binds after the run (the answer's text): never given to a table.
+    reserved_names: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
@@ -301,6 +303,7 @@ class Agent:
         )
         publish = recording(recorder, publish)
         cell = options.cell_key or f"run-{recorder.run.id}"
+        self.names.reserved = set(options.reserved_names)
         budget = TokenBudget(options.max_tokens_total)
         served: str | None = None
         status = "interrupted"

@@ -936,6 +936,7 @@ class McpMagics(Magics):
             cell_id=(cell_id := self._cell_id()),
             cell_key=cell_id or text_key or None,
             execution_count=getattr(self.shell, "execution_count", None),
+            reserved_names=frozenset({args.out or "answer"}),
             hosted=args.hosted or "auto",
             server_descriptions=dict(_key_value(d) for d in args.describe or []),
             idle_timeout=self.idle_timeout,

@@ -96,6 +96,7 @@ class Names:
     def __init__(self) -> None:
         self.bindings: dict[str, _Binding] = {}
         self.fallbacks: dict[str, list[str]] = {}  # cell → its unnamed tables' names
+        self.reserved: set[str] = set()  # names the run binds to something else (the answer)
 
     def owned_by(self, name: str, cell: str, namespace: Mapping[str, Any]) -> bool:
         """Whether `name` holds the table that this cell's earlier run bound."""
@@ -108,7 +109,7 @@ class Names:
         )
 
     def free(self, name: str, cell: str, namespace: Mapping[str, Any], taken: set[str]) -> bool:
-        if name in taken or problem(name):
+        if name in taken or name in self.reserved or problem(name):
             return False
         # A name nobody holds is free (a table the user deleted is not overwritten).
         return name not in namespace or self.owned_by(name, cell, namespace)
@@ -116,6 +117,8 @@ class Names:
     def why_not(self, name: str, cell: str, namespace: Mapping[str, Any], taken: set[str]) -> str:
         if name in taken:
             return "names another table of this run"
+        if name in self.reserved:
+            return "is where the answer's text goes"
         reason = problem(name)
         if reason:
             return reason

@@ -455,6 +455,14 @@ def test_results_prefix_names_the_tables_the_model_leaves_unnamed(manager):
     assert list(result.variables) == ["drill_1", "named"]
 
 
+def test_a_table_never_takes_the_name_the_answer_goes_to(manager):
+    provider = ScriptedProvider(Turn(tool_calls=[query("select 1 as a", "1", "summary")]), Turn())
+    result, events = run(Agent(manager, provider, {}), reserved_names=frozenset({"summary"}))
+    assert list(result.variables) == ["summary_2"]
+    assert any("`summary` is where the answer's text goes" in e.text for e in events
+               if isinstance(e, Notice))
+
+
 def test_code_blocks_are_logged_once_whether_replied_or_published():
     import concurrent.futures
 
