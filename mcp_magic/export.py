@@ -21,6 +21,7 @@ from .runlog import HOSTED, Run
 _PLAIN = re.compile(r"[A-Za-z0-9_.,:/@+-]+")  # a value that needs no quotes on a line
 _REFERENCE = re.compile(r"\$(?=[\w.])")  # `$name`, `$.`: would expand; `$$` keeps a `$`
 
+COMMENT_LINES = 40  # lines of a multi-line value shown in a comment above its call
 Schemas = Callable[[str, str], "dict[str, Any] | None"]
 
 
@@ -77,6 +78,17 @@ def call_line(
     return f"{variable} = {line}" if variable else line
 
 
+def _readable(arguments: Any) -> list[str]:
+    """Comment lines showing the multi-line values of a call written as one JSON object."""
+    out: list[str] = []
+    for key, value in arguments.items() if isinstance(arguments, dict) else ():
+        if isinstance(value, str) and "\n" in value:
+            body = value.strip("\n").splitlines()
+            shown = body[:COMMENT_LINES] + (["…"] if len(body) > COMMENT_LINES else [])
+            out += [f"# {key}:"] + [f"#   {text}".rstrip() for text in shown]
+    return out
+
+
 def export_run(run: Run, schemas: Schemas | None = None) -> str:
     """The code that redoes `run` without a model: one cell's text.
 
@@ -111,9 +123,10 @@ def export_run(run: Run, schemas: Schemas | None = None) -> str:
                 lines.append(f"# skipped: {target} ({row['status']})")
                 continue
             schema = schemas(row["server"], row["tool"]) if schemas else None
-            lines.append(
-                call_line(row["server"], row["tool"], row["arguments"], row["variable"], schema)
-            )
+            line = call_line(row["server"], row["tool"], row["arguments"], row["variable"], schema)
+            if line.endswith("}'"):  # one JSON object: show its multi-line values readably
+                lines += _readable(row["arguments"])
+            lines.append(line)
             steps += 1
         elif row["kind"] == "code":
             if row["status"] != "ok":

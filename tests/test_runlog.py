@@ -281,6 +281,19 @@ def test_call_lines_read_back_to_the_same_arguments(value):
         assert read_back(words, schema) == arguments
 
 
+def test_multi_line_values_are_shown_in_a_comment_above_their_json_call():
+    from mcp_magic.events import ToolCallFinished, ToolCallStarted
+    from mcp_magic.runlog import RunLog
+
+    log = RunLog()
+    recorder = log.start("q", "m", [])
+    recorder(ToolCallStarted("1", "data", "query_db", {"sql": "select a,\n  b\nfrom t"}))
+    recorder(ToolCallFinished("1", "ok", 0.1, variable="t"))
+    lines = export_run(log.get()).splitlines()
+    assert lines[2:6] == ["# sql:", "#   select a,", "#     b", "#   from t"]
+    assert lines[6].startswith("t = %mcp call data.query_db '{")
+
+
 def test_call_lines_keep_json_values():
     arguments = {"filters": {"a": [1, 2, {"b": None}]}, "flag": True, "x": 1.5, "s": "null"}
     line = call_line("s", "t", arguments, None, None)
