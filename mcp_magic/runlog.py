@@ -143,6 +143,9 @@ class RunRecorder:
         self.run.status = status
         if usage is not None:
             self.run.usage = usage
+        for row in self._rows.values():  # stopped before they finished
+            row["status"] = "cancelled"
+        self._rows.clear()
         self._row(
             "end",
             status=status,

@@ -247,3 +247,37 @@ def test_budget_stops_between_tool_rounds_and_the_next_run_goes_on(kernel, endpo
     assert sent[3]["tool_call_id"] == "b1"
     status = ok(kc, "_log = %agent log\nprint(_log[_log.kind == 'end'].status.tolist()[-2:])")
     assert status.strip() == "['stopped', 'ok']"
+
+
+def test_an_interrupted_run_is_logged_as_such_and_its_call_is_not_replayed(
+    kernel, endpoint, tmp_path
+):
+    import sys
+
+    from conftest import FAULT_SERVER
+    from kernel_utils import collect, read_lines, wait_for
+
+    km, kc = kernel
+    events = tmp_path / "events.txt"
+    ok(kc, f"%mcp connect f --env FAULT_SERVER_EVENTS={events} -- {sys.executable} {FAULT_SERVER}")
+    try:
+        endpoint.push(wire.stream(calls=[wire.Call("slow", "f__sleep", {"seconds": 30})]))
+        msg_id = kc.execute(f"%%agent {MODEL} --new --allow f\ntake your time")
+        assert wait_for(lambda: "start sleep" in read_lines(events), timeout=20)
+        km.interrupt_kernel()
+        _, reply = collect(kc, msg_id, timeout=15)
+        assert reply["content"]["ename"] == "Interrupted"
+        shown = ok(
+            kc,
+            "_log = %agent log\n_last = _log[_log.run == _log.run.max()]\n"
+            "print(_last.kind.tolist(), _last.status.tolist())",
+        )
+        assert shown.strip() == (
+            "['prompt', 'reply', 'tool', 'end'] ['ok', 'tool calls', 'cancelled', 'interrupted']"
+        )
+        _, reply = execute(kc, "%agent export")
+        code = [p for p in reply["content"]["payload"] if p.get("source") == "set_next_input"]
+        assert "# skipped: f.sleep (cancelled)" in code[0]["text"]
+        assert "%mcp call f.sleep" not in code[0]["text"]
+    finally:
+        ok(kc, "%mcp disconnect f")
