@@ -9,6 +9,7 @@ the session thread and only publishes events; it never touches the display.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from . import naming
 from .config import HttpSpec, expand_vars
 from .events import (
     ApprovalRequest,
@@ -26,6 +28,7 @@ from .events import (
     CodeRequest,
     Decision,
     Event,
+    ModelReply,
     Notice,
     TextDelta,
     ToolCallFinished,
@@ -43,6 +46,7 @@ from .providers.base import (
     Usage,
 )
 from .results import frame_for_model, interpret
+from .runlog import RunLog, recording
 from .sessions import McpError, Session, SessionManager
 
 ApprovalMode = Literal["never", "always", "writes"]
@@ -54,7 +58,8 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 DEFAULT_SYSTEM = (
     "You are a data analysis assistant working inside a Jupyter notebook. Use the tools "
     "to look things up instead of guessing. Tables that tools return are kept in notebook "
-    "variables whose names you are told; mention them when they hold what the user needs."
+    "variables whose names you are told (name them with `result_name`); mention them "
+    "when they hold what the user needs."
 )
 
 
@@ -69,7 +74,7 @@ class AgentOptions:
     system: str | None = None
     temperature: float | None = None
     stream: bool = True
-    results_prefix: str = "result"
+    results_prefix: str = "result"  # for tables the model leaves unnamed: result_1, ...
     hosted: HostedMode = "auto"
     server_descriptions: dict[str, str] = field(default_factory=dict)
     max_table_rows_inline: int = 30
@@ -81,6 +86,15 @@ class AgentOptions:
     # about unless approval was explicitly switched off.
     code: bool = False
     code_approval: bool = True
+    # Tokens (in + out) one run may use; a request that would pass it is not sent.
+    max_tokens_total: int | None = None
+    # Where the run was asked: the frontend's cell id (if any), a key that stays the same
+    # when the cell is re-run (names its tables), and the execution count.
+    cell_id: str | None = None
+    cell_key: str | None = None
+    execution_count: int | None = None
+    # Names the caller binds after the run (the answer's text): never given to a table.
+    reserved_names: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
@@ -91,6 +105,9 @@ class AgentOptions:
                 continue
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a number of seconds above 0, not {value!r}")
+        budget = self.max_tokens_total
+        if budget is not None and (not isinstance(budget, int) or budget < 1):
+            raise ValueError(f"max_tokens_total must be a whole number from 1 up, not {budget!r}")
 
 
 class RunTimeout(ProviderError):
@@ -186,6 +203,8 @@ class Agent:
         self.messages: list[Message] = []
         self.usage = Usage()
         self._deadline = 0.0  # time.monotonic() by which the current run must end
+        self.names = naming.Names()  # who bound which table, so no run overwrites another's
+        self.log = RunLog()
 
     def reset(self) -> None:
         self.messages.clear()
@@ -316,14 +335,26 @@ class Agent:
         asyncio.get_running_loop().run_in_executor(None, _warm_imports)
         await self.manager.arefresh_stale_tools()
         tools, hosted, sessions = self.gather_tools(options)
-        specs = [ToolSpec(t.qualified, t.description, t.schema) for t in tools.values()]
+        specs = [
+            ToolSpec(t.qualified, t.description, naming.offer(t.schema)) for t in tools.values()
+        ]
         system = self.system_prompt(options, sessions)
         start = len(self.messages)
         self.messages.append(Message(role="user", content=prompt))
         usage = Usage()
         reported = False
         replied = False
-        variables: dict[str, Any] = {}
+        variables: dict[str, str | None] = {}  # name → the name the model proposed
+        model = f"{self.provider.name}:{self.provider.model}"
+        recorder = self.log.start(
+            prompt, model, self._secrets(), options.cell_id, options.execution_count
+        )
+        publish = recording(recorder, publish)
+        cell = options.cell_key or f"run-{recorder.run.id}"
+        self.names.reserved = set(options.reserved_names)
+        budget = TokenBudget(options.max_tokens_total)
+        served: str | None = None
+        status = "interrupted"
         if hasattr(self.provider, "on_retry"):
             self.provider.on_retry = lambda reason, wait: publish(
                 Notice(f"{self.provider.name}: {reason}; retrying in {wait:.1f} s", "warning")
@@ -347,10 +378,26 @@ class Agent:
                     idle_timeout=options.idle_timeout,
                     deadline=self._deadline,
                 )
+                over = budget.refuse(request, usage)
+                if over:
+                    publish(Notice(over, level="warning"))
+                    break
+                asked = time.monotonic()
                 turn = await self._complete(request, options, publish)
+                budget.replied(request, turn.usage)
                 usage.add(turn.usage)
                 reported = reported or turn.usage is not None
                 replied = True
+                served = turn.model or served
+                publish(
+                    ModelReply(
+                        step,
+                        turn.text,
+                        len(turn.tool_calls),
+                        turn.usage,
+                        time.monotonic() - asked,
+                    )
+                )
                 for call in turn.hosted_calls:
                     self._publish_hosted(call, publish)
                 text = turn.text
@@ -374,20 +421,13 @@ class Agent:
                     if isinstance(outcome, _Table):
                         # Named in the order the model asked, not the order calls finished,
                         # so a re-run binds the same names.
-                        name = f"{options.results_prefix}_{len(variables) + 1}"
-                        self.namespace[name] = variables[name] = outcome.frame
-                        publish(
-                            ToolCallFinished(
-                                call.id, "ok", outcome.duration, result=outcome.frame, variable=name
-                            )
-                        )
-                        outcome = frame_for_model(
-                            outcome.frame, name, max_rows=options.max_table_rows_inline
+                        outcome = self._bind_table(
+                            call, outcome, cell, recorder.run.id, variables, options, publish
                         )
                     self.messages.append(
                         Message(role="tool", content=outcome, tool_call_id=call.id, name=call.name)
                     )
-            if not answered:
+            if not answered and not budget.stopped:
                 publish(
                     Notice(
                         f"Stopped after {options.max_steps} steps while the model was still "
@@ -395,15 +435,65 @@ class Agent:
                         level="warning",
                     )
                 )
-        except BaseException:
+            if not replied:  # stopped before the first request: the conversation is unchanged
+                del self.messages[start:]
+            status = "ok" if answered else "stopped"
+        except BaseException as exc:
+            stopped = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+            status = "interrupted" if stopped else "error"
             self._repair(start)
             raise
         finally:
             self.usage.add(usage)
             if replied:  # a run the model never answered has no usage to speak of
-                model = f"{self.provider.name}:{self.provider.model}"
-                publish(UsageReport(usage, model, step, reported=reported))
-        return RunResult(text, usage, step, variables, stopped_early=not answered)
+                total = Usage(self.usage.input_tokens, self.usage.output_tokens, self.usage.cost)
+                publish(
+                    UsageReport(
+                        usage,
+                        model,
+                        step,
+                        reported=reported,
+                        total=total,
+                        served_by=served if served and not _same_model(served, model) else None,
+                    )
+                )
+            recorder.finish(status, usage)
+        bound = {name: self.namespace[name] for name in variables if name in self.namespace}
+        return RunResult(text, usage, step, bound, stopped_early=not answered)
+
+    def _bind_table(
+        self,
+        call: ToolCall,
+        table: _Table,
+        cell: str,
+        run_id: int,
+        variables: dict[str, str | None],
+        options: AgentOptions,
+        publish: Callable[[Event], None],
+    ) -> str:
+        """Bind a table under its name (see `naming`); what the model is told about it."""
+        unnamed = None
+        if table.proposed is None:
+            unnamed = sum(1 for proposed in variables.values() if proposed is None)
+        name, note = self.names.choose(
+            table.proposed, cell, self.namespace, set(variables), unnamed or 0,
+            options.results_prefix,
+        )
+        self.names.bind(name, table.frame, cell, run_id, self.namespace, unnamed)
+        variables[name] = table.proposed
+        publish(ToolCallFinished(call.id, "ok", table.duration, result=table.frame, variable=name))
+        if note:
+            publish(Notice(note))
+        told = frame_for_model(table.frame, name, max_rows=options.max_table_rows_inline)
+        return f"{told}\n({note})" if note else told
+
+    def _secrets(self) -> list[str]:
+        """What the run log must never show: the provider's key, servers' headers and env."""
+        secrets = list(getattr(getattr(self.provider, "config", None), "secrets", list)())
+        for session in self.manager.sessions.values():
+            with contextlib.suppress(Exception):  # a spec that cannot say: nothing to add
+                secrets += session.secrets()
+        return secrets
 
     def _remaining(self) -> float:
         return self._deadline - time.monotonic()
@@ -491,6 +581,9 @@ class Agent:
             arguments = call.arguments
             publish(ToolCallStarted(call.id, server, tool, arguments))
             return self._fail(call, started, publish, f"invalid JSON arguments: {exc}")
+        proposed = None
+        if bound is not None:
+            arguments, proposed = naming.take(arguments, bound.schema)
         publish(ToolCallStarted(call.id, server, tool, arguments))
         if bound is None:
             known = ", ".join(sorted(tools)) or "none"
@@ -530,7 +623,7 @@ class Agent:
             return f"Error: {outcome.error}"
         value = outcome.value
         if hasattr(value, "to_csv"):
-            return _Table(value, duration)  # bound and shown once it has its name
+            return _Table(value, duration, proposed)  # bound and shown once it has its name
         publish(ToolCallFinished(call.id, "ok", duration, result=value))
         text = outcome.text
         if len(text) > options.max_result_chars:
@@ -634,7 +727,65 @@ class _Table:
 
     frame: Any
     duration: float
+    proposed: str | None = None  # the name the model asked for (`result_name`)
 
+
+def _same_model(served: str, asked: str) -> bool:
+    """Whether the model a reply names is the one asked for (`provider:model`), allowing
+    for a vendor prefix, a dated version (`openai/gpt-4o-mini-2024-07-18`) or a tag
+    (`qwen2.5:latest`)."""
+    wanted = asked.split(":", 1)[-1].rsplit("/", 1)[-1]
+    short = served.rsplit("/", 1)[-1]
+    version = r"(-\d{4}-?\d{2}-?\d{2}|-\d{3,8}|:[\w.-]+)?"
+    return bool(re.fullmatch(re.escape(wanted) + version, short))
+
+
+class TokenBudget:
+    """`max_tokens_total`: refuses a request that would take the run past its budget.
+
+    A request's size is estimated from its text (about 4 characters a token), scaled by
+    what the provider reported for the previous request when it did.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.stopped = False
+        self._last: tuple[int, int] | None = None  # (characters, tokens reported) last time
+
+    @staticmethod
+    def characters(request: Request) -> int:
+        size = len(request.system or "")
+        for message in request.messages:
+            size += len(message.content)
+            size += sum(len(c.arguments) + len(c.name) for c in message.tool_calls)
+        for tool in request.tools:
+            size += len(json.dumps(tool.parameters)) + len(tool.description) + len(tool.name)
+        return size
+
+    def estimate(self, request: Request) -> int:
+        size = self.characters(request)
+        if self._last is not None:
+            chars, tokens = self._last
+            return tokens + max(0, size - chars) // 4
+        return size // 4 + 1
+
+    def refuse(self, request: Request, used: Usage) -> str | None:
+        """One line saying why `request` is not sent, or None to send it."""
+        if self.limit is None:
+            return None
+        estimate = self.estimate(request)
+        if used.total_tokens + estimate <= self.limit:
+            return None
+        self.stopped = True
+        return (
+            f"Stopped: the next model request (about {estimate:,} tokens) would take this run "
+            f"past its budget of {self.limit:,} tokens ({used.total_tokens:,} used so far); "
+            "raise --max-tokens-total to let it go on."
+        )
+
+    def replied(self, request: Request, usage: Usage | None) -> None:
+        if usage is not None and usage.input_tokens:
+            self._last = (self.characters(request), usage.input_tokens)
 
 def _warm_imports() -> None:
     import jsonschema  # noqa: F401

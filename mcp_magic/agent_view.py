@@ -431,9 +431,17 @@ def usage_text(report: UsageReport) -> str:
             f"{usage.total_tokens:,} total"
         ]
     if usage.cost is not None:
-        parts.append(format_cost(usage.cost))
+        cost = format_cost(usage.cost)
+        total = report.total
+        if total is not None and total.cost is not None and total.cost > usage.cost + 1e-12:
+            cost += f" (conversation {format_cost(total.cost)})"
+        parts.append(cost)
     if report.model:
-        parts.append(report.model)
+        # The model that answered, when the provider names another one than was asked
+        # for (a router's choice, or a local stand-in): the label never claims otherwise.
+        parts.append(
+            f"{report.model}, answered by {report.served_by}" if report.served_by else report.model
+        )
     parts.append(f"{report.steps} step{'' if report.steps == 1 else 's'}")
     return " · ".join(parts)
 

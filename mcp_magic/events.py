@@ -48,6 +48,19 @@ class UsageReport:
     model: str
     steps: int
     reported: bool = True  # False when no reply carried usage (shown as "not reported")
+    total: Usage | None = None  # the whole conversation so far, this run included
+    served_by: str | None = None  # the model the provider says answered, when not `model`
+
+
+@dataclass
+class ModelReply:
+    """One model reply, for the run log: its text, how many tools it asked for, usage."""
+
+    step: int
+    text: str
+    tool_calls: int
+    usage: Usage | None
+    duration: float
 
 
 @dataclass
@@ -117,4 +130,5 @@ Event = (
     | ApprovalRequest
     | CodeRequest
     | CodeFinished
+    | ModelReply
 )

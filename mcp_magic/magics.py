@@ -269,7 +269,13 @@ def _reconnect_args(line: str) -> None:
 @argument(
     "--results",
     metavar="PREFIX",
-    help="Tables are bound to PREFIX_1, PREFIX_2, ... (default: result).",
+    help="Names for tables the model does not name: PREFIX_1, PREFIX_2, ... (default: result).",
+)
+@argument(
+    "--max-tokens-total",
+    type=lambda text: _positive_int(text, "--max-tokens-total"),
+    metavar="N",
+    help="Tokens (in + out) the run may use; a request that would pass it is not sent.",
 )
 @argument(
     "--describe",
@@ -288,7 +294,46 @@ def _agent_args(line: str) -> None:
     The answer streams into the cell; each tool call shows as a collapsible block, and
     table results are bound to notebook variables. `{name}` fills in a notebook variable
     ({{ for a brace). The conversation continues in the next %%agent cell until --new.
-    One-line form: %agent [MODEL] [options] PROMPT."""
+    One-line form: %agent [MODEL] [options] PROMPT.
+
+    The model names its tables (a variable a user made is never overwritten: the table
+    gets another name and the cell says so). `%agent log` shows what every run did,
+    `%agent export` turns a run into %mcp call lines and code that rerun without a model."""
+
+
+@magic_arguments(name="agent log")
+@argument("--run", type=int, metavar="N", help="Only run N (default: every run).")
+@argument("--save", metavar="FILE", help="Write the rows as JSON Lines to FILE.")
+def _agent_log_args(line: str) -> None:
+    """What each agent run did, one row per step: prompt, model replies, tool calls,
+    code blocks, notices; with arguments, result previews, variables, timings, tokens
+    and cost. Secrets (keys, header values, tokens) are never in it."""
+
+
+@magic_arguments(name="agent export")
+@argument("--run", type=int, metavar="N", help="Which run (default: the last one).")
+@argument("--to", metavar="FILE", help="Write the code to FILE (e.g. replay.ipy) instead.")
+def _agent_export_args(line: str) -> None:
+    """A run as code that needs no model: `%mcp call` lines binding the same variables
+    and the code blocks that ran, in the next cell (Jupyter, terminal IPython) or FILE."""
+
+
+AGENT_SUBCOMMANDS = {"log": _agent_log_args, "export": _agent_export_args}
+
+
+def agent_subcommand(line: str) -> tuple[str, str] | None:
+    """`%agent log ...` / `%agent export ...`: (name, the rest); None for a prompt.
+
+    Only the bare word or the word followed by options counts, so a question such as
+    `%agent log the sales per region` is still a question.
+    """
+    word, _, rest = line.strip().partition(" ")
+    if word not in AGENT_SUBCOMMANDS:
+        return None
+    rest = rest.strip()
+    if rest and not rest.startswith("-"):
+        return None
+    return word, rest
 
 
 SUBCOMMANDS = {
@@ -354,6 +399,9 @@ class McpMagics(Magics):
     run_timeout = Float(
         600.0, help="%%agent: seconds a whole run may take (waiting for approval aside)."
     ).tag(config=True)
+    max_tokens_total = Int(
+        0, help="%%agent: tokens (in + out) one run may use (0: no limit)."
+    ).tag(config=True)
     endpoints = Dict(
         help="Aliases for OpenAI-compatible endpoints: {'lmstudio': 'http://localhost:1234/v1'}"
         " makes 'lmstudio:MODEL' work."
@@ -365,6 +413,15 @@ class McpMagics(Magics):
         if not proposal["value"] > 0:
             name = proposal["trait"].name
             raise TraitError(f"McpMagics.{name} must be above 0, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("max_tokens_total")
+    def _check_budget(self, proposal: Any) -> Any:
+        if not proposal["value"] >= 0:
+            raise TraitError(
+                "McpMagics.max_tokens_total must be 0 (no limit) or more, "
+                f"got {proposal['value']!r}"
+            )
         return proposal["value"]
 
     @validate("default_approval")
@@ -743,16 +800,20 @@ class McpMagics(Magics):
         from .agent import PromptError
         from .providers.base import ProviderError
 
+        if cell is None and (sub := agent_subcommand(line)) is not None:
+            return self._agent_subcommand(*sub)
         line = self._expand(line)
         try:
             args, prompt = self._agent_line(line, cell)
-            self._run_agent(args, prompt)
+            self._run_agent(args, prompt, _cell_key(line, cell))
         except (PromptError, config.ConfigError) as exc:
             raise UsageError(str(exc)) from None
         except (ProviderError, McpError) as exc:
             raise McpRuntimeError(str(exc)) from None
 
-    agent.__doc__ = dedent(_agent_args.__doc__ or "")
+    agent.__doc__ = "\n\n".join(
+        dedent(f.__doc__ or "") for f in (_agent_args, _agent_log_args, _agent_export_args)
+    )
 
     def _agent_line(self, line: str, cell: str | None) -> tuple[Any, str]:
         if cell is not None:
@@ -804,7 +865,57 @@ class McpMagics(Magics):
         # as in the cell form, rather than becoming part of the question.
         return bool(_MODEL_WORD.fullmatch(word))
 
-    def _run_agent(self, args: Any, template: str) -> None:
+    def _agent_subcommand(self, name: str, rest: str) -> Any:
+        parser = AGENT_SUBCOMMANDS[name]
+        args = parser.parser.parse_args(_split(self._expand(rest)))
+        log = self.agent.log if self.agent is not None else None
+        if log is None or not log.runs:
+            raise UsageError("no agent runs yet in this notebook: run %%agent first")
+        try:
+            run = log.get(args.run)  # the last one without --run
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+        if name == "log":
+            if args.save:
+                try:
+                    count = log.save(args.save, run.id if args.run else None)
+                except OSError as exc:
+                    raise UsageError(f"cannot write {args.save}: {exc.strerror or exc}") from None
+                runs = 1 if args.run else len(log.runs)
+                print(f"Wrote {count} steps of {runs} run{'s' if runs > 1 else ''} to {args.save}.")
+                return None
+            return log.frame(run.id if args.run else None)
+        from .export import export_run
+
+        code = export_run(run, self._input_schema)
+        if args.to:
+            try:
+                with open(args.to, "w", encoding="utf-8") as handle:
+                    handle.write(code)
+            except OSError as exc:
+                raise UsageError(f"cannot write {args.to}: {exc.strerror or exc}") from None
+            print(f"Wrote run {run.id} as code to {args.to}.")
+            return None
+        self.shell.set_next_input(code.rstrip("\n"), replace=False)
+        print(f"Run {run.id} as code is in the next cell (or use --to FILE).")
+        return None
+
+    def _input_schema(self, server: str, tool: str) -> Any:
+        session = self.manager.sessions.get(server)
+        definition = session.tools.get(tool) if session is not None else None
+        return getattr(definition, "input_schema", None)
+
+    def _cell_id(self) -> str | None:
+        """The frontend's id of the running cell (JupyterLab, Notebook 7 send it)."""
+        kernel = getattr(self.shell, "kernel", None)
+        try:
+            parent = kernel.get_parent() if kernel is not None else None
+        except Exception:
+            parent = None
+        cell_id = ((parent or {}).get("metadata") or {}).get("cellId")
+        return cell_id if isinstance(cell_id, str) and cell_id else None
+
+    def _run_agent(self, args: Any, template: str, text_key: str = "") -> None:
         from .agent import AgentOptions, interpolate
         from .driver import ask_user, run_agent, run_code_request
         from .providers import default_model
@@ -832,7 +943,12 @@ class McpMagics(Magics):
             system=args.system,
             temperature=args.temperature,
             stream=not args.no_stream,
-            results_prefix=args.results or "result",
+            results_prefix=_results_prefix(args.results),
+            max_tokens_total=args.max_tokens_total or self.max_tokens_total or None,
+            cell_id=(cell_id := self._cell_id()),
+            cell_key=cell_id or text_key or None,
+            execution_count=getattr(self.shell, "execution_count", None),
+            reserved_names=frozenset({args.out or "answer"}),
             hosted=args.hosted or "auto",
             server_descriptions=dict(_key_value(d) for d in args.describe or []),
             idle_timeout=self.idle_timeout,
@@ -882,6 +998,24 @@ class McpMagics(Magics):
                 self.manager.run(self.agent.provider.aclose(), timeout=5)
             self.agent = None
         self.manager.close()
+
+
+def _cell_key(line: str, cell: str | None) -> str:
+    """Where no frontend sends a cell id (terminal, nbclient): the cell's text, so the
+    same cell run again names its tables the same."""
+    import hashlib
+
+    return "text-" + hashlib.sha1(f"{line}\n{cell or ''}".encode()).hexdigest()[:16]
+
+
+def _results_prefix(prefix: str | None) -> str:
+    if prefix is None:
+        return "result"
+    from .naming import problem
+
+    if problem(prefix):
+        raise UsageError(f"--results {prefix!r}: the prefix must be a Python name")
+    return prefix
 
 
 def oauth_settings(args: Any) -> OAuthSettings | None:

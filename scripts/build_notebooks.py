@@ -248,7 +248,10 @@ What this shows:
 - tools from several sources (files and SQL) used together by the model;
 - the conversation carrying on from cell to cell, and `{name}` putting a notebook
   variable into a prompt;
-- the model's tables landing in notebook variables (`result_1`, ...), ready for pandas.
+- the model's tables landing in notebook variables under names the model gives them
+  (`targets`, `actuals`, ...), ready for pandas;
+- `%agent log`, what each run did, and `%agent export`, a run turned into plain code that
+  reruns without a model.
 """
         ),
         code(
@@ -300,8 +303,15 @@ answer it.
         md(
             """
 Open a block to see what the model asked for and what came back. Every table a tool
-returned is bound to a variable named in the block's header (`result_1`, `result_2`,
-...), and the answer's text is in `answer`.
+returned is in a notebook variable, named in the block's header. The model picks the
+names (with an extra `result_name` argument that `mcp_magic` offers with every tool and
+takes off before the call), so here the file list is `files` and the database's tables
+are `db_tables`. The answer's text is in `answer`.
+
+A name never hides one of your variables, a Python builtin, or a table another cell
+made: the table then gets a free variant (`targets_2`) and the cell says so in one
+line. A table the model leaves unnamed gets `result_1`, `result_2`, ... by cell:
+re-running a cell binds the same names again.
 
 ## 2. Targets against actuals
 
@@ -318,36 +328,23 @@ shipped orders only, and call the columns region, quarter and revenue.
         ),
         md(
             """
-Each `%%agent` run numbers its tables from `result_1` again (so re-running a cell gives
-the same names), and which table got which number depends on the order of the model's
-calls. So rather than trust the numbers, pick the tables by their columns. If there are
-none (no key, or a model that named the columns its own way), fetch the same two tables
+The model called its tables `targets` and `actuals`. If they are not there (no key, or
+a model that chose other names: see the blocks above), fetch the same two tables
 directly with `%mcp call` and a query like the one the model wrote in the saved run.
 """
         ),
         code(ACTUALS_SQL),
         code(
-            '''
+            """
 # NBVAL_CHECK_OUTPUT
-def agent_table(*columns, prefix="result"):
-    """The table an %%agent cell bound (result_1, result_2, ...) that has these columns."""
-    for name, value in sorted(globals().items()):
-        if name.startswith(prefix + "_") and isinstance(value, pd.DataFrame):
-            if set(columns) <= set(value.columns):
-                return value
-    return None
-
-
-targets = agent_table("region", "quarter", "target_revenue")
-actuals = agent_table("region", "quarter", "revenue")
-if targets is not None and actuals is not None:
+if "targets" in globals() and "actuals" in globals():
     print("Using the tables the agent fetched.")
 else:
     print("No agent tables: fetching them with %mcp call.")
     targets = %mcp call data.read_csv path="targets_2025.csv"
     actuals = %mcp call data.query_db sql="$ACTUALS_SQL"
 print(f"targets: {targets.shape}, actuals: {actuals.shape}")
-'''
+"""
         ),
         md(
             """
@@ -395,20 +392,22 @@ year is where to dig:
 ## 4. Why did it fall short?
 
 `{worst}` in a prompt is replaced by the notebook variable `worst` (write `{{` for a
-literal brace). `--results drill` binds this cell's tables to `drill_1`, ... instead of
-`result_1`, so they do not replace the ones above.
+literal brace). The tables of this cell get their own names, so the ones above stay as
+they are.
 """
         ),
         agent(
-            "--results drill",
+            "",
             "Why did {worst} fall short? Break its revenue down by product category, "
             "2025 against 2024.",
         ),
         code(
             '''
 # NBVAL_CHECK_OUTPUT
-categories = agent_table("category", "revenue_2024", "revenue_2025", prefix="drill")
-if categories is None:
+name = f"{worst.lower()}_categories"  # the name the model gave the table in the saved run
+if name in globals():
+    categories = globals()[name]
+else:
     print("No agent table: fetching it with %mcp call.")
     CATEGORY_SQL = f"""
     select category,
@@ -438,6 +437,66 @@ calls. `--out summary` puts the answer's text in `summary` instead of `answer`.
         agent(
             "--out summary",
             "Summarize what we found in three bullet points for the regional managers.",
+        ),
+        md(
+            """
+## 6. What did the model do? `%agent log`
+
+Every run is kept in the kernel: the prompt, each model reply, each tool call with its
+arguments, status, duration, a preview of its result and the variable it was bound to,
+and the tokens (and cost, where the provider reports it). `%agent log` returns it as a
+DataFrame, one row per step; `%agent log --save runs.jsonl` writes the same rows as JSON
+Lines. Keys, header values and tokens never appear in it.
+"""
+        ),
+        code(
+            """
+log = %agent log
+log[["run", "step", "kind", "server", "tool", "variable", "status", "input_tokens"]]
+""",
+            tags=AGENT_TAGS,
+        ),
+        md(
+            """
+## 7. Replay without a model: `%agent export`
+
+`%agent export` turns a run into ordinary code: one `%mcp call` line per tool call,
+binding the same variable, and the code blocks that ran. In JupyterLab and terminal
+IPython it lands in the next cell; `--to FILE` writes it to a file instead. Run 2 is the
+targets cell (the `run` column above):
+"""
+        ),
+        code(
+            """
+REPLAY = Path("eda_replay.ipy")
+%agent export --run 2 --to $REPLAY
+""",
+            tags=AGENT_TAGS,
+        ),
+        code(
+            """
+# NBVAL_CHECK_OUTPUT
+print(REPLAY.read_text() if REPLAY.exists() else "(no run to export: no key?)")
+"""
+        ),
+        md(
+            """
+That code needs no model and no key, only the server. Run it, and check that it
+rebuilds exactly the tables the model fetched (the names come from the log):
+"""
+        ),
+        code(
+            """
+# NBVAL_CHECK_OUTPUT
+if REPLAY.exists():
+    names = log.query("run == 2").variable.dropna().tolist()
+    fetched = {name: globals().pop(name) for name in names}
+    %run $REPLAY
+    for name, frame in fetched.items():
+        pd.testing.assert_frame_equal(globals()[name], frame)
+    print("Rebuilt without a model, equal to the agent's tables:", ", ".join(fetched))
+    REPLAY.unlink()
+"""
         ),
         md(
             """
@@ -669,13 +728,14 @@ format (OpenAI chat completions, Anthropic Messages, the Responses API).
             "Has that changed in 2025? Which channel grew fastest compared with 2024?",
         ),
         md(
-            "Each run binds its tables from `result_1` again, so `result_1` now holds the "
-            "second model's table (the `else` is for a run without a key):"
+            "A later cell never overwrites an earlier cell's tables: `result_1` still holds "
+            "the first answer's table, and the second model's is `result_2` (the `else` is "
+            "for a run without a key):"
         ),
         code(
             """
 # NBVAL_CHECK_OUTPUT
-result_1 if "result_1" in globals() else "no table: the %%agent cell did not run (no key?)"
+result_2 if "result_2" in globals() else "no table: the %%agent cell did not run (no key?)"
 """
         ),
         md(

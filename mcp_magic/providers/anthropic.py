@@ -185,7 +185,14 @@ def parse_message(data: Any, describe: str) -> Turn:
     turn = turn_from_blocks(blocks)
     turn.usage = _usage(data.get("usage") or {}, Usage())
     turn.stop_reason = data.get("stop_reason")
+    turn.model = _model(data)
     return turn
+
+
+def _model(message: dict[str, Any]) -> str | None:
+    """The model a message says answered it."""
+    model = message.get("model")
+    return model[:200] if isinstance(model, str) and model.strip() else None
 
 
 def turn_from_blocks(blocks: list[dict[str, Any]]) -> Turn:
@@ -240,6 +247,7 @@ class _StreamReader:
     blocks: dict[int, dict[str, Any]] = field(default_factory=dict)
     partial: dict[int, list[str]] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
+    model: str | None = None
     stop_reason: str | None = None
     emitted: bool = False
     done: bool = False
@@ -287,7 +295,9 @@ class _StreamReader:
         _raise_error(data, self.describe, self.emitted)
 
     def on_message_start(self, data: dict[str, Any]) -> None:
-        _usage((data.get("message") or {}).get("usage") or {}, self.usage)
+        message = data.get("message") or {}
+        _usage(message.get("usage") or {}, self.usage)
+        self.model = _model(message) if isinstance(message, dict) else None
 
     def on_content_block_start(self, data: dict[str, Any]) -> None:
         block = dict(data.get("content_block") or {})
@@ -344,4 +354,5 @@ class _StreamReader:
             block.pop("_raw", None)
         turn.usage = self.usage
         turn.stop_reason = self.stop_reason
+        turn.model = self.model
         return turn

@@ -103,6 +103,7 @@ class Turn:
     hosted_calls: list[HostedCall] = field(default_factory=list)
     extra: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str | None = None
+    model: str | None = None  # the model the provider says answered (OpenRouter may route)
 
 
 @dataclass

@@ -413,6 +413,7 @@ def parse_completion(data: dict[str, Any]) -> Turn:
         usage=parse_usage(data.get("usage")),
         extra=extra,
         stop_reason=choice.get("finish_reason"),
+        model=_model(data),
     )
 
 
@@ -446,6 +447,7 @@ class StreamState:
     usage: Usage | None = None
     finish_reason: str | None = None
     done: bool = False
+    model: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -464,6 +466,7 @@ class StreamState:
         usage = parse_usage(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
+        self.model = self.model or _model(chunk)
         choices = chunk.get("choices") or []
         if not choices or not isinstance(choices[0], dict):
             return ""
@@ -536,10 +539,17 @@ class StreamState:
             usage=self.usage,
             extra=extra,
             stop_reason=self.finish_reason,
+            model=self.model,
         )
 
 
 # -- small helpers -------------------------------------------------------------------
+
+
+def _model(data: dict[str, Any]) -> str | None:
+    """The `model` a reply says answered it (a short string), if any."""
+    model = data.get("model")
+    return model[:200] if isinstance(model, str) and model.strip() else None
 
 
 def _text(content: Any) -> str:

@@ -240,6 +240,7 @@ def parse_response(data: Any, describe: str, emitted: bool = False) -> Turn:
     turn.usage = parse_usage(data.get("usage"))
     details = data.get("incomplete_details") or {}
     turn.stop_reason = details.get("reason") or data.get("status")
+    turn.model = _model(data)
     return turn
 
 
@@ -292,6 +293,12 @@ def hosted_call(item: dict[str, Any]) -> HostedCall:
         output=output,
         error=str(error) if error else None,
     )
+
+
+def _model(response: dict[str, Any]) -> str | None:
+    """The model a response says answered it."""
+    model = response.get("model")
+    return model[:200] if isinstance(model, str) and model.strip() else None
 
 
 def parse_usage(raw: Any) -> Usage | None:
@@ -405,4 +412,5 @@ class _StreamReader:
         turn.usage = parse_usage(final.get("usage"))
         details = final.get("incomplete_details") or {}
         turn.stop_reason = details.get("reason") or final.get("status")
+        turn.model = _model(final)
         return turn

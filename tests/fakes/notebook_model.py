@@ -15,7 +15,11 @@ tool calls, by the names it is offered (matched by suffix, `data__query_db` or
 write for that tutorial question; once the results are back it writes a short answer
 computed from the rows it received (the tables reach a model as CSV, see
 `mcp_magic.results.frame_for_model`). Refused and failed calls are reported as such.
-An unknown prompt gets a polite generic answer. Replies stream as SSE chunks (text in
+Where the host offers a `result_name` argument, the exploratory-analysis rules name
+their tables as an analyst would (`targets`, `actuals`, `south_categories`, ...). Every
+reply says `"model": "scripted-notebook-model"`, whatever model was asked for, so the
+usage line under a cell says that this stand-in answered. An unknown prompt gets a
+polite generic answer. Replies stream as SSE chunks (text in
 pieces, tool-call arguments in fragments, a usage chunk, `data: [DONE]`) or come as one
 JSON body when the request does not ask to stream; token counts are estimated from the
 text, so the same conversation always gets the same reply. Standard library only.
@@ -90,6 +94,10 @@ where {REVENUE_STATUSES}
   and order_date >= '2024-01-01' and order_date < '2026-01-01'
 group by channel
 order by channel"""
+
+SERVED_AS = "scripted-notebook-model"
+"""What replies say in `model`, whatever model was asked for: the usage line under each
+agent cell then says that this stand-in answered, not the model the notebook names."""
 
 GENERIC_ANSWER = (
     "I am the scripted stand-in model that runs the mcp_magic tutorials offline, so I only "
@@ -227,6 +235,14 @@ class Context:
             history=tool_results(messages),
         )
 
+    def named(self, tool: str, arguments: dict[str, Any], name: str) -> tuple[str, dict[str, Any]]:
+        """A call that names its table, when the host offers `result_name` for the tool."""
+        offered = next((t for t in self.tools if t.get("name") == tool), {})
+        properties = (offered.get("parameters") or {}).get("properties") or {}
+        if "result_name" in properties:
+            arguments = {**arguments, "result_name": name}
+        return tool, arguments
+
     def tool(self, suffix: str, prefer: Callable[[dict[str, Any]], bool] | None = None) -> str:
         """The offered tool whose name ends in `suffix` (preferring those `prefer` likes)."""
         names = [t for t in self.tools if str(t.get("name", "")).rsplit("__", 1)[-1] == suffix]
@@ -339,8 +355,8 @@ def top_customers(ctx: Context) -> Reply:
 def overview(ctx: Context) -> Reply:
     if ctx.step == 0:
         return ask(
-            (ctx.tool("list_files"), {"path": ".", "recursive": True}),
-            (ctx.tool("list_tables"), {}),
+            ctx.named(ctx.tool("list_files"), {"path": ".", "recursive": True}, "files"),
+            ctx.named(ctx.tool("list_tables"), {}, "db_tables"),
         )
     files = ctx.table("name", "type", "size")
     tables = ctx.table("name", "type", "rows")
@@ -375,8 +391,8 @@ def targets_vs_actuals(ctx: Context) -> Reply:
         names = [str(r["name"]) for r in (listed.rows or [])] if listed else []
         path = next((n for n in names if "target" in n and n.endswith(".csv")), None)
         return ask(
-            (ctx.tool("read_csv"), {"path": path or "targets_2025.csv"}),
-            (ctx.tool("query_db"), {"sql": QUARTERLY_ACTUALS_SQL}),
+            ctx.named(ctx.tool("read_csv"), {"path": path or "targets_2025.csv"}, "targets"),
+            ctx.named(ctx.tool("query_db"), {"sql": QUARTERLY_ACTUALS_SQL}, "actuals"),
         )
     targets = ctx.table("region", "target_revenue")
     actuals = ctx.table("region", "quarter", "revenue")
@@ -423,7 +439,8 @@ def targets_vs_actuals(ctx: Context) -> Reply:
 def category_drilldown(ctx: Context) -> Reply:
     region = ctx.region() or "South"
     if ctx.step == 0:
-        return ask((ctx.tool("query_db"), {"sql": CATEGORY_SQL.format(region=region)}))
+        sql = CATEGORY_SQL.format(region=region)
+        return ask(ctx.named(ctx.tool("query_db"), {"sql": sql}, f"{region.lower()}_categories"))
     result = ctx.table("category", "revenue_2024", "revenue_2025")
     if result is None:
         return trouble(ctx) or Reply(f"The query returned nothing for {region}.")
@@ -758,7 +775,7 @@ def completion_body(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "id": f"chatcmpl-local-{next(_ids)}",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": body.get("model", "local"),
+        "model": SERVED_AS,
         "choices": [
             {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
         ],
@@ -783,7 +800,7 @@ def stream_chunks(body: dict[str, Any], reply: Reply) -> Iterator[dict[str, Any]
         "id": f"chatcmpl-local-{next(_ids)}",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
-        "model": body.get("model", "local"),
+        "model": SERVED_AS,
     }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
