@@ -113,6 +113,7 @@ def export_run(run: Run, schemas: Schemas | None = None) -> str:
     if servers:
         lines.append(f"# servers used: {', '.join(servers)} (connect them first with %mcp connect)")
     steps = 0
+    functions = False
     for row in run.steps:
         if row["kind"] == "tool":
             target = f"{row['server']}.{row['tool']}"
@@ -132,6 +133,9 @@ def export_run(run: Run, schemas: Schemas | None = None) -> str:
             if row["status"] != "ok":
                 lines.append(f"# skipped: a code block ({row['status']})")
                 continue
+            if not functions:  # the code calls tools as `server.tool(...)`
+                lines.append("%mcp functions  # servers' tools as Python functions")
+                functions = True
             lines.append(row["text"].rstrip())
             steps += 1
     if not steps:

@@ -155,6 +155,14 @@ def _list_args(line: str) -> None:
     """Show connected servers: transport, state, protocol, tools, pid, uptime."""
 
 
+@magic_arguments(name="mcp functions")
+@argument("name", nargs="*", help="Only these servers (default: every connected one).")
+def _functions_args(line: str) -> None:
+    """Make servers' tools Python functions in the notebook: `data.query_db(sql=...)`
+    returns what `%mcp call data.query_db sql=...` returns. A server whose name is taken
+    by a variable of yours is reachable as `mcp_servers.NAME`."""
+
+
 @magic_arguments(name="mcp tools")
 @argument("name", nargs="?", help="Only this server's tools.")
 @argument("--refresh", action="store_true", help="Ask the server again.")
@@ -341,6 +349,7 @@ SUBCOMMANDS = {
     "list": _list_args,
     "status": _list_args,
     "tools": _tools_args,
+    "functions": _functions_args,
     "call": _call_args,
     "resources": _resources_args,
     "read": _read_args,
@@ -579,6 +588,25 @@ class McpMagics(Magics):
         from .render import status_table
 
         return status_table(list(self.manager.sessions.values()))
+
+    def _do_functions(self, parser: Any, rest: str) -> None:
+        from .code_mode import bind_servers, python_name, signature
+
+        args = _parse(parser, rest)
+        wanted = set(args.name or self.manager.sessions)
+        for name in wanted:
+            self.manager.get(name)  # an unknown server is one line
+        bound = bind_servers(
+            self.manager, self.shell.user_ns, lambda server, tool: server in wanted
+        )
+        if not bound:
+            print("no connected server to bind: %mcp connect one first")
+        for server, expression in bound.items():
+            calls = [
+                signature(server, tool).replace(python_name(server), expression, 1)
+                for tool in self.manager.sessions[server].tools.values()
+            ]
+            print(f"{expression}: " + ", ".join(calls))
 
     def _do_tools(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)

@@ -198,3 +198,44 @@ def test_notebook_tools_in_the_kernel_see_the_users_dataframes(kernel, endpoint)
     results = told(endpoint)
     assert "orders_df,3,2" in results["l"] and "North,2" in results["v"]
     assert "notebook.list_dataframes" in json.dumps(outputs)  # shown as a tool-call block
+
+
+def test_an_exported_code_mode_run_rebuilds_its_tables_in_a_fresh_kernel(
+    kernel, endpoint, tmp_path
+):
+    km, kc = kernel
+    code = (
+        f"by_region = data.query_db(sql={SQL!r})\n"
+        "top = by_region.sort_values('orders', ascending=False).head(2).reset_index(drop=True)"
+    )
+    endpoint.push(
+        code_call("x1", code),
+        code_call("x2", "raise ValueError('not this one')"),
+        wire.stream(text="Done."),
+    )
+    ok(kc, cell("top regions?", "--approve never"), timeout=60)
+    replay = tmp_path / "replay.ipy"
+    ok(kc, f"%agent export --to {replay}")
+    text = replay.read_text()
+    assert "%mcp functions" in text and "by_region = data.query_db(" in text
+    assert "not this one" not in text  # a block that failed is not replayed
+    frames = tmp_path / "frames.pkl"
+    ok(kc, f"import pickle; pickle.dump((by_region, top), open({str(frames)!r}, 'wb'))")
+
+    no_model = {"OPENROUTER_API_KEY": "", "MCP_MAGIC_MODEL": ""}
+    km2, kc2 = start_kernel(tmp_path / "fresh", env=no_model)
+    try:
+        ok(kc2, "%load_ext mcp_magic")
+        ok(kc2, "%mcp connect data --builtin", timeout=60)
+        ok(kc2, f"%run {replay}", timeout=60)
+        same = ok(
+            kc2,
+            "import pickle, pandas as pd\n"
+            f"before = pickle.load(open({str(frames)!r}, 'rb'))\n"
+            "pd.testing.assert_frame_equal(by_region, before[0])\n"
+            "pd.testing.assert_frame_equal(top, before[1])\n"
+            "print(len(by_region), len(top))",
+        )
+        assert same.split() == ["5", "2"]
+    finally:
+        stop_kernel(km2, kc2)

@@ -482,3 +482,19 @@ def test_big_answers_are_shown_cut_and_kept_whole(mcp, shell, fault_cmd):
         assert shell.user_ns["kept"] == text
     finally:
         shell.run_line_magic("config", "McpMagics.display_limit = 20000")
+
+
+def test_functions_makes_tools_python_functions_without_shadowing(mcp, shell):
+    mcp("connect data --builtin")
+    shell.user_ns["data"] = "mine"
+    try:
+        mcp("functions")
+        assert shell.user_ns["data"] == "mine"
+        frame = shell.user_ns["mcp_servers"].data.query_db(sql="select 1 as one")
+        assert list(frame.columns) == ["one"] and frame.one[0] == 1
+    finally:
+        del shell.user_ns["data"]
+    mcp("functions data")
+    assert shell.user_ns["data"].query_db(sql="select 2 as two").two[0] == 2
+    with pytest.raises(UsageError, match="nosuch"):
+        mcp("functions nosuch")
