@@ -251,7 +251,9 @@ What this shows:
 - the model's tables landing in notebook variables under names the model gives them
   (`targets`, `actuals`, ...), ready for pandas;
 - `%agent log`, what each run did, and `%agent export`, a run turned into plain code that
-  reruns without a model.
+  reruns without a model;
+- code mode, where the model writes pandas code that calls the tools in the kernel, so
+  the tables never pass through the model.
 """
         ),
         code(
@@ -496,6 +498,54 @@ if REPLAY.exists():
         pd.testing.assert_frame_equal(globals()[name], frame)
     print("Rebuilt without a model, equal to the agent's tables:", ", ".join(fetched))
     REPLAY.unlink()
+"""
+        ),
+        md(
+            """
+## 8. The same question in code mode
+
+With `--code` the model gets one tool, "run Python in this kernel", instead of the
+servers' tools. In that code every server is an object whose tools are functions
+(`data.query_db(sql=...)` returns the same DataFrame as `%mcp call`), so the model can
+fetch both tables, join them in pandas and print only the summary it needs: the rows
+never travel through the model. Each block shows as a collapsible block with its code
+and output. Normally each one asks before it runs (`y`, `n`, or `e` to edit it first);
+`--approve never` lets this tutorial run unattended, so use it only with code you would
+run anyway.
+"""
+        ),
+        agent(
+            "--code --new --approve never",
+            """
+Compare 2025 revenue with the targets per region: fetch targets_2025.csv and the
+quarterly revenue of completed and shipped orders, join them in pandas and show the
+attainment per region.
+""",
+        ),
+        md(
+            """
+The code's variables (`targets`, `actuals`, `comparison`, `by_region`) are in the
+notebook now. Exported, the run is that code preceded by `%mcp functions`, which binds
+the same server objects for ordinary cells, so it reruns without a model:
+"""
+        ),
+        code(
+            """
+CODE_REPLAY = Path("eda_code_replay.ipy")
+%agent export --to $CODE_REPLAY
+""",
+            tags=AGENT_TAGS,
+        ),
+        code(
+            """
+# NBVAL_CHECK_OUTPUT
+if CODE_REPLAY.exists():
+    print(CODE_REPLAY.read_text())
+    fetched = by_region.copy()
+    %run $CODE_REPLAY
+    pd.testing.assert_frame_equal(by_region, fetched)
+    print("Rebuilt without a model, equal to the agent's by_region")
+    CODE_REPLAY.unlink()
 """
         ),
         md(
