@@ -185,6 +185,10 @@ class Host:
         `max_steps`, `idle_timeout` (seconds a reply may go without data, default 60)
         and `run_timeout` (seconds for the whole run, default 600).
 
+        `code=True` is code mode: the model runs Python in `self.namespace`, where
+        servers are objects whose tools are functions; each block asks at an input
+        prompt first unless `code_approval=False`.
+
         `model` defaults to `MCP_MAGIC_MODEL` (environment or `.env`). By default the
         answer and the tool calls are printed as they happen; pass
         `show=lambda event: None` to stay quiet. `{name}` in the prompt fills in from
@@ -199,6 +203,13 @@ class Host:
                 "no model: pass model='openrouter:openai/gpt-4o-mini' or export MCP_MAGIC_MODEL"
             )
         agent_options = AgentOptions(**options)
+        code_runner = None
+        if agent_options.code:  # code mode: the model's code runs here, in `self.namespace`
+            from .driver import run_code_request
+
+            def code_runner(request: Any) -> Any:
+                return run_code_request(request, self.namespace)
+
         self._agent = agent_for(
             self._agent, self.manager, resolve(model, base_url=base_url), self.namespace
         )
@@ -216,8 +227,32 @@ class Host:
                 agent_options,
                 show,
                 approve,
+                code=code_runner,
             )
         finally:
             if view is not None:
                 view.close()
                 sys.stdout.write("\n")
+
+    def log(self, run: int | None = None) -> Any:
+        """Every agent run so far (or run `run`) as a DataFrame, one row per step."""
+        runs = self._agent.log if self._agent is not None else None
+        if runs is None or not runs.runs:
+            raise LookupError("no agent runs yet")
+        return runs.frame(runs.get(run).id if run else None)
+
+    def export(self, run: int | None = None) -> str:
+        """The last agent run (or run `run`) as code that needs no model: `%mcp call`
+        lines and the code blocks that ran, for a notebook cell or an `.ipy` file."""
+        from .export import export_run
+
+        runs = self._agent.log if self._agent is not None else None
+        if runs is None or not runs.runs:
+            raise LookupError("no agent runs yet")
+
+        def schema(server: str, tool: str) -> Any:
+            session = self.manager.sessions.get(server)
+            definition = session.tools.get(tool) if session is not None else None
+            return getattr(definition, "input_schema", None)
+
+        return export_run(runs.get(run), schema)

@@ -284,3 +284,22 @@ def test_with_block_leaves_no_child_process():
     remaining = [pid for pid, process in started.items() if alive(process)]
     assert remaining == []
     assert host.manager.sessions == {}
+
+
+def test_agent_code_mode_runs_code_in_the_namespace_then_logs_and_exports_it(host, server):
+    code = "n_regions = len(data.query_db(sql='select * from regions'))\nprint(n_regions)"
+    server.push(
+        ow.completion_reply(calls=[ow.Call("k1", "notebook__run_python", {"code": code})]),
+        ow.completion_reply("Five."),
+    )
+    result = host.agent(
+        "How many regions?", MODEL, base_url=server.url, show=lambda e: None, new=True,
+        code=True, code_approval=False,
+    )  # fmt: skip
+    assert result.text == "Five." and host.namespace["n_regions"] == 5
+    told = server.requests[1].body["messages"][-1]["content"]
+    assert told.startswith("Output:") and "5" in told
+    log = host.log()
+    assert "code" in log.kind.tolist() and KEY not in log.to_csv()
+    exported = host.export()
+    assert "%mcp functions" in exported and "n_regions = len(data.query_db(" in exported
