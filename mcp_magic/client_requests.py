@@ -1,10 +1,11 @@
 """Requests a server makes of the client: elicitation, sampling, roots.
 
-All of them reach the user through one path: a handler the host was given (a widget or
-terminal prompt in a notebook, a callback from `Host(elicit=...)`). With no one to ask,
-the answer is "decline" and a line says so. A handler that fails is remembered on the
-session, so the tool call that caused it raises instead of returning the server's
-error text as a value.
+All of them reach the user through one path: a handler the host was given (a prompt in
+a notebook, `mcp_magic.asking`; a callback from `Host(elicit=...)`), run on the thread
+that waits for the call (`SessionManager.on_main`), so a notebook shows it in the
+running cell. With no one to ask, the answer is "decline" and a line says so. A handler
+that fails is remembered on the session, so the tool call that caused it raises instead
+of returning the server's error text as a value.
 
 The SDK takes these as `Client(elicitation_callback=, sampling_callback=,
 list_roots_callback=)` and uses them for both request styles: a 2025 server's request,
@@ -14,6 +15,7 @@ and a 2026 `InputRequiredResult` that the SDK answers and retries (multi-round-t
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +45,88 @@ class Answer:
     content: dict[str, Any] | None = None
 
 
+class Declined(Exception):
+    """A handler's way to say "declined, and why" (nobody can answer, no model)."""
+
+
+@dataclass
+class SamplingRequest:
+    """A server asks for a model completion: what the user approves or denies."""
+
+    server: str
+    messages: list[tuple[str, str]]  # (role, text); non-text content as a placeholder
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+def sampling_request(server: str, params: Any) -> SamplingRequest:
+    """The SDK's `CreateMessageRequestParams` as plain data."""
+    messages = []
+    for message in getattr(params, "messages", None) or []:
+        content = message.content
+        parts = content if isinstance(content, list) else [content]
+        text = "\n".join(
+            getattr(p, "text", None) or f"[{getattr(p, 'type', 'content')}]" for p in parts
+        )
+        messages.append((message.role, text))
+    return SamplingRequest(
+        server=server,
+        messages=messages,
+        system=getattr(params, "system_prompt", None),
+        max_tokens=getattr(params, "max_tokens", None),
+        temperature=getattr(params, "temperature", None),
+    )
+
+
+def model_sampler(model: Callable[[], str | None], aliases: Callable[[], dict] | None = None
+                  ) -> Callable[[SamplingRequest], Any]:
+    """Answers sampling with a model from `mcp_magic.providers` (`model()` names it when
+    asked, e.g. the notebook's default model); declined when there is none."""
+
+    def check() -> Any:
+        """The model's config, or Declined: asked before the user is asked to approve."""
+        from .providers import ProviderError, resolve
+
+        spec = model()
+        if not spec:
+            raise Declined(
+                "no model set up (%config McpMagics.default_model or MCP_MAGIC_MODEL)"
+            )
+        try:
+            return resolve(spec, aliases=aliases() if aliases else None)
+        except ProviderError as exc:
+            raise Declined(f"the model {spec!r} cannot be used: {exc}") from None
+
+    async def sample(request: SamplingRequest) -> Any:
+        from mcp import types
+
+        from .providers import make_provider
+        from .providers.base import Message, Request
+
+        provider = make_provider(check())
+        try:
+            turn = await provider.complete(Request(
+                messages=[Message(role=role, content=text) for role, text in request.messages],
+                system=request.system,
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
+                stream=False,
+            ))
+        finally:
+            await provider.aclose()
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=turn.text),
+            model=provider.model,
+            stop_reason="maxTokens" if turn.stop_reason in ("length", "max_tokens")
+            else "endTurn",
+        )
+
+    sample.check = check  # type: ignore[attr-defined]
+    return sample
+
+
 ElicitHandler = Callable[[Elicitation], "Answer | dict[str, Any] | None"]
 """Returns the accepted values (a dict), an `Answer`, or None to decline."""
 
@@ -61,12 +145,38 @@ class ClientRequests:
     """The handlers for one host; `callbacks(session)` gives the SDK Client's kwargs."""
 
     elicit: ElicitHandler | None = None
-    sample: Callable[[str, Any], Any] | None = None
+    sample: Callable[[SamplingRequest], Any] | None = None
+    """Answers a sampling request (a `CreateMessageResult`, sync or async); `model_sampler`
+    answers with a model. Raising `Declined` declines with its reason."""
+    approve: Callable[[SamplingRequest], bool] | None = None
+    """Asks the user before a sampling request is answered (True: allowed); None: the
+    host's `sample` needs no approval."""
     roots: list[str] | None = None
     """Directories the servers may work in. None: roots are not offered at all, since a
     server told of roots may replace the directories its command line gave it (the
     filesystem server does)."""
     say: Callable[[str], None] = _say
+    on_main: Callable[[Callable[[], Any]], Any] | None = None
+    """Runs a function on the thread waiting for the call, from the loop (set by the
+    `SessionManager`): where questions are shown."""
+
+    async def _ask(self, fn: Callable[[], Any]) -> Any:
+        """Run a (blocking) question on the waiting thread, else on a worker thread."""
+        if self.on_main is not None:
+            from .sessions import NobodyWaiting
+
+            try:
+                return await self.on_main(fn)
+            except NobodyWaiting:
+                pass
+        return await asyncio.to_thread(fn)
+
+    async def _tell(self, line: str) -> None:
+        """One line, shown by the waiting thread (so in the running cell) when there is one."""
+        try:
+            await self._ask(lambda: self.say(line))
+        except Exception:
+            self.say(line)
 
     def callbacks(self, session: Any) -> dict[str, Any]:
         callbacks = {
@@ -88,13 +198,19 @@ class ClientRequests:
                 url=getattr(params, "url", None),
             )
             if self.elicit is None:
-                self.say(
+                await self._tell(
                     f"{session.name} asked for input ({request.message!r}): declined, "
                     "no one to answer (pass elicit= to Host)"
                 )
                 return types.ElicitResult(action="decline")
+            elicit = self.elicit
             try:
-                reply = await asyncio.to_thread(self.elicit, request)
+                reply = await self._ask(lambda: elicit(request))
+            except Declined as exc:
+                await self._tell(
+                    f"{session.name} asked for input ({request.message!r}): declined, {exc}"
+                )
+                return types.ElicitResult(action="decline")
             except Exception as exc:
                 note = f"elicitation failed: {type(exc).__name__}: {exc}"
                 session.request_failures.append(note)
@@ -110,13 +226,29 @@ class ClientRequests:
     def _sampling(self, session: Any) -> Any:
         from mcp import types
 
+        async def declined(why: str) -> Any:
+            note = f"{session.name} asked for a model completion: declined, {why}"
+            await self._tell(note)
+            return types.ErrorData(code=types.INVALID_REQUEST, message=note)
+
         async def answer(context: Any, params: Any) -> Any:
             if self.sample is None:
-                note = f"{session.name} asked for a model completion: declined, no model set up"
-                self.say(note)
-                return types.ErrorData(code=types.INVALID_REQUEST, message=note)
+                return await declined("no model set up")
+            request = sampling_request(session.name, params)
             try:
-                return await asyncio.to_thread(self.sample, session.name, params)
+                check = getattr(self.sample, "check", None)
+                if check is not None:
+                    check()  # no model: declined before the user is asked
+                if self.approve is not None:
+                    approve = self.approve
+                    if not await self._ask(lambda: approve(request)):
+                        return await declined("the user denied it")
+                sample = self.sample
+                if inspect.iscoroutinefunction(sample):
+                    return await sample(request)
+                return await asyncio.to_thread(sample, request)
+            except Declined as exc:
+                return await declined(str(exc))
             except Exception as exc:
                 note = f"sampling failed: {type(exc).__name__}: {exc}"
                 session.request_failures.append(note)

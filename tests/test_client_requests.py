@@ -7,6 +7,7 @@ and the npm reference server-everything, which sends 2025-style requests.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -17,6 +18,7 @@ from mcp_magic.client_requests import Answer, Elicitation, accept_defaults
 from mcp_magic.sessions import McpError
 
 from conftest import node_server
+from kernel_utils import collect, ok, start_kernel, stop_kernel
 
 ASKING_SERVER = '''
 import mcp_types as t
@@ -144,3 +146,140 @@ def test_2025_requests_from_server_everything():
         assert "file:///tmp" in host.call("ev.get-roots-list")
         with pytest.raises(ToolError, match="declined, no model set up"):
             host.call("ev.trigger-sampling-request", prompt="hi")
+
+
+# -- sampling answered by a model ----------------------------------------------------
+
+
+def test_sampling_is_answered_by_the_model_after_approval(asking_server, monkeypatch):
+    from fakes.openai_wire import completion_reply
+    from fakes.scripted_http import ScriptedServer
+
+    from mcp_magic.client_requests import SamplingRequest
+
+    approvals: list[SamplingRequest] = []
+    with ScriptedServer() as model:
+        monkeypatch.setenv("SCRIPTED_BASE_URL", model.url + "/v1")
+        model.push(completion_reply("bonjour"), completion_reply("hola"))
+
+        def approve(request: SamplingRequest) -> bool:
+            approvals.append(request)
+            return len(approvals) != 2  # the second is denied
+
+        with Host(connect_timeout=30, sampling_model="scripted:m1",
+                  approve_sampling=approve) as host:
+            host.connect("a", asking_server)
+            assert host.call("a.sample") == "model said bonjour"
+            with pytest.raises(McpError, match="declined, the user denied it"):
+                host.call("a.sample")
+            host.connect("ev", node_server("mcp-server-everything"))
+            assert "hola" in host.call("ev.trigger-sampling-request", prompt="say hola")
+        sent = model.bodies()
+    assert approvals[0].server == "a" and approvals[0].messages == [("user", "hi")]
+    assert sent[0]["model"] == "m1" and sent[0]["messages"][-1]["content"] == "hi"
+    assert sent[0]["max_tokens"] == 10 or sent[0].get("max_completion_tokens") == 10
+    assert "say hola" in json.dumps(sent[1]["messages"])
+
+
+# -- the notebook: questions in the running cell (a real kernel) -----------------------
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory, asking_server):
+    km, kc = start_kernel(tmp_path_factory.mktemp("kernel"),
+                          env={"MCP_MAGIC_NO_BROWSER": "1"})
+    try:
+        ok(kc, "%load_ext mcp_magic")
+        ok(kc, f"%mcp connect a -- {' '.join(asking_server)}", timeout=60)
+        yield km, kc
+    finally:
+        stop_kernel(km, kc)
+
+
+def answering(kc, code: str, replies: list[str], allow_stdin: bool = True,
+              timeout: float = 60) -> tuple[list[str], list[dict], dict]:
+    """Run `code`, answering the kernel's input prompts with `replies` in turn."""
+    msg_id = kc.execute(code, allow_stdin=allow_stdin)
+    prompts = []
+    for reply in replies:
+        message = kc.get_stdin_msg(timeout=timeout)
+        prompts.append(message["content"]["prompt"])
+        kc.input(reply)
+    outputs, reply_msg = collect(kc, msg_id, timeout)
+    return prompts, outputs, reply_msg
+
+
+def shown(outputs: list[dict]) -> str:
+    return "".join(
+        o.get("text", "") if o["msg_type"] == "stream"
+        else o.get("data", {}).get("text/html", "") + o.get("data", {}).get("text/plain", "")
+        for o in outputs
+    )
+
+
+def test_a_servers_form_is_answered_in_the_cell(kernel):
+    km, kc = kernel
+    prompts, outputs, reply = answering(
+        kc, "r = %mcp call a.ask\nprint(r)", ["y", "Rome", "x", "3"])
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert prompts[0] == "[y] answer  [n] decline  [c] cancel: "
+    assert prompts[1].startswith("city (string, default Paris)")
+    assert prompts[2] == prompts[3] == "nights (integer, default 2): "
+    text = shown(outputs)
+    assert "Where to?" in text and "nights: a whole number, got &#x27;x&#x27;" not in text
+    assert "nights: a whole number, got 'x'" in text
+    assert "accepted Rome 3" in text
+    # Defaults by pressing enter; decline; cancel.
+    assert "accepted Paris 2" in shown(answering(kc, "r = %mcp call a.ask\nprint(r)", ["", "", ""])[1])
+    assert "answer: decline" in shown(answering(kc, "r = %mcp call a.ask\nprint(r)", ["n"])[1])
+    assert "answer: cancel" in shown(answering(kc, "r = %mcp call a.ask\nprint(r)", ["c"])[1])
+
+
+def test_with_nobody_to_answer_the_cell_says_declined_in_one_line(kernel):
+    km, kc = kernel
+    _, outputs, reply = answering(kc, "r = %mcp call a.ask\nprint(r)", [], allow_stdin=False)
+    assert reply["content"]["status"] == "ok"
+    text = shown(outputs)
+    assert "answer: decline" in text
+    lines = [line for line in text.splitlines() if "declined" in line]
+    assert lines == ["a asked for input ('Where to?'): declined, nobody can answer here "
+                     "(non-interactive run)"], text
+
+
+def test_the_stop_button_cancels_a_pending_question(kernel):
+    km, kc = kernel
+    msg_id = kc.execute("%mcp call a.ask", allow_stdin=True)
+    kc.get_stdin_msg(timeout=60)
+    km.interrupt_kernel()
+    outputs, reply = collect(kc, msg_id, 30)
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "Interrupted", reply["content"]
+    assert "call to a.ask cancelled" in reply["content"]["evalue"]
+    assert len(reply["content"]["traceback"]) == 1
+    # The session lives on.
+    assert "answer: cancel" in shown(answering(kc, "r = %mcp call a.ask\nprint(r)", ["c"])[1])
+
+
+def test_sampling_in_the_notebook_asks_then_uses_the_default_model(kernel):
+    from fakes.openai_wire import completion_reply
+    from fakes.scripted_http import ScriptedServer
+
+    km, kc = kernel
+    # No model set up: declined in one line, and the call fails (never a value).
+    _, outputs, reply = answering(kc, "%mcp call a.sample", [])
+    assert reply["content"]["status"] == "error"
+    assert "declined, no model set up" in reply["content"]["evalue"]
+    with ScriptedServer() as model:
+        model.push(completion_reply("ciao"))
+        ok(kc, f"%config McpMagics.endpoints = {{'local': '{model.url}/v1'}}\n"
+               "%config McpMagics.default_model = 'local:m2'")
+        prompts, outputs, reply = answering(kc, "r = %mcp call a.sample\nprint(r)", ["y"])
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert prompts == ["[y] allow  [n] deny: "]
+        text = shown(outputs)
+        assert "a asks the notebook&#x27;s model to answer (at most 10 tokens)" in text
+        assert "[user] hi" in text and "model said ciao" in text
+        _, outputs, reply = answering(kc, "%mcp call a.sample", ["n"])
+        assert "declined, the user denied it" in reply["content"]["evalue"]
+        assert len(model.requests) == 1  # denied: the model was not asked
+    ok(kc, "%config McpMagics.default_model = ''")
