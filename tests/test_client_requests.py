@@ -230,9 +230,10 @@ def test_a_servers_form_is_answered_in_the_cell(kernel):
     assert "nights: a whole number, got 'x'" in text
     assert "accepted Rome 3" in text
     # Defaults by pressing enter; decline; cancel.
-    assert "accepted Paris 2" in shown(answering(kc, "r = %mcp call a.ask\nprint(r)", ["", "", ""])[1])
-    assert "answer: decline" in shown(answering(kc, "r = %mcp call a.ask\nprint(r)", ["n"])[1])
-    assert "answer: cancel" in shown(answering(kc, "r = %mcp call a.ask\nprint(r)", ["c"])[1])
+    ask = "r = %mcp call a.ask\nprint(r)"
+    assert "accepted Paris 2" in shown(answering(kc, ask, ["", "", ""])[1])
+    assert "answer: decline" in shown(answering(kc, ask, ["n"])[1])
+    assert "answer: cancel" in shown(answering(kc, ask, ["c"])[1])
 
 
 def test_with_nobody_to_answer_the_cell_says_declined_in_one_line(kernel):
@@ -283,3 +284,112 @@ def test_sampling_in_the_notebook_asks_then_uses_the_default_model(kernel):
         assert "declined, the user denied it" in reply["content"]["evalue"]
         assert len(model.requests) == 1  # denied: the model was not asked
     ok(kc, "%config McpMagics.default_model = ''")
+
+
+def answering_by(kc, code: str, respond, timeout: float = 60, limit: int = 40
+                 ) -> tuple[list[str], list[dict], dict]:
+    """Run `code`, answering each input prompt with `respond(prompt)` until it finishes."""
+    import queue
+    import time
+
+    msg_id = kc.execute(code, allow_stdin=True)
+    prompts: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(prompts) < limit:
+        try:
+            message = kc.get_stdin_msg(timeout=0.5)
+        except queue.Empty:
+            if kc.shell_channel.msg_ready():
+                break
+            continue
+        prompts.append(message["content"]["prompt"])
+        kc.input(respond(prompts[-1]))
+    outputs, reply = collect(kc, msg_id, timeout)
+    return prompts, outputs, reply
+
+
+def everything_answers(prompt: str) -> str:
+    for start, answer in [("[y]", "y"), ("String (", "Ada"), ("Boolean (", "y"),
+                          ("String with email", "ada@example.org")]:
+        if prompt.startswith(start):
+            return answer
+    return ""  # the defaults, and optional fields left out
+
+
+def test_2025_form_and_url_requests_from_server_everything_in_the_cell(kernel):
+    km, kc = kernel
+    ok(kc, f"%mcp connect ev -- {node_server('mcp-server-everything')}", timeout=90)
+    prompts, outputs, reply = answering_by(
+        kc, "r = %mcp call ev.trigger-elicitation-request\nprint(r)", everything_answers)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    text = shown(outputs)
+    assert '"action": "accept"' in text, text
+    assert '"name": "Ada"' in text and '"email": "ada@example.org"' in text
+    assert '"integer": 42' in text and "dark and stormy night" in text
+    assert any(p.startswith("Integer (integer 1..100, default 42)") for p in prompts)
+    # URL mode: the link is shown, and declining opens nothing.
+    prompts, outputs, reply = answering_by(
+        kc, "r = %mcp call ev.trigger-url-elicitation url=https://example.org/consent\n"
+        "print(r)", lambda p: "n")
+    assert prompts == ["[y] open it  [n] decline  [c] cancel: "]
+    assert '<a href="https://example.org/consent"' in shown(outputs)
+    assert "User declined to open the URL" in shown(outputs)
+    ok(kc, "%mcp disconnect ev")
+
+
+def test_an_agents_tool_call_waits_for_the_users_answer(kernel):
+    from fakes import openai_wire as wire
+    from fakes.scripted_http import ScriptedServer
+
+    km, kc = kernel
+    with ScriptedServer() as model:
+        model.push(
+            wire.stream(calls=[wire.Call("c1", "a__ask", {})]),
+            wire.stream(text="You are going to Oslo."),
+        )
+        ok(kc, f"%config McpMagics.endpoints = {{'local': '{model.url}/v1'}}")
+        prompts, outputs, reply = answering(
+            kc, "%%agent local:m3 --new\nPlan my trip", ["y", "Oslo", "4"], timeout=90)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert prompts[1].startswith("city (")
+        tool_result = json.dumps(model.bodies()[1]["messages"])
+    assert "accepted Oslo 4" in tool_result
+    assert "You are going to Oslo." in shown(outputs)
+
+
+# -- terminal IPython: the same questions as prompts -----------------------------------
+
+
+def test_terminal_ipython_asks_at_a_prompt_and_ctrl_c_cancels(asking_server, tmp_path):
+    from test_terminal import Terminal
+
+    term = Terminal([], tmp_path)
+    try:
+        term.run("%load_ext mcp_magic")
+        assert "Connected 'a'" in term.run(f"%mcp connect a -- {' '.join(asking_server)}")
+        child = term.child
+        child.send("%mcp call a.ask\r")
+        child.expect_exact("a asks: Where to?")
+        child.expect_exact("[y] answer  [n] decline  [c] cancel: ")
+        child.send("y\r")
+        child.expect_exact("city (string, default Paris): ")
+        child.send("Rome\r")
+        child.expect_exact("nights (integer, default 2): ")
+        child.send("three\r")
+        child.expect_exact("nights: a whole number, got 'three'")
+        child.expect_exact("nights (integer, default 2): ")
+        child.send("3\r")
+        assert "accepted Rome 3" in term.settle()
+        # A pending question is cancelled by Ctrl-C, in one line; the session lives on.
+        child.send("%mcp call a.ask\r")
+        child.expect_exact("[y] answer  [n] decline  [c] cancel: ")
+        child.sendintr()
+        out = term.settle(timeout=15)
+        assert "Interrupted: call to a.ask cancelled" in out, out
+        assert "Traceback" not in out, out
+        child.send("%mcp call a.ask\r")
+        child.expect_exact("[y] answer  [n] decline  [c] cancel: ")
+        child.send("n\r")
+        assert "answer: decline" in term.settle()
+    finally:
+        term.close()
