@@ -458,8 +458,11 @@ class OAuth:
         redirect_port: int | None = None,
         ask_redirect: Callable[[str], Any] | None = None,
         on_main: Callable[[Callable[[], Any]], Any] | None = None,
+        show: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store if store is not None else TokenStore()
+        self.show = show or show_link
+        """How the loopback flow's link reaches the user (a cell link, a terminal line)."""
         self.authorizer = authorizer
         """Makes the authorizer for every server (tests); None: chosen per server."""
         self.paste = paste
@@ -486,17 +489,17 @@ class OAuth:
                 on_main, plain = self.on_main, ask
                 ask = lambda url: on_main(lambda: plain(url))  # noqa: E731
             return PasteAuthorizer(ask, port)
-        show: Callable[[str], Any] = show_link
+        show: Callable[[str], Any] = self.show
         if self.on_main is not None:
-            on_main = self.on_main
+            on_main, plain_show = self.on_main, self.show
 
             async def show(url: str) -> None:
                 from .sessions import NobodyWaiting
 
                 try:
-                    await on_main(lambda: show_link(url))
+                    await on_main(lambda: plain_show(url))
                 except NobodyWaiting:
-                    show_link(url)
+                    plain_show(url)
 
         return LoopbackAuthorizer(show=show, port=port)
 
