@@ -187,6 +187,27 @@ class ClientRequests:
             callbacks["list_roots_callback"] = self._roots()
         return callbacks
 
+    async def urls_required(self, session: Any, data: Any) -> bool:
+        """A call refused with -32042 (URL elicitation required): each page is shown as a
+        URL elicitation; True when the user accepted them all, so the call is retried."""
+        items = (data or {}).get("elicitations") if isinstance(data, dict) else None
+        if not items or self.elicit is None:
+            return False
+        elicit = self.elicit
+        for item in items:
+            request = Elicitation(server=session.name, message=str(item.get("message", "")),
+                                  url=item.get("url"))
+            try:
+                reply = await self._ask(lambda r=request: elicit(r))
+            except Declined as exc:
+                await self._tell(f"{session.name} asked you to open {request.url}: "
+                                 f"declined, {exc}")
+                return False
+            action = "accept" if isinstance(reply, dict) else getattr(reply, "action", "decline")
+            if action != "accept":
+                return False
+        return True
+
     def _elicitation(self, session: Any) -> Any:
         from mcp import types
 

@@ -812,9 +812,17 @@ class SessionManager:
         session = self.connected(name)
         failed_before = len(session.request_failures)
         try:
-            result = await session.client.call_tool(
-                tool, arguments or {}, progress_callback=progress
-            )
+            for attempt in (1, 2):
+                try:
+                    result = await session.client.call_tool(
+                        tool, arguments or {}, progress_callback=progress
+                    )
+                    break
+                except Exception as exc:  # -32042: the user must visit pages first, then retry
+                    if attempt == 2 or getattr(exc, "code", None) != -32042 or not (
+                        await self.client_requests.urls_required(session, exc.data)  # type: ignore[attr-defined]
+                    ):
+                        raise
             if len(session.request_failures) > failed_before:  # never an error as a value
                 raise McpError(f"{name}.{tool}: {session.request_failures[-1]}")
             return await resolve_links(session.client, result) if has_table(result) else result

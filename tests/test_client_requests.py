@@ -393,3 +393,27 @@ def test_terminal_ipython_asks_at_a_prompt_and_ctrl_c_cancels(asking_server, tmp
         assert "answer: decline" in term.settle()
     finally:
         term.close()
+
+
+def test_a_call_refused_until_a_page_is_visited_is_retried_after_consent():
+    # -32042 (URL elicitation required): the page is shown as a URL question; after the
+    # user accepts, the call is made again. Declined: the refusal stands.
+    asked: list[Elicitation] = []
+
+    def visit(request: Elicitation) -> Answer:
+        asked.append(request)
+        return Answer("accept")
+
+    with Host(connect_timeout=60, elicit=visit) as host:
+        host.connect("ev", node_server("mcp-server-everything"))
+        answer = host.call("ev.trigger-url-elicitation", url="https://example.org/consent",
+                           errorPath=True)
+        assert "https://example.org/consent" in json.dumps(answer, default=str)
+        # The refusal's page first; the retried call then asks for its own.
+        assert [a.url for a in asked] == [asked[0].url, "https://example.org/consent"]
+        assert asked[0].url.startswith("https://")
+    with Host(connect_timeout=60, elicit=lambda request: None) as host:
+        host.connect("ev", node_server("mcp-server-everything"))
+        with pytest.raises(McpError, match="32042"):
+            host.call("ev.trigger-url-elicitation", url="https://example.org/consent",
+                      errorPath=True)
