@@ -378,6 +378,8 @@ def elicit(request: Elicitation) -> Answer:
     """The notebook's elicitation handler (`ClientRequests.elicit`)."""
     if request.url:
         return ask_url(request, read, show, open_in_browser)
+    if widgets_usable():
+        return ask_form_widgets(request)
     return ask_form(request, read, show)
 
 
@@ -401,3 +403,163 @@ def _form_html(request: Elicitation, fields: list[Field]) -> str:
     )
     return (f"<b>{escape(request.server)}</b> asks: {escape(request.message)}"
             f"<ul>{rows}</ul>")
+
+
+# -- a widget form in Jupyter ------------------------------------------------------------
+#
+# A cell that waits (synchronously) blocks the kernel's main thread, so the messages a
+# widget sends back (a typed value, a click) would wait for the cell to end. ipykernel 7
+# can route a comm's messages to a subshell, a thread of its own: the form's widgets are
+# routed to one, which updates them while the main thread waits for the answer. Where
+# that is not available (older kernels), questions are asked at the input prompt.
+
+_SUBSHELL: str | None = None
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def _widget_subshell() -> str | None:
+    """A subshell of this kernel for the forms' messages (created once), or None."""
+    global _SUBSHELL
+    if _SUBSHELL is not None:
+        return _SUBSHELL
+    kernel = getattr(_shell(), "kernel", None)
+    channel = getattr(kernel, "shell_channel_thread", None)
+    if channel is None:
+        return None
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return None
+    import threading
+
+    made: dict[str, Any] = {}
+    ready = threading.Event()
+    manager = channel.manager
+
+    def create() -> None:  # on the shell channel thread, as ipykernel requires
+        try:
+            made["id"] = manager._create_subshell()
+        except Exception as exc:  # pragma: no cover (a kernel without subshells)
+            made["error"] = exc
+        ready.set()
+
+    channel.io_loop.add_callback(create)
+    if not ready.wait(5) or "id" not in made:
+        return None
+    _SUBSHELL = made["id"]
+    return _SUBSHELL
+
+
+def widgets_usable() -> bool:
+    """A notebook whose kernel can take a widget form's answers while the cell waits."""
+    kernel = getattr(_shell(), "kernel", None)
+    if kernel is None or not getattr(kernel, "_allow_stdin", False):
+        return False
+    if os.environ.get("MCP_MAGIC_ASK", "") == "prompt":
+        return False
+    return _widget_subshell() is not None
+
+
+def _route(widget: Any, subshell: str) -> None:
+    comm = getattr(widget, "comm", None)
+    if comm is not None:
+        comm._reply_subshell_for = lambda data, default: subshell
+    for child in getattr(widget, "children", ()):
+        _route(child, subshell)
+
+
+def _field_widget(f: Field) -> Any:
+    import ipywidgets as w
+
+    style = {"description_width": "initial"}
+    label = f.label + ("" if not f.required else " *")
+    tooltip = f.description or None
+    if f.kind == "boolean" and (f.required or f.default is not None):
+        return w.Checkbox(value=bool(f.default), description=label, indent=False,
+                          tooltip=tooltip)
+    if f.kind in ("boolean", "choice"):
+        options: list[tuple[str, Any]] = (
+            [("yes", True), ("no", False)] if f.kind == "boolean"
+            else list(zip(f.choice_titles or map(str, f.choices), f.choices, strict=False))
+        )
+        if not f.required or f.default is None:
+            options = [("—", None), *options]
+        return w.Dropdown(options=options, value=f.default, description=label, style=style,
+                          tooltip=tooltip)
+    if f.kind == "choices":
+        return w.SelectMultiple(
+            options=list(zip(f.choice_titles or map(str, f.choices), f.choices, strict=False)),
+            value=tuple(f.default or ()), description=label, style=style, tooltip=tooltip)
+    return w.Text(value="" if f.default is None else str(f.default), description=label,
+                  placeholder=f.hint(), style=style, tooltip=tooltip)
+
+
+def _widget_value(f: Field, widget: Any) -> Any:
+    """A widget's value as the field's (ValueError with a line when it is not one)."""
+    if f.kind == "choices":
+        return list(widget.value)
+    if f.kind in ("boolean", "choice"):
+        return widget.value
+    return parse_value(f, widget.value)
+
+
+def ask_form_widgets(request: Elicitation) -> Answer:
+    """The form as widgets in the running cell; waits (interruptibly) for a button."""
+    import threading
+
+    import ipywidgets as w
+    from IPython.display import display
+
+    subshell = _widget_subshell()
+    assert subshell is not None
+    fields = fields_of(request.schema)
+    inputs = [_field_widget(f) for f in fields]
+    notes = w.HTML()
+    buttons = [w.Button(description=d, button_style=s) for d, s in
+               (("Accept", "primary"), ("Decline", ""), ("Cancel", "warning"))]
+    from html import escape
+
+    head = w.HTML(f"<b>{escape(request.server)}</b> asks: {escape(request.message)}")
+    form = w.VBox([head, *inputs, notes, w.HBox(buttons)])
+    answer: list[Answer] = []
+    done = threading.Event()
+
+    def submit(action: str) -> None:
+        if action != "accept":
+            answer.append(Answer(action))
+            done.set()
+            return
+        values, problems = {}, []
+        for f, widget in zip(fields, inputs, strict=True):
+            try:
+                values[f.name] = _widget_value(f, widget)
+            except ValueError as exc:
+                problems.append(str(exc))
+        content, more = assemble(fields, values)
+        problems += [p for p in more if p not in problems]
+        if problems:
+            notes.value = "<span style='color:#b00'>" + escape("; ".join(problems)) + "</span>"
+            return
+        answer.append(Answer("accept", content))
+        done.set()
+
+    for button, action in zip(buttons, ("accept", "decline", "cancel"), strict=True):
+        button.on_click(lambda _b, action=action: submit(action))
+    _route(form, subshell)
+    display({
+        WIDGET_MIME: {"model_id": form.model_id, "version_major": 2, "version_minor": 0},
+        "text/plain": f"{request.server} asks: {request.message} (a form: it needs a "
+                      "frontend that shows widgets; else press stop and set "
+                      "MCP_MAGIC_ASK=prompt)",
+    }, raw=True)
+    try:
+        while not done.wait(0.05):
+            pass
+    finally:
+        for widget in [*inputs, *buttons]:
+            widget.disabled = True
+        if not answer:
+            notes.value = "cancelled (stopped)"
+    result = answer[0]
+    notes.value = escape(result.action)
+    return result

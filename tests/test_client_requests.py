@@ -186,8 +186,9 @@ def test_sampling_is_answered_by_the_model_after_approval(asking_server, monkeyp
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory, asking_server):
+    # Questions at the input prompt here; the widget form has its own test.
     km, kc = start_kernel(tmp_path_factory.mktemp("kernel"),
-                          env={"MCP_MAGIC_NO_BROWSER": "1"})
+                          env={"MCP_MAGIC_NO_BROWSER": "1", "MCP_MAGIC_ASK": "prompt"})
     try:
         ok(kc, "%load_ext mcp_magic")
         ok(kc, f"%mcp connect a -- {' '.join(asking_server)}", timeout=60)
@@ -417,3 +418,101 @@ def test_a_call_refused_until_a_page_is_visited_is_retried_after_consent():
         with pytest.raises(McpError, match="32042"):
             host.call("ev.trigger-url-elicitation", url="https://example.org/consent",
                       errorPath=True)
+
+
+# -- the widget form in Jupyter -----------------------------------------------------
+
+
+class WidgetFront:
+    """What a frontend does with a form: the widgets' comms, typed values, clicks."""
+
+    def __init__(self, kc) -> None:
+        self.kc = kc
+        self.states: dict[str, dict] = {}  # comm id -> the widget's state as last sent
+        self.outputs: list[dict] = []
+
+    def pump(self, until, timeout: float = 30) -> None:
+        import queue
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not until():
+            assert time.monotonic() < deadline, f"timed out; states: {self.states}"
+            try:
+                message = self.kc.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                continue
+            content = message["content"]
+            if message["msg_type"] == "comm_open":
+                self.states[content["comm_id"]] = dict(content["data"].get("state", {}))
+            elif message["msg_type"] == "comm_msg" and content["data"].get("method") == "update":
+                self.states.setdefault(content["comm_id"], {}).update(content["data"]["state"])
+            elif message["msg_type"] in ("display_data", "stream", "error"):
+                self.outputs.append({"msg_type": message["msg_type"], **content})
+
+    def displayed(self) -> bool:
+        return any(o["msg_type"] == "display_data" for o in self.outputs)
+
+    def comm(self, description: str) -> str:
+        return next(c for c, s in self.states.items() if s.get("description") == description)
+
+    def type(self, description: str, value) -> None:
+        self.send(self.comm(description), {"method": "update", "state": {"value": value},
+                                           "buffer_paths": []})
+
+    def click(self, description: str) -> None:
+        self.send(self.comm(description), {"method": "custom", "content": {"event": "click"}})
+
+    def send(self, comm_id: str, data: dict) -> None:
+        self.kc.shell_channel.send(self.kc.session.msg("comm_msg", {"comm_id": comm_id,
+                                                                    "data": data}))
+
+    def notes(self) -> str:
+        return " ".join(str(s.get("value", "")) for s in self.states.values()
+                        if s.get("_model_name") == "HTMLModel")
+
+
+def test_in_jupyter_the_form_is_widgets_answered_while_the_cell_waits(kernel):
+    km, kc = kernel
+    ok(kc, "%env MCP_MAGIC_ASK=widgets")
+    try:
+        msg_id = kc.execute("r = %mcp call a.ask\nprint(r)", allow_stdin=True)
+        front = WidgetFront(kc)
+        front.pump(front.displayed)  # a frontend acts on a form once it is shown
+        shown = front.outputs[-1]["data"]
+        assert WIDGET_MIME in shown and "a asks: Where to?" in shown["text/plain"]
+        assert {"city", "nights", "Accept", "Decline", "Cancel"} <= {
+            s.get("description") for s in front.states.values()}
+        assert front.states[front.comm("city")]["value"] == "Paris"  # the default
+        front.type("city", "Rome")
+        front.type("nights", "x")
+        front.click("Accept")
+        front.pump(lambda: "nights: a whole number, got &#x27;x&#x27;" in front.notes())
+        front.type("nights", "5")
+        front.click("Accept")
+        outputs, reply = collect(kc, msg_id, 30)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert "accepted Rome 5" in shown_text(outputs)
+
+        # Decline, and the stop button while the form waits.
+        msg_id = kc.execute("r = %mcp call a.ask\nprint(r)", allow_stdin=True)
+        front = WidgetFront(kc)
+        front.pump(front.displayed)
+        front.click("Decline")
+        assert "answer: decline" in shown_text(collect(kc, msg_id, 30)[0])
+        msg_id = kc.execute("%mcp call a.ask", allow_stdin=True)
+        front = WidgetFront(kc)
+        front.pump(front.displayed)
+        km.interrupt_kernel()
+        outputs, reply = collect(kc, msg_id, 30)
+        assert reply["content"]["ename"] == "Interrupted"
+        assert "call to a.ask cancelled" in reply["content"]["evalue"]
+    finally:
+        ok(kc, "%env MCP_MAGIC_ASK=prompt")
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def shown_text(outputs: list[dict]) -> str:
+    return shown(outputs)
