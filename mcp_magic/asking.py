@@ -321,6 +321,8 @@ def ask_redirect(url: str, read: Read, show: Show) -> str:
     )
     while True:
         pasted = _read(read, "Redirected address: ").strip()
+        if pasted == "cancel":
+            return ""  # the authorization says it was not completed
         if pasted:
             return pasted
 
@@ -374,22 +376,68 @@ def open_in_browser(url: str) -> None:
             webbrowser.open(url)
 
 
+def _widget_show(actions: list[tuple[str, str, str]], field: str | None = None,
+                 answers: dict[str, str] | None = None) -> tuple[Show, Read]:
+    """A `show` and `read` pair for the prompt flows above, as one widget question: what
+    is shown becomes its body; the first `read` shows it and maps the button pressed to
+    the word the prompt flow expects (or returns the text typed)."""
+    shown: list[tuple[str, str | None]] = []
+    last: list[tuple[str, str | None]] = []
+
+    def show_(text: str, html: str | None = None) -> None:
+        shown.append((text, html))
+
+    def read_(question: str) -> str:
+        from html import escape
+
+        body = shown or last  # asked again: the same question
+        text = "\n".join(t for t, _ in body)
+        html = "<br>".join(h or f"<pre>{escape(t)}</pre>" for t, h in body)
+        last[:] = body
+        shown.clear()
+        action, typed = ask_widgets(html, text, actions, field)
+        if field is not None and action == "submit":
+            return typed
+        return (answers or {}).get(action, action)
+
+    return show_, read_
+
+
+_YES_NO_CANCEL = {"accept": "y", "decline": "n", "cancel": "c", "allow": "y", "deny": "n"}
+
+
 def elicit(request: Elicitation) -> Answer:
     """The notebook's elicitation handler (`ClientRequests.elicit`)."""
+    widgets = widgets_usable()
     if request.url:
+        if widgets:
+            show_, read_ = _widget_show([("Open", "accept", "primary"),
+                                         ("Decline", "decline", ""),
+                                         ("Cancel", "cancel", "warning")],
+                                        answers=_YES_NO_CANCEL)
+            return ask_url(request, read_, show_, open_in_browser)
         return ask_url(request, read, show, open_in_browser)
-    if widgets_usable():
+    if widgets:
         return ask_form_widgets(request)
     return ask_form(request, read, show)
 
 
 def approve(request: SamplingRequest) -> bool:
     """The notebook's sampling approval (`ClientRequests.approve`)."""
+    if widgets_usable():
+        show_, read_ = _widget_show([("Allow", "allow", "primary"), ("Deny", "deny", "")],
+                                    answers=_YES_NO_CANCEL)
+        return approve_sampling(request, read_, show_)
     return approve_sampling(request, read, show)
 
 
 def pasted_redirect(url: str) -> str:
     """The notebook's way to get an authorization's redirect from a remote browser."""
+    if widgets_usable():
+        show_, read_ = _widget_show([("Submit", "submit", "primary"),
+                                     ("Cancel", "cancel", "warning")],
+                                    field="the address your browser was sent to")
+        return ask_redirect(url, read_, show_)
     return ask_redirect(url, read, show)
 
 
@@ -563,3 +611,37 @@ def ask_form_widgets(request: Elicitation) -> Answer:
     result = answer[0]
     notes.value = escape(result.action)
     return result
+
+
+def ask_widgets(html: str, text: str, actions: list[tuple[str, str, str]],
+                field: str | None = None) -> tuple[str, str]:
+    """A question as widgets: an HTML body, buttons (label, action, style), and a text
+    field when `field` is its placeholder. Returns (action, text typed); waits, and the
+    stop button interrupts the wait."""
+    import threading
+    from html import escape
+
+    import ipywidgets as w
+    from IPython.display import display
+
+    subshell = _widget_subshell()
+    assert subshell is not None
+    box = w.Text(placeholder=field, layout=w.Layout(width="90%")) if field else None
+    buttons = [w.Button(description=label, button_style=style) for label, _, style in actions]
+    notes = w.HTML()
+    form = w.VBox([w.HTML(html), *([box] if box else []), notes, w.HBox(buttons)])
+    chosen: list[str] = []
+    done = threading.Event()
+    for button, (_, action, _) in zip(buttons, actions, strict=True):
+        button.on_click(lambda _b, action=action: (chosen.append(action), done.set()))
+    _route(form, subshell)
+    display({WIDGET_MIME: {"model_id": form.model_id, "version_major": 2, "version_minor": 0},
+             "text/plain": text}, raw=True)
+    try:
+        while not done.wait(0.05):
+            pass
+    finally:
+        for widget in [*buttons, *([box] if box else [])]:
+            widget.disabled = True
+        notes.value = escape(chosen[0]) if chosen else "cancelled (stopped)"
+    return chosen[0], box.value if box else ""

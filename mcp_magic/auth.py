@@ -303,6 +303,8 @@ class PasteAuthorizer(Authorizer):
 def code_from_pasted(pasted: str, authorization_url: str) -> Any:
     """The code in an address pasted back, checked against the authorization it answers."""
     pasted = pasted.strip()
+    if not pasted:
+        raise AuthorizationFailed("no address was pasted (cancelled)")
     if "?" not in pasted:
         raise AuthorizationFailed(
             "the pasted text is not the redirected address (it has no ?code=...)"

@@ -404,33 +404,49 @@ def test_jupyterhub_and_binder_are_taken_for_remote_kernels():
     assert not remote_kernel({"HOME": "/root"})
 
 
-def test_in_a_kernel_the_link_shows_and_the_pasted_address_is_asked_for(protected, tmp_path):
+@pytest.mark.parametrize("style", ["widgets", "prompt"])
+def test_in_a_kernel_the_link_shows_and_the_pasted_address_is_asked_for(
+    protected, tmp_path, style
+):
     import queue
     import re
+
+    from test_client_requests import WidgetFront
 
     from kernel_utils import collect, ok, start_kernel, stop_kernel
 
     url, _ = protected
     km, kc = start_kernel(tmp_path / "k", env={
         "MCP_MAGIC_NO_BROWSER": "1", "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "JUPYTERHUB_API_URL": "http://hub.invalid"})
+        "JUPYTERHUB_API_URL": "http://hub.invalid", "MCP_MAGIC_ASK": style})
     try:
         ok(kc, "%load_ext mcp_magic")
         msg_id = kc.execute(f"%mcp connect work {url}", allow_stdin=True)
-        prompt = kc.get_stdin_msg(timeout=60)["content"]["prompt"]
-        assert prompt == "Redirected address: "
-        link = None
-        while link is None:
-            try:
-                message = kc.get_iopub_msg(timeout=10)
-            except queue.Empty:
-                break
-            html = message["content"].get("data", {}).get("text/html", "")
-            found = re.search(r'href="([^"]+)"', html)
-            if found:
-                link = found.group(1).replace("&amp;", "&")
-        assert link is not None and "Authorize this server" in html
-        kc.input(_redirected_address(link))
+        if style == "widgets":
+            front = WidgetFront(kc)
+            front.pump(front.displayed)
+            html = front.notes()
+        else:
+            prompt = kc.get_stdin_msg(timeout=60)["content"]["prompt"]
+            assert prompt == "Redirected address: "
+            html = ""
+            while "href=" not in html:
+                try:
+                    message = kc.get_iopub_msg(timeout=10)
+                except queue.Empty:
+                    break
+                html = message["content"].get("data", {}).get("text/html", "")
+        found = re.search(r'href="([^"]+)"', html)
+        assert found and "Authorize this server" in html, html
+        address = _redirected_address(found.group(1).replace("&amp;", "&"))
+        if style == "widgets":
+            text_field = next(c for c, s in front.states.items()
+                              if s.get("_model_name") == "TextModel")
+            front.send(text_field, {"method": "update", "state": {"value": address},
+                                    "buffer_paths": []})
+            front.click("Submit")
+        else:
+            kc.input(address)
         outputs, reply = collect(kc, msg_id, 60)
         assert reply["content"]["status"] == "ok", reply["content"]
         assert "Connected 'work'" in "".join(o.get("text", "") for o in outputs)
@@ -438,7 +454,11 @@ def test_in_a_kernel_the_link_shows_and_the_pasted_address_is_asked_for(protecte
         # Ctrl-C while the address is asked for: one line.
         ok(kc, "%mcp auth logout work\n%mcp disconnect work")
         msg_id = kc.execute(f"%mcp connect again {url}", allow_stdin=True)
-        kc.get_stdin_msg(timeout=60)
+        if style == "widgets":
+            front = WidgetFront(kc)
+            front.pump(front.displayed)
+        else:
+            kc.get_stdin_msg(timeout=60)
         km.interrupt_kernel()
         outputs, reply = collect(kc, msg_id, 30)
         assert reply["content"]["ename"] == "Interrupted"

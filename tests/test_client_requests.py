@@ -516,3 +516,38 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 def shown_text(outputs: list[dict]) -> str:
     return shown(outputs)
+
+
+def test_in_jupyter_links_and_sampling_approvals_are_buttons(kernel):
+    from fakes.openai_wire import completion_reply
+    from fakes.scripted_http import ScriptedServer
+
+    km, kc = kernel
+    ok(kc, "%env MCP_MAGIC_ASK=widgets")
+    try:
+        with ScriptedServer() as model:
+            model.push(completion_reply("salut"))
+            ok(kc, f"%config McpMagics.endpoints = {{'local': '{model.url}/v1'}}\n"
+                   "%config McpMagics.default_model = 'local:m4'")
+            msg_id = kc.execute("r = %mcp call a.sample\nprint(r)", allow_stdin=True)
+            front = WidgetFront(kc)
+            front.pump(front.displayed)
+            assert "a asks the notebook's model to answer" in front.outputs[-1]["data"][
+                "text/plain"]
+            assert "[user] hi" in front.notes()
+            front.click("Allow")
+            outputs, reply = collect(kc, msg_id, 30)
+            assert "model said salut" in shown(outputs), reply["content"]
+        ok(kc, "%config McpMagics.default_model = ''")
+
+        ok(kc, f"%mcp connect ev2 -- {node_server('mcp-server-everything')}", timeout=90)
+        msg_id = kc.execute("r = %mcp call ev2.trigger-url-elicitation "
+                            "url=https://example.org/consent\nprint(r)", allow_stdin=True)
+        front = WidgetFront(kc)
+        front.pump(front.displayed)
+        assert 'href="https://example.org/consent"' in front.notes()
+        front.click("Decline")
+        assert "User declined to open the URL" in shown(collect(kc, msg_id, 30)[0])
+        ok(kc, "%mcp disconnect ev2")
+    finally:
+        ok(kc, "%env MCP_MAGIC_ASK=prompt")
