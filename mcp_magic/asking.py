@@ -2,11 +2,12 @@
 sampling request, the address a remote browser was sent to after an authorization.
 
 Everything here runs on the thread waiting for the call (the kernel's main thread, see
-`SessionManager.on_main`), so the question shows in the running cell. It asks through
-`input()`: a text field in Jupyter (the kernel's stdin channel), a prompt in terminal
-IPython. Where nobody can answer (nbval, papermill: no stdin; a script with stdin
-closed) it raises `Declined`, which the caller turns into "declined" and one line.
-The stop button during a question cancels the call waiting on it.
+`SessionManager.on_main`), so the question shows in the running cell: as ipywidgets in
+Jupyter (see `ask_form_widgets`), else through `input()` (a prompt in terminal IPython,
+the kernel's stdin text field with an older kernel or `MCP_MAGIC_ASK=prompt`). Where
+nobody can answer (nbval, papermill: no stdin; a script with stdin closed) it raises
+`Declined`, which the caller turns into "declined" and one line. The stop button during
+a question cancels the call waiting on it.
 
 The form logic (schema -> fields, parsing, validation, the answer) is plain functions.
 """
