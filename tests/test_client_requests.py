@@ -551,3 +551,24 @@ def test_in_jupyter_links_and_sampling_approvals_are_buttons(kernel):
         ok(kc, "%mcp disconnect ev2")
     finally:
         ok(kc, "%env MCP_MAGIC_ASK=prompt")
+
+
+def test_a_notebook_run_without_anyone_declines_in_one_line(asking_server, tmp_path):
+    # nbclient (as nbval and papermill) runs cells with no stdin: nobody can answer.
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(
+            f"%load_ext mcp_magic\n%mcp connect a -- {' '.join(asking_server)}"),
+        nbformat.v4.new_code_cell("%mcp call a.ask"),
+        nbformat.v4.new_code_cell("%mcp disconnect --all"),
+    ])
+    NotebookClient(notebook, timeout=120,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = notebook.cells[1].outputs
+    texts = [o.get("text", "") for o in outputs if o.output_type == "stream"]
+    results = [o["data"]["text/plain"] for o in outputs if o.output_type == "execute_result"]
+    assert texts == ["a asked for input ('Where to?'): declined, nobody can answer here "
+                     "(non-interactive run)\n"], outputs
+    assert results == ["answer: decline"]
