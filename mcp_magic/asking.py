@@ -463,6 +463,10 @@ def _form_html(request: Elicitation, fields: list[Field]) -> str:
 # that is not available (older kernels), questions are asked at the input prompt.
 
 _SUBSHELL: str | None = None
+STYLE = "auto"
+"""How questions are asked in Jupyter: "auto" (widgets where the kernel can take their
+answers, else the input prompt; `MCP_MAGIC_ASK=prompt` forces the prompt) or "prompt"
+(`%config McpMagics.ask_with`)."""
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
@@ -504,7 +508,7 @@ def widgets_usable() -> bool:
     kernel = getattr(_shell(), "kernel", None)
     if kernel is None or not getattr(kernel, "_allow_stdin", False):
         return False
-    if os.environ.get("MCP_MAGIC_ASK", "") == "prompt":
+    if (STYLE if STYLE != "auto" else os.environ.get("MCP_MAGIC_ASK", "")) == "prompt":
         return False
     return _widget_subshell() is not None
 
@@ -599,7 +603,7 @@ def ask_form_widgets(request: Elicitation) -> Answer:
         WIDGET_MIME: {"model_id": form.model_id, "version_major": 2, "version_minor": 0},
         "text/plain": f"{request.server} asks: {request.message} (a form: it needs a "
                       "frontend that shows widgets; else press stop and set "
-                      "MCP_MAGIC_ASK=prompt)",
+                      "%config McpMagics.ask_with = 'prompt')",
     }, raw=True)
     try:
         while not done.wait(0.05):

@@ -353,6 +353,11 @@ class McpMagics(Magics):
     run_timeout = Float(
         600.0, help="%%agent: seconds a whole run may take (waiting for approval aside)."
     ).tag(config=True)
+    ask_with = Unicode(
+        "auto",
+        help="How a server's questions (forms, links, sampling approval) are asked in "
+        "Jupyter: 'auto' (widgets where the kernel allows) or 'prompt' (input prompts).",
+    ).tag(config=True)
     oauth_paste = Unicode(
         "auto",
         help="OAuth redirect: 'yes' to paste the redirected address (a kernel the browser "
@@ -381,6 +386,17 @@ class McpMagics(Magics):
                 f"McpMagics.default_approval must be never, always or writes, "
                 f"got {proposal['value']!r}"
             )
+        return proposal["value"]
+
+    @validate("ask_with")
+    def _check_ask_with(self, proposal: Any) -> Any:
+        if proposal["value"] not in ("auto", "prompt"):
+            raise TraitError(
+                f"McpMagics.ask_with must be auto or prompt, got {proposal['value']!r}"
+            )
+        from . import asking
+
+        asking.STYLE = proposal["value"]
         return proposal["value"]
 
     @validate("oauth_paste")

@@ -572,3 +572,17 @@ def test_a_notebook_run_without_anyone_declines_in_one_line(asking_server, tmp_p
     assert texts == ["a asked for input ('Where to?'): declined, nobody can answer here "
                      "(non-interactive run)\n"], outputs
     assert results == ["answer: decline"]
+
+
+def test_ask_with_prompt_asks_at_the_input_prompt_in_jupyter(kernel):
+    km, kc = kernel
+    ok(kc, "%env MCP_MAGIC_ASK=widgets\n%config McpMagics.ask_with = 'prompt'")
+    try:
+        prompts, outputs, reply = answering(kc, "r = %mcp call a.ask\nprint(r)", ["c"])
+        assert prompts == ["[y] answer  [n] decline  [c] cancel: "]
+        assert "answer: cancel" in shown(outputs)
+        _, outputs, reply = answering(kc, "%config McpMagics.ask_with = 'widget'", [])
+        assert "McpMagics.ask_with must be auto or prompt, got 'widget'" in str(
+            reply["content"]) + shown(outputs)
+    finally:
+        ok(kc, "%config McpMagics.ask_with = 'auto'\n%env MCP_MAGIC_ASK=prompt")
