@@ -302,6 +302,8 @@ def approve_sampling(request: SamplingRequest, read: Read, show: Show) -> bool:
     if skipped:
         lines.append(f"  ({skipped} earlier messages)")
     lines += [f"  [{role}] {bounded(text)}" for role, text in shown]
+    if request.tools:
+        lines.append(f"  (the model is offered the tools {', '.join(request.tools)})")
     text = "\n".join(lines)
     show(text, f"<pre style='white-space:pre-wrap'>{escape(text)}</pre>")
     return _choose(read, "[y] allow  [n] deny: ", {

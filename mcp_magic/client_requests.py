@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,24 +59,87 @@ class SamplingRequest:
     system: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    tools: list[str] = field(default_factory=list)  # the names of the tools offered
+    params: Any = field(default=None, repr=False)  # the SDK's request, for the model
+
+
+def _describe(part: Any) -> str:
+    kind = getattr(part, "type", "content")
+    if kind == "text":
+        return part.text
+    if kind == "tool_use":
+        return f"[calls {part.name}({json.dumps(part.input, default=str)})]"
+    if kind == "tool_result":
+        return "[result: " + " ".join(_describe(p) for p in part.content or []) + "]"
+    return f"[{kind}]"
+
+
+def _parts(message: Any) -> list[Any]:
+    return message.content if isinstance(message.content, list) else [message.content]
 
 
 def sampling_request(server: str, params: Any) -> SamplingRequest:
     """The SDK's `CreateMessageRequestParams` as plain data."""
-    messages = []
-    for message in getattr(params, "messages", None) or []:
-        content = message.content
-        parts = content if isinstance(content, list) else [content]
-        text = "\n".join(
-            getattr(p, "text", None) or f"[{getattr(p, 'type', 'content')}]" for p in parts
-        )
-        messages.append((message.role, text))
+    messages = [
+        (message.role, "\n".join(_describe(p) for p in _parts(message)))
+        for message in getattr(params, "messages", None) or []
+    ]
     return SamplingRequest(
         server=server,
         messages=messages,
         system=getattr(params, "system_prompt", None),
         max_tokens=getattr(params, "max_tokens", None),
         temperature=getattr(params, "temperature", None),
+        tools=[t.name for t in getattr(params, "tools", None) or []],
+        params=params,
+    )
+
+
+def provider_messages(request: SamplingRequest) -> tuple[list[Any], list[Any]]:
+    """The conversation and tools for a provider (`mcp_magic.providers.base`): tool use
+    by the assistant becomes its tool calls, tool results become tool messages."""
+    from .providers.base import Message, ToolCall, ToolSpec
+
+    if request.params is None:
+        return [Message(role=role, content=text) for role, text in request.messages], []  # type: ignore[arg-type]
+    messages: list[Any] = []
+    for message in request.params.messages:
+        parts = _parts(message)
+        text = "\n".join(_describe(p) for p in parts if p.type not in ("tool_use", "tool_result"))
+        calls = [ToolCall(p.id, p.name, json.dumps(p.input)) for p in parts if p.type == "tool_use"]
+        for p in parts:
+            if p.type == "tool_result":
+                messages.append(Message(role="tool", tool_call_id=p.tool_use_id, content=" ".join(
+                    _describe(c) for c in p.content or []) or "(no output)"))
+        if message.role == "assistant":
+            messages.append(Message(role="assistant", content=text, tool_calls=calls))
+        elif text:
+            messages.append(Message(role="user", content=text))
+    tools = [ToolSpec(t.name, t.description or "", t.input_schema or {"type": "object"})
+             for t in request.params.tools or []]
+    return messages, tools
+
+
+def sampling_result(turn: Any, model: str) -> Any:
+    """A provider's `Turn` as the SDK's result: text, or tool use when it asked for tools."""
+    from mcp import types
+
+    if turn.tool_calls:
+        content: list[Any] = [types.TextContent(type="text", text=turn.text)] if turn.text else []
+        for call in turn.tool_calls:
+            try:
+                arguments = json.loads(call.arguments or "{}")
+            except ValueError:
+                arguments = {"_raw": call.arguments}
+            content.append(types.ToolUseContent(type="tool_use", id=call.id, name=call.name,
+                                                input=arguments))
+        return types.CreateMessageResultWithTools(
+            role="assistant", content=content, model=model, stop_reason="toolUse")
+    return types.CreateMessageResult(
+        role="assistant",
+        content=types.TextContent(type="text", text=turn.text),
+        model=model,
+        stop_reason="maxTokens" if turn.stop_reason in ("length", "max_tokens") else "endTurn",
     )
 
 
@@ -99,15 +163,15 @@ def model_sampler(model: Callable[[], str | None], aliases: Callable[[], dict] |
             raise Declined(f"the model {spec!r} cannot be used: {exc}") from None
 
     async def sample(request: SamplingRequest) -> Any:
-        from mcp import types
-
         from .providers import make_provider
-        from .providers.base import Message, Request
+        from .providers.base import Request
 
         provider = make_provider(check())
+        messages, tools = provider_messages(request)
         try:
             turn = await provider.complete(Request(
-                messages=[Message(role=role, content=text) for role, text in request.messages],
+                messages=messages,
+                tools=tools,
                 system=request.system,
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
@@ -115,13 +179,7 @@ def model_sampler(model: Callable[[], str | None], aliases: Callable[[], dict] |
             ))
         finally:
             await provider.aclose()
-        return types.CreateMessageResult(
-            role="assistant",
-            content=types.TextContent(type="text", text=turn.text),
-            model=provider.model,
-            stop_reason="maxTokens" if turn.stop_reason in ("length", "max_tokens")
-            else "endTurn",
-        )
+        return sampling_result(turn, provider.model)
 
     sample.check = check  # type: ignore[attr-defined]
     return sample
@@ -179,9 +237,15 @@ class ClientRequests:
             self.say(line)
 
     def callbacks(self, session: Any) -> dict[str, Any]:
+        from mcp import types
+
         callbacks = {
             "elicitation_callback": self._elicitation(session),
             "sampling_callback": self._sampling(session),
+            # The model may be offered the server's tools (SEP-1577).
+            "sampling_capabilities": types.SamplingCapability(
+                tools=types.SamplingToolsCapability()
+            ),
         }
         if self.roots is not None:
             callbacks["list_roots_callback"] = self._roots()

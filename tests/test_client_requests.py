@@ -65,6 +65,38 @@ async def sample(ctx: Context) -> object:
     return f"model said {ctx.input_responses['q'].content.text}"
 
 
+WEATHER = t.Tool(name="weather", description="The weather in a city",
+                 input_schema={"type": "object", "properties": {"city": {"type": "string"}}})
+
+
+@server.tool()
+async def sample_tools(ctx: Context) -> object:
+    request = t.CreateMessageRequest(params=t.CreateMessageRequestParams(
+        messages=[t.SamplingMessage(role="user", content=t.TextContent(
+            type="text", text="weather in Oslo?"))], max_tokens=50, tools=[WEATHER]))
+    if (first := first_round(ctx, request)) is not None:
+        return first
+    answer = ctx.input_responses["q"]
+    parts = answer.content if isinstance(answer.content, list) else [answer.content]
+    uses = [f"{p.name}{p.input}" for p in parts if p.type == "tool_use"]
+    return f"{answer.stop_reason}: {' '.join(uses)}"
+
+
+@server.tool()
+async def sample_after_tools(ctx: Context) -> object:
+    request = t.CreateMessageRequest(params=t.CreateMessageRequestParams(messages=[
+        t.SamplingMessage(role="user", content=t.TextContent(type="text", text="weather?")),
+        t.SamplingMessage(role="assistant", content=[t.ToolUseContent(
+            type="tool_use", id="u1", name="weather", input={"city": "Oslo"})]),
+        t.SamplingMessage(role="user", content=[t.ToolResultContent(
+            type="tool_result", tool_use_id="u1",
+            content=[t.TextContent(type="text", text="sunny")])]),
+    ], max_tokens=50, tools=[WEATHER]))
+    if (first := first_round(ctx, request)) is not None:
+        return first
+    return f"model said {ctx.input_responses['q'].content.text}"
+
+
 server.run()
 '''
 
@@ -586,3 +618,23 @@ def test_ask_with_prompt_asks_at_the_input_prompt_in_jupyter(kernel):
             reply["content"]) + shown(outputs)
     finally:
         ok(kc, "%config McpMagics.ask_with = 'auto'\n%env MCP_MAGIC_ASK=prompt")
+
+
+def test_sampling_offers_the_servers_tools_to_the_model(asking_server, monkeypatch):
+    from fakes import openai_wire as wire
+    from fakes.scripted_http import ScriptedServer
+
+    with ScriptedServer() as model:
+        monkeypatch.setenv("SCRIPTED_BASE_URL", model.url + "/v1")
+        model.push(
+            wire.completion_reply(calls=[wire.Call("c1", "weather", {"city": "Oslo"})]),
+            wire.completion_reply("It is sunny in Oslo."),
+        )
+        with Host(connect_timeout=30, sampling_model="scripted:m5") as host:
+            host.connect("a", asking_server)
+            assert host.call("a.sample_tools") == "toolUse: weather{'city': 'Oslo'}"
+            assert host.call("a.sample_after_tools") == "model said It is sunny in Oslo."
+        first, second = model.bodies()
+    assert [t["function"]["name"] for t in first["tools"]] == ["weather"]
+    assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "weather"
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": "u1", "content": "sunny"}
