@@ -345,6 +345,11 @@ def describe_exception(exc: BaseException) -> str:
     return f"{kind}: {text}" if text else kind
 
 
+AUTHORIZATION_WAIT = 320.0
+"""Seconds a connect may wait, beyond its timeout, for the user to authorize (the
+authorizer's own limit, 300 s, and a margin)."""
+
+
 class NobodyWaiting(McpError):
     """No thread is waiting in `LoopThread.run`, so nothing can be asked of the user."""
 
@@ -558,7 +563,12 @@ class SessionManager:
                 )
         return self.run(
             self._connect_many(specs),
-            timeout=self.connect_timeout + 10,
+            # A remote server may send the user to authorize first (mcp_magic.auth): the
+            # consent in the browser gets its own time, as in `_wait_ready`.
+            timeout=self.connect_timeout + 10 + (
+                AUTHORIZATION_WAIT if any(isinstance(s, HttpSpec) for s in specs.values())
+                else 0
+            ),
             label=f"connecting {', '.join(map(repr, specs))}",
         )
 
