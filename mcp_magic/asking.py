@@ -4,7 +4,7 @@ sampling request, the address a remote browser was sent to after an authorizatio
 Everything here runs on the thread waiting for the call (the kernel's main thread, see
 `SessionManager.on_main`), so the question shows in the running cell: as ipywidgets in
 Jupyter (see `ask_form_widgets`), else through `input()` (a prompt in terminal IPython,
-the kernel's stdin text field with an older kernel or `MCP_MAGIC_ASK=prompt`). Where
+the kernel's stdin text field with an older kernel or `ask_with = "prompt"`). Where
 nobody can answer (nbval, papermill: no stdin; a script with stdin closed) it raises
 `Declined`, which the caller turns into "declined" and one line. The stop button during
 a question cancels the call waiting on it.
@@ -357,6 +357,11 @@ def show(text: str, html: str | None = None) -> None:
 
 def read(question: str) -> str:
     """`input()`, with the kernel's own (a text field in Jupyter)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        # Asked while no cell waits (a server's request between calls): no prompt to use.
+        raise Declined("nobody is waiting for an answer (no call in progress)")
     shell = _shell()
     kernel = getattr(shell, "kernel", None)
     if kernel is not None and not getattr(kernel, "_allow_stdin", True):
@@ -507,8 +512,12 @@ def _widget_subshell() -> str | None:
 
 def widgets_usable() -> bool:
     """A notebook whose kernel can take a widget form's answers while the cell waits."""
+    import threading
+
     kernel = getattr(_shell(), "kernel", None)
     if kernel is None or not getattr(kernel, "_allow_stdin", False):
+        return False
+    if threading.current_thread() is not threading.main_thread():
         return False
     if (STYLE if STYLE != "auto" else os.environ.get("MCP_MAGIC_ASK", "")) == "prompt":
         return False
