@@ -517,3 +517,30 @@ def test_redirect_port_and_paste_settings_from_magics_and_mcpservers(mcp, tmp_pa
     specs = config.load_config_file(str(path))
     assert specs["work"].oauth.redirect_port == 8765 and specs["work"].oauth.paste is True
     assert "oauth 'redirectPort' must be a port number" in str(specs["bad"])
+
+
+def test_terminal_ipython_prints_the_link_and_reads_the_pasted_address(protected, tmp_path):
+    import re
+
+    from test_terminal import Terminal
+
+    url, _ = protected
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    os.environ["MCP_MAGIC_NO_BROWSER"] = "1"
+    try:
+        term = Terminal([], tmp_path)
+    finally:
+        del os.environ["XDG_CONFIG_HOME"], os.environ["MCP_MAGIC_NO_BROWSER"]
+    try:
+        term.run("%load_ext mcp_magic")
+        child = term.child
+        child.send(f"%mcp connect work {url} --paste\r")
+        child.expect(r"Authorize in your browser: (http\S+)")
+        link = child.match.group(1)
+        child.expect_exact("Redirected address: ")
+        child.send(_redirected_address(link) + "\r")
+        out = term.settle()
+        assert "Connected 'work'" in out, out
+        assert re.search(r"\b42\b", term.run("%mcp call work.secret_number"))
+    finally:
+        term.close()
