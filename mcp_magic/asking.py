@@ -472,8 +472,8 @@ def _form_html(request: Elicitation, fields: list[Field]) -> str:
 _SUBSHELL: str | None = None
 STYLE = "auto"
 """How questions are asked in Jupyter: "auto" (widgets where the kernel can take their
-answers, else the input prompt; `MCP_MAGIC_ASK=prompt` forces the prompt) or "prompt"
-(`%config McpMagics.ask_with`)."""
+answers, else the input prompt; the environment's `MCP_MAGIC_ASK=prompt` forces the
+prompt) or "prompt" (`%config McpMagics.ask_with`)."""
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
@@ -494,7 +494,10 @@ def _widget_subshell() -> str | None:
 
     made: dict[str, Any] = {}
     ready = threading.Event()
-    manager = channel.manager
+    try:
+        manager = channel.manager
+    except Exception:  # pragma: no cover (a kernel without subshells)
+        return None
 
     def create() -> None:  # on the shell channel thread, as ipykernel requires
         try:
