@@ -638,3 +638,20 @@ def test_sampling_offers_the_servers_tools_to_the_model(asking_server, monkeypat
     assert [t["function"]["name"] for t in first["tools"]] == ["weather"]
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "weather"
     assert second["messages"][-1] == {"role": "tool", "tool_call_id": "u1", "content": "sunny"}
+
+
+def test_questions_run_on_the_thread_that_waits_and_nowhere_else():
+    import threading
+
+    from mcp_magic.sessions import NobodyWaiting, SessionManager
+
+    manager = SessionManager()
+    try:
+        async def ask() -> str:
+            return await manager.on_main(lambda: threading.current_thread().name)
+
+        assert manager.run(ask()) == threading.current_thread().name
+        with pytest.raises(NobodyWaiting):
+            manager.loop.submit(manager.on_main(lambda: 1)).result(timeout=10)
+    finally:
+        manager.close()
