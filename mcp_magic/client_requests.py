@@ -143,16 +143,19 @@ def sampling_result(turn: Any, model: str) -> Any:
     )
 
 
-def model_sampler(model: Callable[[], str | None], aliases: Callable[[], dict] | None = None
+def model_sampler(model: Callable[[], Any], aliases: Callable[[], dict] | None = None
                   ) -> Callable[[SamplingRequest], Any]:
-    """Answers sampling with a model from `mcp_magic.providers` (`model()` names it when
-    asked, e.g. the notebook's default model); declined when there is none."""
+    """Answers sampling with a model from `mcp_magic.providers`: `model()` names it when
+    asked ("provider:model", e.g. the notebook's default model, or a resolved
+    `ProviderConfig`); declined when there is none."""
 
     def check() -> Any:
         """The model's config, or Declined: asked before the user is asked to approve."""
         from .providers import ProviderError, resolve
 
         spec = model()
+        if spec is not None and not isinstance(spec, str):
+            return spec  # a resolved `ProviderConfig` (the notebook agent's)
         if not spec:
             raise Declined(
                 "no model set up (%config McpMagics.default_model or MCP_MAGIC_MODEL)"

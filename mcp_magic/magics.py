@@ -444,11 +444,13 @@ class McpMagics(Magics):
         self.oauth.paste = {"yes": True, "no": False}.get(self.oauth_paste)
         self.oauth.redirect_port = self.oauth_redirect_port or None
 
-    def _sampling_model(self) -> str | None:
-        """The model that answers servers' sampling requests: the notebook's default."""
+    def _sampling_model(self) -> Any:
+        """The model that answers servers' sampling requests: the one the notebook's
+        %%agent uses, else the default model."""
         from .providers import default_model
 
-        return self.default_model or default_model()
+        current = getattr(getattr(self.agent, "provider", None), "config", None)
+        return current or self.default_model or default_model()
 
     def _timeout_changed(self, change: dict[str, Any]) -> None:
         self.manager.connect_timeout = change["new"]

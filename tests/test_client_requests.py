@@ -655,3 +655,18 @@ def test_questions_run_on_the_thread_that_waits_and_nowhere_else():
             manager.loop.submit(manager.on_main(lambda: 1)).result(timeout=10)
     finally:
         manager.close()
+
+
+def test_sampling_uses_the_model_the_notebooks_agent_uses(kernel):
+    from fakes import openai_wire as wire
+    from fakes.scripted_http import ScriptedServer
+
+    km, kc = kernel
+    with ScriptedServer() as model:
+        model.push(wire.stream(text="Hello."), wire.completion_reply("from m6"))
+        ok(kc, f"%config McpMagics.endpoints = {{'local': '{model.url}/v1'}}\n"
+               "%config McpMagics.default_model = ''")
+        ok(kc, "%%agent local:m6 --new\nSay hello", timeout=60)
+        prompts, outputs, reply = answering(kc, "r = %mcp call a.sample\nprint(r)", ["y"])
+        assert "model said from m6" in shown(outputs), reply["content"]
+        assert [body["model"] for body in model.bodies()] == ["m6", "m6"]
