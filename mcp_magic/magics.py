@@ -445,12 +445,12 @@ class McpMagics(Magics):
         self.oauth.redirect_port = self.oauth_redirect_port or None
 
     def _sampling_model(self) -> Any:
-        """The model that answers servers' sampling requests: the one the notebook's
-        %%agent uses, else the default model."""
+        """The model that answers servers' sampling requests: `default_model` when set,
+        else the one the notebook's %%agent uses, else `MCP_MAGIC_MODEL`."""
         from .providers import default_model
 
         current = getattr(getattr(self.agent, "provider", None), "config", None)
-        return current or self.default_model or default_model()
+        return self.default_model or current or default_model()
 
     def _timeout_changed(self, change: dict[str, Any]) -> None:
         self.manager.connect_timeout = change["new"]

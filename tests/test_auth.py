@@ -423,7 +423,7 @@ def test_in_a_kernel_the_link_shows_and_the_pasted_address_is_asked_for(
         ok(kc, "%load_ext mcp_magic")
         msg_id = kc.execute(f"%mcp connect work {url}", allow_stdin=True)
         if style == "widgets":
-            front = WidgetFront(kc)
+            front = WidgetFront(kc, msg_id)
             front.pump(front.displayed)
             html = front.notes()
         else:
@@ -455,7 +455,7 @@ def test_in_a_kernel_the_link_shows_and_the_pasted_address_is_asked_for(
         ok(kc, "%mcp auth logout work\n%mcp disconnect work")
         msg_id = kc.execute(f"%mcp connect again {url}", allow_stdin=True)
         if style == "widgets":
-            front = WidgetFront(kc)
+            front = WidgetFront(kc, msg_id)
             front.pump(front.displayed)
         else:
             kc.get_stdin_msg(timeout=60)

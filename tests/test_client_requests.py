@@ -321,24 +321,42 @@ def test_sampling_in_the_notebook_asks_then_uses_the_default_model(kernel):
 
 def answering_by(kc, code: str, respond, timeout: float = 60, limit: int = 40
                  ) -> tuple[list[str], list[dict], dict]:
-    """Run `code`, answering each input prompt with `respond(prompt)` until it finishes."""
+    """Run `code`, answering each input prompt with `respond(prompt)` until the cell is
+    done (its idle status), whatever other messages are about."""
     import queue
     import time
 
+    from kernel_utils import OUTPUT_TYPES
+
     msg_id = kc.execute(code, allow_stdin=True)
     prompts: list[str] = []
+    outputs: list[dict] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(prompts) < limit:
+    idle = False
+    while not idle:
+        assert time.monotonic() < deadline and len(prompts) < limit, (prompts, outputs)
         try:
-            message = kc.get_stdin_msg(timeout=0.5)
+            message = kc.get_stdin_msg(timeout=0.2)
+            prompts.append(message["content"]["prompt"])
+            kc.input(respond(prompts[-1]))
         except queue.Empty:
-            if kc.shell_channel.msg_ready():
+            pass
+        while True:
+            try:
+                message = kc.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
                 break
-            continue
-        prompts.append(message["content"]["prompt"])
-        kc.input(respond(prompts[-1]))
-    outputs, reply = collect(kc, msg_id, timeout)
-    return prompts, outputs, reply
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] in OUTPUT_TYPES:
+                outputs.append({"msg_type": message["msg_type"], **message["content"]})
+            elif (message["msg_type"] == "status"
+                  and message["content"]["execution_state"] == "idle"):
+                idle = True
+    while True:
+        reply = kc.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return prompts, outputs, reply
 
 
 def everything_answers(prompt: str) -> str:
@@ -458,8 +476,9 @@ def test_a_call_refused_until_a_page_is_visited_is_retried_after_consent():
 class WidgetFront:
     """What a frontend does with a form: the widgets' comms, typed values, clicks."""
 
-    def __init__(self, kc) -> None:
+    def __init__(self, kc, msg_id: str | None = None) -> None:
         self.kc = kc
+        self.msg_id = msg_id  # only what this cell sends (not what earlier ones left)
         self.states: dict[str, dict] = {}  # comm id -> the widget's state as last sent
         self.outputs: list[dict] = []
 
@@ -474,6 +493,9 @@ class WidgetFront:
                 message = self.kc.get_iopub_msg(timeout=0.5)
             except queue.Empty:
                 continue
+            mine = message["parent_header"].get("msg_id") == self.msg_id
+            if self.msg_id and not mine and message["msg_type"] != "comm_msg":
+                continue  # an earlier cell's (a widget's updates have the click as parent)
             content = message["content"]
             if message["msg_type"] == "comm_open":
                 self.states[content["comm_id"]] = dict(content["data"].get("state", {}))
@@ -509,7 +531,7 @@ def test_in_jupyter_the_form_is_widgets_answered_while_the_cell_waits(kernel):
     ok(kc, "%env MCP_MAGIC_ASK=widgets")
     try:
         msg_id = kc.execute("r = %mcp call a.ask\nprint(r)", allow_stdin=True)
-        front = WidgetFront(kc)
+        front = WidgetFront(kc, msg_id)
         front.pump(front.displayed)  # a frontend acts on a form once it is shown
         shown = front.outputs[-1]["data"]
         assert WIDGET_MIME in shown and "a asks: Where to?" in shown["text/plain"]
@@ -528,12 +550,12 @@ def test_in_jupyter_the_form_is_widgets_answered_while_the_cell_waits(kernel):
 
         # Decline, and the stop button while the form waits.
         msg_id = kc.execute("r = %mcp call a.ask\nprint(r)", allow_stdin=True)
-        front = WidgetFront(kc)
+        front = WidgetFront(kc, msg_id)
         front.pump(front.displayed)
         front.click("Decline")
         assert "answer: decline" in shown_text(collect(kc, msg_id, 30)[0])
         msg_id = kc.execute("%mcp call a.ask", allow_stdin=True)
-        front = WidgetFront(kc)
+        front = WidgetFront(kc, msg_id)
         front.pump(front.displayed)
         km.interrupt_kernel()
         outputs, reply = collect(kc, msg_id, 30)
@@ -562,7 +584,7 @@ def test_in_jupyter_links_and_sampling_approvals_are_buttons(kernel):
             ok(kc, f"%config McpMagics.endpoints = {{'local': '{model.url}/v1'}}\n"
                    "%config McpMagics.default_model = 'local:m4'")
             msg_id = kc.execute("r = %mcp call a.sample\nprint(r)", allow_stdin=True)
-            front = WidgetFront(kc)
+            front = WidgetFront(kc, msg_id)
             front.pump(front.displayed)
             assert "a asks the notebook's model to answer" in front.outputs[-1]["data"][
                 "text/plain"]
@@ -575,7 +597,7 @@ def test_in_jupyter_links_and_sampling_approvals_are_buttons(kernel):
         ok(kc, f"%mcp connect ev2 -- {node_server('mcp-server-everything')}", timeout=90)
         msg_id = kc.execute("r = %mcp call ev2.trigger-url-elicitation "
                             "url=https://example.org/consent\nprint(r)", allow_stdin=True)
-        front = WidgetFront(kc)
+        front = WidgetFront(kc, msg_id)
         front.pump(front.displayed)
         assert 'href="https://example.org/consent"' in front.notes()
         front.click("Decline")
