@@ -616,10 +616,16 @@ def test_a_notebook_run_without_anyone_declines_in_one_line(asking_server, tmp_p
         nbformat.v4.new_code_cell(
             f"%load_ext mcp_magic\n%mcp connect a -- {' '.join(asking_server)}"),
         nbformat.v4.new_code_cell("%mcp call a.ask"),
+        nbformat.v4.new_code_cell(
+            "%config McpMagics.endpoints = {'local': 'http://127.0.0.1:9/v1'}\n"
+            "%config McpMagics.default_model = 'local:m'\n%mcp call a.sample"),
         nbformat.v4.new_code_cell("%mcp disconnect --all"),
     ])
-    NotebookClient(notebook, timeout=120,
+    NotebookClient(notebook, timeout=120, allow_errors=True,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
+    sampled = notebook.cells[2].outputs
+    assert [o.get("ename") for o in sampled if o.output_type == "error"] == ["McpRuntimeError"]
+    assert "a asked for a model completion: declined, nobody can answer here" in str(sampled)
     outputs = notebook.cells[1].outputs
     texts = [o.get("text", "") for o in outputs if o.output_type == "stream"]
     results = [o["data"]["text/plain"] for o in outputs if o.output_type == "execute_result"]
