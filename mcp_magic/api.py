@@ -20,7 +20,7 @@ from . import config
 from .agent import Agent, AgentOptions, RunResult, agent_for, interpolate
 from .arguments import missing_message, parse_target
 from .auth import OAuth, OAuthSettings
-from .client_requests import ClientRequests, ElicitHandler
+from .client_requests import ClientRequests, ElicitHandler, SamplingRequest, model_sampler
 from .driver import ask_user, run_agent
 from .events import ApprovalRequest, Decision, Event
 from .sessions import McpError, Session, SessionManager
@@ -41,19 +41,33 @@ class Host:
         elicit: ElicitHandler | None = None,
         roots: list[str] | None = None,
         oauth: OAuth | None = None,
+        sample: Callable[[SamplingRequest], Any] | None = None,
+        sampling_model: str | None = None,
+        approve_sampling: Callable[[SamplingRequest], bool] | None = None,
     ) -> None:
         """`elicit(request)` answers a server's questions (a dict of values to accept,
         None to decline; without it they are declined); `roots` are the directories
         servers are told they may use (default: none offered; `[os.getcwd()]` for the
         notebook's); `oauth` holds the
         token store and how the user is sent to authorize (default: a 0600 file under
-        the config directory, a link on stderr and a loopback listener)."""
+        the config directory, a link on stderr and a loopback listener).
+
+        Servers' sampling requests are answered by `sample(request)` (a
+        `CreateMessageResult`) or by the model `sampling_model` ("provider:model"),
+        after `approve_sampling(request)` says yes if given; else they are declined.
+        Handlers run on the thread that made the call."""
         self.oauth = oauth or OAuth()
+        if sample is None and sampling_model:
+            sample = model_sampler(lambda: sampling_model)
         self.manager = SessionManager(
             connect_timeout=connect_timeout,
-            client_requests=ClientRequests(elicit=elicit, roots=roots),
+            client_requests=ClientRequests(
+                elicit=elicit, roots=roots, sample=sample, approve=approve_sampling
+            ),
             oauth=self.oauth.for_session,
         )
+        if self.oauth.on_main is None:
+            self.oauth.on_main = self.manager.on_main
         self.namespace: dict[str, Any] = namespace if namespace is not None else {}
         self._agent: Agent | None = None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import sys
@@ -51,6 +52,12 @@ class OAuthSettings:
     idp_client_id: str | None = None
     id_token: str | None = field(default=None, repr=False)
     """The user's ID token from the identity provider, exchanged there for an ID-JAG."""
+    redirect_port: int | None = None
+    """A fixed loopback port, for a client registered in advance with the redirect URI
+    http://127.0.0.1:PORT/callback."""
+    paste: bool | None = None
+    """True: the browser cannot reach this kernel (JupyterHub, Binder, a remote kernel), so
+    the user pastes the address it was redirected to. None: guessed (`remote_kernel`)."""
 
     def secrets(self) -> list[str]:
         return [s for s in (self.client_secret, self.private_key, self.id_token) if s]
@@ -183,14 +190,20 @@ class AuthorizationFailed(Exception):
 
 class LoopbackAuthorizer(Authorizer):
     """Shows the link (and opens a local browser); a listener on 127.0.0.1 catches the
-    redirect. `show(url)` is how the link reaches the user (a cell link, a terminal line)."""
+    redirect. `show(url)` is how the link reaches the user (a cell link, a terminal line;
+    it may return an awaitable). `port`: a fixed one, for a pre-registered redirect URI."""
 
-    def __init__(self, show: Callable[[str], None] | None = None, timeout: float = 300) -> None:
+    def __init__(self, show: Callable[[str], Any] | None = None, timeout: float = 300,
+                 port: int | None = None) -> None:
         self.show = show or show_link
         self.timeout = timeout
+        self.fixed_port = port
         # A free port now (the redirect URI is registered before any 401); it is
         # listened on only while an authorization is pending.
-        self.use_port(0)
+        if port is not None:  # checked when listened on: a taken port fails that connect
+            self.port, self.redirect_uri = port, f"http://127.0.0.1:{port}/callback"
+        else:
+            self.use_port(0)
         self._result: asyncio.Future[Any] | None = None
         self._server: asyncio.AbstractServer | None = None
 
@@ -210,8 +223,13 @@ class LoopbackAuthorizer(Authorizer):
 
     async def redirect(self, url: str) -> None:
         self._result = asyncio.get_running_loop().create_future()
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.show(url)
+        try:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        except OSError:
+            raise AuthorizationFailed(_port_taken(self.port)) from None
+        shown = self.show(url)
+        if inspect.isawaitable(shown):
+            await shown
         if os.environ.get("MCP_MAGIC_NO_BROWSER") is None:
             import webbrowser  # only here: it imports subprocess and more, not for %load_ext
 
@@ -251,6 +269,60 @@ class LoopbackAuthorizer(Authorizer):
         if isinstance(result, Exception):
             raise result
         return result
+
+
+def _port_taken(port: int) -> str:
+    return (
+        f"the OAuth redirect port {port} on 127.0.0.1 is taken (another program or a "
+        "pending authorization); free it or register another port"
+    )
+
+
+class PasteAuthorizer(Authorizer):
+    """For a kernel the browser cannot reach (JupyterHub, Binder, a remote kernel): the
+    link is shown, the browser is redirected to a loopback address that does not load,
+    and the user pastes that address back. `ask(url)` shows the link and returns the
+    pasted address (awaitable); the code and state are taken from it."""
+
+    def __init__(self, ask: Callable[[str], Any], port: int | None = None) -> None:
+        self.ask = ask
+        self.redirect_uri = f"http://127.0.0.1:{port or 8976}/callback"
+        self._url = ""
+        self._pasted: str | None = None
+
+    async def redirect(self, url: str) -> None:
+        self._url = url
+        pasted = self.ask(url)
+        self._pasted = await pasted if inspect.isawaitable(pasted) else pasted
+
+    async def callback(self) -> Any:
+        pasted, self._pasted = self._pasted, None
+        return code_from_pasted(pasted or "", self._url)
+
+
+def code_from_pasted(pasted: str, authorization_url: str) -> Any:
+    """The code in an address pasted back, checked against the authorization it answers."""
+    pasted = pasted.strip()
+    if not pasted:
+        raise AuthorizationFailed("no address was pasted (cancelled)")
+    if "?" not in pasted:
+        raise AuthorizationFailed(
+            "the pasted text is not the redirected address (it has no ?code=...)"
+        )
+    result = _code_from(pasted)
+    expected = (parse_qs(urlparse(authorization_url).query).get("state") or [None])[0]
+    if expected is not None and result.state != expected:
+        raise AuthorizationFailed(
+            "the pasted address answers another authorization (its state does not match); "
+            "connect again and paste the newest one"
+        )
+    return result
+
+
+def remote_kernel(environ: Any = None) -> bool:
+    """A guess that the user's browser cannot reach this machine's 127.0.0.1."""
+    environ = os.environ if environ is None else environ
+    return any(k.startswith(("JUPYTERHUB_", "BINDER_")) for k in environ)
 
 
 class FollowingAuthorizer(Authorizer):
@@ -325,13 +397,16 @@ def provider_for(
 
     chosen = authorizer if isinstance(authorizer, Authorizer) else authorizer()
     registered = (store.get(url).get("client") or {}).get("redirect_uris") or []
-    if isinstance(chosen, LoopbackAuthorizer) and registered:
+    if isinstance(chosen, LoopbackAuthorizer) and registered and chosen.fixed_port is None:
         # A registration names its redirect URI: listen on the same port, or register again.
         port = urlparse(registered[0]).port
         if urlparse(registered[0]).hostname != "127.0.0.1" or not port or not chosen.use_port(
             port
         ):
             store._data.get(url, {}).pop("client", None)
+    elif (isinstance(chosen, (LoopbackAuthorizer, PasteAuthorizer)) and registered
+          and registered[0] != chosen.redirect_uri and not settings.client_id):
+        store._data.get(url, {}).pop("client", None)  # registered for another redirect URI
     stored_id = (store.get(url).get("client") or {}).get("client_id")
     if settings.client_id and stored_id != settings.client_id:  # pre-registered: it wins
         store._data.setdefault(url, {})["client"] = OAuthClientInformationFull(
@@ -381,14 +456,59 @@ class OAuth:
         self,
         store: TokenStore | None = None,
         authorizer: Callable[[], Authorizer] | None = None,
+        paste: bool | None = None,
+        redirect_port: int | None = None,
+        ask_redirect: Callable[[str], Any] | None = None,
+        on_main: Callable[[Callable[[], Any]], Any] | None = None,
+        show: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store if store is not None else TokenStore()
-        self.authorizer = authorizer or LoopbackAuthorizer
+        self.show = show or show_link
+        """How the loopback flow's link reaches the user (a cell link, a terminal line)."""
+        self.authorizer = authorizer
+        """Makes the authorizer for every server (tests); None: chosen per server."""
+        self.paste = paste
+        """Paste the redirected address (True), catch it on the loopback (False), or
+        guess from the environment (None, `remote_kernel`); a server's settings win."""
+        self.redirect_port = redirect_port
+        """A fixed loopback port for every server (a server's settings win)."""
+        self.ask_redirect = ask_redirect
+        """Shows the link and returns the pasted address (the notebook's prompt)."""
+        self.on_main = on_main
+        """Runs a function on the thread waiting for the connect (shows the link there)."""
+
+    def _authorizer(self, settings: OAuthSettings | None) -> Authorizer:
+        if self.authorizer is not None:
+            return self.authorizer()
+        settings = settings or OAuthSettings()
+        port = settings.redirect_port or self.redirect_port
+        paste = settings.paste if settings.paste is not None else self.paste
+        if paste is None:
+            paste = remote_kernel()
+        if paste:
+            ask = self.ask_redirect or _ask_redirect_at_stdin
+            if self.on_main is not None:
+                on_main, plain = self.on_main, ask
+                ask = lambda url: on_main(lambda: plain(url))  # noqa: E731
+            return PasteAuthorizer(ask, port)
+        show: Callable[[str], Any] = self.show
+        if self.on_main is not None:
+            on_main, plain_show = self.on_main, self.show
+
+            async def show(url: str) -> None:
+                from .sessions import NobodyWaiting
+
+                try:
+                    await on_main(lambda: plain_show(url))
+                except NobodyWaiting:
+                    plain_show(url)
+
+        return LoopbackAuthorizer(show=show, port=port)
 
     def for_session(self, session: Any) -> Any:
         """The SDK's httpx auth for a remote session (`SessionManager(oauth=...)`)."""
         spec = session.spec
-        authorizer = self.authorizer()
+        authorizer = self._authorizer(spec.oauth)
         redirect, callback = authorizer.redirect, authorizer.callback
 
         async def ask_user(url: str) -> None:
@@ -458,6 +578,11 @@ def explain_failure(exc: BaseException, url: str, marker: str = "") -> str | Non
     if isinstance(exc, OAuthFlowError):
         return f"{url} wants OAuth, which failed: {text}: {_FIX}"
     return None
+
+
+def _ask_redirect_at_stdin(url: str) -> str:
+    print(f"Authorize in your browser: {url}", file=sys.stderr)
+    return input("Paste the address your browser was redirected to: ")
 
 
 def show_link(url: str) -> None:

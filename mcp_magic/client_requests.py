@@ -1,10 +1,11 @@
 """Requests a server makes of the client: elicitation, sampling, roots.
 
-All of them reach the user through one path: a handler the host was given (a widget or
-terminal prompt in a notebook, a callback from `Host(elicit=...)`). With no one to ask,
-the answer is "decline" and a line says so. A handler that fails is remembered on the
-session, so the tool call that caused it raises instead of returning the server's
-error text as a value.
+All of them reach the user through one path: a handler the host was given (a prompt in
+a notebook, `mcp_magic.asking`; a callback from `Host(elicit=...)`), run on the thread
+that waits for the call (`SessionManager.on_main`), so a notebook shows it in the
+running cell. With no one to ask, the answer is "decline" and a line says so. A handler
+that fails is remembered on the session, so the tool call that caused it raises instead
+of returning the server's error text as a value.
 
 The SDK takes these as `Client(elicitation_callback=, sampling_callback=,
 list_roots_callback=)` and uses them for both request styles: a 2025 server's request,
@@ -14,6 +15,8 @@ and a 2026 `InputRequiredResult` that the SDK answers and retries (multi-round-t
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +46,148 @@ class Answer:
     content: dict[str, Any] | None = None
 
 
+class Declined(Exception):
+    """A handler's way to say "declined, and why" (nobody can answer, no model)."""
+
+
+@dataclass
+class SamplingRequest:
+    """A server asks for a model completion: what the user approves or denies."""
+
+    server: str
+    messages: list[tuple[str, str]]  # (role, text); non-text content as a placeholder
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    tools: list[str] = field(default_factory=list)  # the names of the tools offered
+    params: Any = field(default=None, repr=False)  # the SDK's request, for the model
+
+
+def _describe(part: Any) -> str:
+    kind = getattr(part, "type", "content")
+    if kind == "text":
+        return part.text
+    if kind == "tool_use":
+        return f"[calls {part.name}({json.dumps(part.input, default=str)})]"
+    if kind == "tool_result":
+        return "[result: " + " ".join(_describe(p) for p in part.content or []) + "]"
+    return f"[{kind}]"
+
+
+def _parts(message: Any) -> list[Any]:
+    return message.content if isinstance(message.content, list) else [message.content]
+
+
+def sampling_request(server: str, params: Any) -> SamplingRequest:
+    """The SDK's `CreateMessageRequestParams` as plain data."""
+    messages = [
+        (message.role, "\n".join(_describe(p) for p in _parts(message)))
+        for message in getattr(params, "messages", None) or []
+    ]
+    return SamplingRequest(
+        server=server,
+        messages=messages,
+        system=getattr(params, "system_prompt", None),
+        max_tokens=getattr(params, "max_tokens", None),
+        temperature=getattr(params, "temperature", None),
+        tools=[t.name for t in getattr(params, "tools", None) or []],
+        params=params,
+    )
+
+
+def provider_messages(request: SamplingRequest) -> tuple[list[Any], list[Any]]:
+    """The conversation and tools for a provider (`mcp_magic.providers.base`): tool use
+    by the assistant becomes its tool calls, tool results become tool messages."""
+    from .providers.base import Message, ToolCall, ToolSpec
+
+    if request.params is None:
+        return [Message(role=role, content=text) for role, text in request.messages], []  # type: ignore[arg-type]
+    messages: list[Any] = []
+    for message in request.params.messages:
+        parts = _parts(message)
+        text = "\n".join(_describe(p) for p in parts if p.type not in ("tool_use", "tool_result"))
+        calls = [ToolCall(p.id, p.name, json.dumps(p.input)) for p in parts if p.type == "tool_use"]
+        for p in parts:
+            if p.type == "tool_result":
+                messages.append(Message(role="tool", tool_call_id=p.tool_use_id, content=" ".join(
+                    _describe(c) for c in p.content or []) or "(no output)"))
+        if message.role == "assistant":
+            messages.append(Message(role="assistant", content=text, tool_calls=calls))
+        elif text:
+            messages.append(Message(role="user", content=text))
+    tools = [ToolSpec(t.name, t.description or "", t.input_schema or {"type": "object"})
+             for t in request.params.tools or []]
+    return messages, tools
+
+
+def sampling_result(turn: Any, model: str) -> Any:
+    """A provider's `Turn` as the SDK's result: text, or tool use when it asked for tools."""
+    from mcp import types
+
+    if turn.tool_calls:
+        content: list[Any] = [types.TextContent(type="text", text=turn.text)] if turn.text else []
+        for call in turn.tool_calls:
+            try:
+                arguments = json.loads(call.arguments or "{}")
+            except ValueError:
+                arguments = {"_raw": call.arguments}
+            content.append(types.ToolUseContent(type="tool_use", id=call.id, name=call.name,
+                                                input=arguments))
+        return types.CreateMessageResultWithTools(
+            role="assistant", content=content, model=model, stop_reason="toolUse")
+    return types.CreateMessageResult(
+        role="assistant",
+        content=types.TextContent(type="text", text=turn.text),
+        model=model,
+        stop_reason="maxTokens" if turn.stop_reason in ("length", "max_tokens") else "endTurn",
+    )
+
+
+def model_sampler(model: Callable[[], Any], aliases: Callable[[], dict] | None = None
+                  ) -> Callable[[SamplingRequest], Any]:
+    """Answers sampling with a model from `mcp_magic.providers`: `model()` names it when
+    asked ("provider:model", e.g. the notebook's default model, or a resolved
+    `ProviderConfig`); declined when there is none."""
+
+    def check() -> Any:
+        """The model's config, or Declined: asked before the user is asked to approve."""
+        from .providers import ProviderError, resolve
+
+        spec = model()
+        if spec is not None and not isinstance(spec, str):
+            return spec  # a resolved `ProviderConfig` (the notebook agent's)
+        if not spec:
+            raise Declined(
+                "no model set up (%config McpMagics.default_model or MCP_MAGIC_MODEL)"
+            )
+        try:
+            return resolve(spec, aliases=aliases() if aliases else None)
+        except ProviderError as exc:
+            raise Declined(f"the model {spec!r} cannot be used: {exc}") from None
+
+    async def sample(request: SamplingRequest) -> Any:
+        from .providers import make_provider
+        from .providers.base import Request
+
+        provider = make_provider(check())
+        messages, tools = provider_messages(request)
+        try:
+            turn = await provider.complete(Request(
+                messages=messages,
+                tools=tools,
+                system=request.system,
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
+                stream=False,
+            ))
+        finally:
+            await provider.aclose()
+        return sampling_result(turn, provider.model)
+
+    sample.check = check  # type: ignore[attr-defined]
+    return sample
+
+
 ElicitHandler = Callable[[Elicitation], "Answer | dict[str, Any] | None"]
 """Returns the accepted values (a dict), an `Answer`, or None to decline."""
 
@@ -61,21 +206,74 @@ class ClientRequests:
     """The handlers for one host; `callbacks(session)` gives the SDK Client's kwargs."""
 
     elicit: ElicitHandler | None = None
-    sample: Callable[[str, Any], Any] | None = None
+    sample: Callable[[SamplingRequest], Any] | None = None
+    """Answers a sampling request (a `CreateMessageResult`, sync or async); `model_sampler`
+    answers with a model. Raising `Declined` declines with its reason."""
+    approve: Callable[[SamplingRequest], bool] | None = None
+    """Asks the user before a sampling request is answered (True: allowed); None: the
+    host's `sample` needs no approval."""
     roots: list[str] | None = None
     """Directories the servers may work in. None: roots are not offered at all, since a
     server told of roots may replace the directories its command line gave it (the
     filesystem server does)."""
     say: Callable[[str], None] = _say
+    on_main: Callable[[Callable[[], Any]], Any] | None = None
+    """Runs a function on the thread waiting for the call, from the loop (set by the
+    `SessionManager`): where questions are shown."""
+
+    async def _ask(self, fn: Callable[[], Any]) -> Any:
+        """Run a (blocking) question on the waiting thread, else on a worker thread."""
+        if self.on_main is not None:
+            from .sessions import NobodyWaiting
+
+            try:
+                return await self.on_main(fn)
+            except NobodyWaiting:
+                pass
+        return await asyncio.to_thread(fn)
+
+    async def _tell(self, line: str) -> None:
+        """One line, shown by the waiting thread (so in the running cell) when there is one."""
+        try:
+            await self._ask(lambda: self.say(line))
+        except Exception:
+            self.say(line)
 
     def callbacks(self, session: Any) -> dict[str, Any]:
+        from mcp import types
+
         callbacks = {
             "elicitation_callback": self._elicitation(session),
             "sampling_callback": self._sampling(session),
+            # The model may be offered the server's tools (SEP-1577).
+            "sampling_capabilities": types.SamplingCapability(
+                tools=types.SamplingToolsCapability()
+            ),
         }
         if self.roots is not None:
             callbacks["list_roots_callback"] = self._roots()
         return callbacks
+
+    async def urls_required(self, session: Any, data: Any) -> bool:
+        """A call refused with -32042 (URL elicitation required): each page is shown as a
+        URL elicitation; True when the user accepted them all, so the call is retried."""
+        items = (data or {}).get("elicitations") if isinstance(data, dict) else None
+        if not items or self.elicit is None:
+            return False
+        elicit = self.elicit
+        for item in items:
+            request = Elicitation(server=session.name, message=str(item.get("message", "")),
+                                  url=item.get("url"))
+            try:
+                reply = await self._ask(lambda r=request: elicit(r))
+            except Declined as exc:
+                await self._tell(f"{session.name} asked you to open {request.url}: "
+                                 f"declined, {exc}")
+                return False
+            action = "accept" if isinstance(reply, dict) else getattr(reply, "action", "decline")
+            if action != "accept":
+                return False
+        return True
 
     def _elicitation(self, session: Any) -> Any:
         from mcp import types
@@ -88,13 +286,19 @@ class ClientRequests:
                 url=getattr(params, "url", None),
             )
             if self.elicit is None:
-                self.say(
+                await self._tell(
                     f"{session.name} asked for input ({request.message!r}): declined, "
                     "no one to answer (pass elicit= to Host)"
                 )
                 return types.ElicitResult(action="decline")
+            elicit = self.elicit
             try:
-                reply = await asyncio.to_thread(self.elicit, request)
+                reply = await self._ask(lambda: elicit(request))
+            except Declined as exc:
+                await self._tell(
+                    f"{session.name} asked for input ({request.message!r}): declined, {exc}"
+                )
+                return types.ElicitResult(action="decline")
             except Exception as exc:
                 note = f"elicitation failed: {type(exc).__name__}: {exc}"
                 session.request_failures.append(note)
@@ -110,13 +314,29 @@ class ClientRequests:
     def _sampling(self, session: Any) -> Any:
         from mcp import types
 
+        async def declined(why: str) -> Any:
+            note = f"{session.name} asked for a model completion: declined, {why}"
+            await self._tell(note)
+            return types.ErrorData(code=types.INVALID_REQUEST, message=note)
+
         async def answer(context: Any, params: Any) -> Any:
             if self.sample is None:
-                note = f"{session.name} asked for a model completion: declined, no model set up"
-                self.say(note)
-                return types.ErrorData(code=types.INVALID_REQUEST, message=note)
+                return await declined("no model set up")
+            request = sampling_request(session.name, params)
             try:
-                return await asyncio.to_thread(self.sample, session.name, params)
+                check = getattr(self.sample, "check", None)
+                if check is not None:
+                    check()  # no model: declined before the user is asked
+                if self.approve is not None:
+                    approve = self.approve
+                    if not await self._ask(lambda: approve(request)):
+                        return await declined("the user denied it")
+                sample = self.sample
+                if inspect.iscoroutinefunction(sample):
+                    return await sample(request)
+                return await asyncio.to_thread(sample, request)
+            except Declined as exc:
+                return await declined(str(exc))
             except Exception as exc:
                 note = f"sampling failed: {type(exc).__name__}: {exc}"
                 session.request_failures.append(note)

@@ -454,11 +454,20 @@ def oauth_settings(name: str, entry: object) -> OAuthSettings | None:
     scopes = entry.get("scopes", entry.get("scope"))
     if isinstance(scopes, list):
         scopes = " ".join(str(s) for s in scopes)
+    port = entry.get("redirectPort", entry.get("redirect_port"))
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool)
+                             or not 0 < port < 65536):
+        raise ConfigError(f"server {name!r}: oauth 'redirectPort' must be a port number")
+    paste = entry.get("paste")
+    if paste is not None and not isinstance(paste, bool):
+        raise ConfigError(f"server {name!r}: oauth 'paste' must be true or false")
     return OAuthSettings(
         client_id=pick("clientId", "client_id"),
         client_secret=pick("clientSecret", "client_secret"),
         scopes=scopes or None,
         grant=pick("grant", "grantType", "grant_type") or "authorization_code",
+        redirect_port=port,
+        paste=paste,
     )
 
 

@@ -132,6 +132,17 @@ class McpRuntimeError(Exception):
     action="store_true",
     help="OAuth: authorize as the client itself (no user), with --client-id/--client-secret.",
 )
+@argument(
+    "--redirect-port",
+    type=int,
+    help="OAuth: listen for the redirect on this 127.0.0.1 port (a pre-registered redirect URI).",
+)
+@argument(
+    "--paste",
+    action="store_true",
+    help="OAuth: the browser cannot reach this kernel (JupyterHub, Binder): paste the address "
+    "it was redirected to.",
+)
 @argument("--env", action="append", metavar="K=V", help="Environment variable for a stdio server.")
 @argument("--cwd", help="Working directory for a stdio server.")
 @argument("--builtin", action="store_true", help="Start the built-in data server.")
@@ -411,6 +422,19 @@ class McpMagics(Magics):
     max_tokens_total = Int(
         0, help="%%agent: tokens (in + out) one run may use (0: no limit)."
     ).tag(config=True)
+    ask_with = Unicode(
+        "auto",
+        help="How a server's questions (forms, links, sampling approval) are asked in "
+        "Jupyter: 'auto' (widgets where the kernel allows) or 'prompt' (input prompts).",
+    ).tag(config=True)
+    oauth_paste = Unicode(
+        "auto",
+        help="OAuth redirect: 'yes' to paste the redirected address (a kernel the browser "
+        "cannot reach), 'no' for the loopback listener, 'auto' (paste on JupyterHub/Binder).",
+    ).tag(config=True)
+    oauth_redirect_port = Int(
+        0, help="OAuth: a fixed 127.0.0.1 port for the redirect (0: any free port)."
+    ).tag(config=True)
     endpoints = Dict(
         help="Aliases for OpenAI-compatible endpoints: {'lmstudio': 'http://localhost:1234/v1'}"
         " makes 'lmstudio:MODEL' work."
@@ -442,6 +466,25 @@ class McpMagics(Magics):
             )
         return proposal["value"]
 
+    @validate("ask_with")
+    def _check_ask_with(self, proposal: Any) -> Any:
+        if proposal["value"] not in ("auto", "prompt"):
+            raise TraitError(
+                f"McpMagics.ask_with must be auto or prompt, got {proposal['value']!r}"
+            )
+        from . import asking
+
+        asking.STYLE = proposal["value"]
+        return proposal["value"]
+
+    @validate("oauth_paste")
+    def _check_paste(self, proposal: Any) -> Any:
+        if proposal["value"] not in ("auto", "yes", "no"):
+            raise TraitError(
+                f"McpMagics.oauth_paste must be auto, yes or no, got {proposal['value']!r}"
+            )
+        return proposal["value"]
+
     @validate("endpoints")
     def _check_endpoints(self, proposal: Any) -> Any:
         for name, url in proposal["value"].items():
@@ -455,14 +498,37 @@ class McpMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.oauth = OAuth()
+        from . import asking
+        from .client_requests import model_sampler
+
+        self.oauth = OAuth(ask_redirect=asking.pasted_redirect)
         self.manager = SessionManager(
             connect_timeout=self.connect_timeout, oauth=self.oauth.for_session
         )
+        # Servers' questions reach the user in the running cell (or a terminal prompt).
+        self.oauth.on_main = self.manager.on_main
+        requests = self.manager.client_requests
+        requests.elicit = asking.elicit
+        requests.approve = asking.approve
+        requests.sample = model_sampler(self._sampling_model, lambda: dict(self.endpoints))
+        self.observe(self._oauth_changed, names=["oauth_paste", "oauth_redirect_port"])
+        self._oauth_changed({})
         self.agent: Any = None
         self.observe(self._timeout_changed, names="connect_timeout")
         self.observe(self._set_display_limit, names="display_limit")
         self._set_display_limit({"new": self.display_limit})
+
+    def _oauth_changed(self, change: dict[str, Any]) -> None:
+        self.oauth.paste = {"yes": True, "no": False}.get(self.oauth_paste)
+        self.oauth.redirect_port = self.oauth_redirect_port or None
+
+    def _sampling_model(self) -> Any:
+        """The model that answers servers' sampling requests: `default_model` when set,
+        else the one the notebook's %%agent uses, else `MCP_MAGIC_MODEL`."""
+        from .providers import default_model
+
+        current = getattr(getattr(self.agent, "provider", None), "config", None)
+        return self.default_model or current or default_model()
 
     def _timeout_changed(self, change: dict[str, Any]) -> None:
         self.manager.connect_timeout = change["new"]
@@ -1050,13 +1116,19 @@ def oauth_settings(args: Any) -> OAuthSettings | None:
     """`--client-id/--client-secret/--scopes/--client-credentials`, if any were given."""
     if args.client_credentials and not args.client_id:
         raise UsageError("--client-credentials needs --client-id and --client-secret")
-    if not (args.client_id or args.client_secret or args.scopes):
+    port = getattr(args, "redirect_port", None)
+    if port is not None and not 0 < port < 65536:
+        raise UsageError(f"--redirect-port must be a port number (1-65535), got {port}")
+    paste = True if getattr(args, "paste", False) else None
+    if not (args.client_id or args.client_secret or args.scopes or port or paste):
         return None
     return OAuthSettings(
         client_id=args.client_id,
         client_secret=config.expand_vars(args.client_secret) if args.client_secret else None,
         scopes=args.scopes,
         grant="client_credentials" if args.client_credentials else "authorization_code",
+        redirect_port=port,
+        paste=paste,
     )
 
 

@@ -345,10 +345,45 @@ def describe_exception(exc: BaseException) -> str:
     return f"{kind}: {text}" if text else kind
 
 
+AUTHORIZATION_WAIT = 320.0
+"""Seconds a connect may wait, beyond its timeout, for the user to authorize (the
+authorizer's own limit, 300 s, and a margin)."""
+
+
+class NobodyWaiting(McpError):
+    """No thread is waiting in `LoopThread.run`, so nothing can be asked of the user."""
+
+
+@dataclass
+class MainThreadCall:
+    """A function the loop needs run on the waiting (main) thread: a question to the user.
+
+    `LoopThread.run` runs it between events; `reply` carries its value back. The stop
+    button during it cancels the wait (and so the coroutine awaiting the answer).
+    """
+
+    fn: Callable[[], Any]
+    reply: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+    def run(self) -> None:
+        if not self.reply.set_running_or_notify_cancel():
+            return
+        try:
+            value = self.fn()
+        except KeyboardInterrupt:
+            self.reply.set_exception(asyncio.CancelledError())
+            raise
+        except BaseException as exc:
+            self.reply.set_exception(exc)
+        else:
+            self.reply.set_result(value)
+
+
 class LoopThread:
     """A daemon thread running the asyncio loop that owns every session."""
 
     def __init__(self) -> None:
+        self._waits: list[queue.SimpleQueue] = []  # the event queues of waits in progress
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="mcp-magic-loop", daemon=True)
         self._thread.start()
@@ -359,6 +394,21 @@ class LoopThread:
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    async def on_main(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the thread waiting in `run` (the innermost wait), from the loop.
+
+        Raises `NobodyWaiting` when no thread waits (nothing could show a question).
+        """
+        if not self._waits:
+            raise NobodyWaiting("nobody is waiting to answer")
+        call = MainThreadCall(fn)
+        self._waits[-1].put(call)
+        try:
+            return await asyncio.wrap_future(call.reply)
+        except asyncio.CancelledError:
+            call.reply.cancel()
+            raise
 
     def run(
         self,
@@ -383,6 +433,7 @@ class LoopThread:
         future = self.submit(coro)
         future.add_done_callback(lambda _: events.put(done))
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._waits.append(events)
         try:
             while True:
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -398,7 +449,14 @@ class LoopThread:
                     raise TimeoutError(f"timed out after {timeout:g} s") from None
                 if item is done:
                     return future.result()
-                if on_event is not None:
+                if isinstance(item, MainThreadCall):
+                    if deadline is not None:  # time spent asking the user does not count
+                        started = time.monotonic()
+                        item.run()
+                        deadline += time.monotonic() - started
+                    else:
+                        item.run()
+                elif on_event is not None:
                     on_event(item)
         except KeyboardInterrupt:
             future.cancel()
@@ -407,6 +465,9 @@ class LoopThread:
             if label is None or isinstance(sys.exc_info()[1], Interrupted):
                 raise
             raise Interrupted(f"{label} cancelled") from None
+        finally:
+            self._waits.remove(events)
+            _cancel_questions(events)
 
     def stop(self) -> None:
         if self.loop.is_running():
@@ -414,6 +475,22 @@ class LoopThread:
         self._thread.join(timeout=5)
         if not self.loop.is_running():
             self.loop.close()
+
+
+def _cancel_questions(events: queue.SimpleQueue) -> None:
+    """Questions left unasked when a wait ends are cancelled; other events stay queued."""
+    kept = []
+    while True:
+        try:
+            item = events.get_nowait()
+        except queue.Empty:
+            break
+        if isinstance(item, MainThreadCall):
+            item.reply.cancel()
+        else:
+            kept.append(item)
+    for item in kept:
+        events.put(item)
 
 
 class SessionManager:
@@ -427,6 +504,7 @@ class SessionManager:
         oauth: Callable[[Session], Any] | None = None,
     ) -> None:
         self.client_requests = client_requests or ClientRequests()
+        self.client_requests.on_main = self.on_main  # questions go to the waiting thread
         self.oauth = oauth
         """Makes the httpx auth for a remote session (`mcp_magic.auth.OAuth.for_session`)."""
         self.sessions: dict[str, Session] = {}
@@ -445,6 +523,10 @@ class SessionManager:
 
     def run(self, coro: Coroutine[Any, Any, T], **kwargs: Any) -> T:
         return self.loop.run(coro, **kwargs)
+
+    async def on_main(self, fn: Callable[[], T]) -> T:
+        """From the loop: run `fn` (a question to the user) on the thread waiting in `run`."""
+        return await self.loop.on_main(fn)
 
     # -- lookups -----------------------------------------------------------
 
@@ -481,7 +563,12 @@ class SessionManager:
                 )
         return self.run(
             self._connect_many(specs),
-            timeout=self.connect_timeout + 10,
+            # A remote server may send the user to authorize first (mcp_magic.auth): the
+            # consent in the browser gets its own time, as in `_wait_ready`.
+            timeout=self.connect_timeout + 10 + (
+                AUTHORIZATION_WAIT if any(isinstance(s, HttpSpec) for s in specs.values())
+                else 0
+            ),
             label=f"connecting {', '.join(map(repr, specs))}",
         )
 
@@ -735,9 +822,17 @@ class SessionManager:
         session = self.connected(name)
         failed_before = len(session.request_failures)
         try:
-            result = await session.client.call_tool(
-                tool, arguments or {}, progress_callback=progress
-            )
+            for attempt in (1, 2):
+                try:
+                    result = await session.client.call_tool(
+                        tool, arguments or {}, progress_callback=progress
+                    )
+                    break
+                except Exception as exc:  # -32042: the user must visit pages first, then retry
+                    if attempt == 2 or getattr(exc, "code", None) != -32042 or not (
+                        await self.client_requests.urls_required(session, exc.data)  # type: ignore[attr-defined]
+                    ):
+                        raise
             if len(session.request_failures) > failed_before:  # never an error as a value
                 raise McpError(f"{name}.{tool}: {session.request_failures[-1]}")
             return await resolve_links(session.client, result) if has_table(result) else result

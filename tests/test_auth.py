@@ -27,6 +27,7 @@ from mcp_magic.auth import (
     AuthorizationFailed,
     LoopbackAuthorizer,
     OAuth,
+    OAuthSettings,
     TokenStore,
     format_summary,
 )
@@ -348,3 +349,198 @@ def test_the_connect_waits_for_the_users_consent_and_says_when_none_came(protect
         )
     finally:
         del os.environ["MCP_MAGIC_NO_BROWSER"]
+
+
+# -- a kernel the browser cannot reach: the redirected address is pasted back ----------
+
+
+def _redirected_address(link: str) -> str:
+    """What a remote user's browser ends on: the authorization server's redirects
+    followed up to the loopback address, which (on the user's machine) does not load."""
+    while True:
+        answer = httpx.get(link, follow_redirects=False, timeout=10)
+        location = answer.headers.get("location", "")
+        assert answer.is_redirect and location, (answer.status_code, answer.text[:200])
+        if location.startswith("http://127.0.0.1:") and "/callback" in location:
+            return location
+        link = location
+
+
+def test_the_pasted_redirect_completes_the_authorization(protected):
+    url, _ = protected
+    links: list[str] = []
+
+    def user(link: str) -> str:
+        links.append(link)
+        return "  " + _redirected_address(link) + "\n"
+
+    oauth = OAuth(TokenStore(memory=True), paste=True, ask_redirect=user)
+    with Host(connect_timeout=30, oauth=oauth) as host:
+        host.connect("work", url=url)
+        assert host.call("work.secret_number") in (42, "42")
+    assert len(links) == 1 and "state=" in links[0]
+
+
+def test_a_pasted_address_from_another_authorization_or_no_address_is_one_line(protected):
+    url, _ = protected
+    for paste, expected in [
+        (lambda link: _redirected_address(link).replace("state=", "state=x"),
+         "answers another authorization (its state does not match); connect again"),
+        (lambda link: "I clicked allow", "the pasted text is not the redirected address"),
+        (lambda link: "http://127.0.0.1:8976/callback?error=access_denied",
+         "authorization refused: access_denied"),
+    ]:
+        oauth = OAuth(TokenStore(memory=True), paste=True, ask_redirect=paste)
+        with Host(connect_timeout=30, oauth=oauth) as host, pytest.raises(McpError) as info:
+            host.connect("work", url=url)
+        assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_jupyterhub_and_binder_are_taken_for_remote_kernels():
+    from mcp_magic.auth import remote_kernel
+
+    assert remote_kernel({"JUPYTERHUB_API_URL": "http://hub"})
+    assert remote_kernel({"BINDER_LAUNCH_HOST": "https://mybinder.org/"})
+    assert not remote_kernel({"HOME": "/root"})
+
+
+@pytest.mark.parametrize("style", ["widgets", "prompt"])
+def test_in_a_kernel_the_link_shows_and_the_pasted_address_is_asked_for(
+    protected, tmp_path, style
+):
+    import queue
+    import re
+
+    from test_client_requests import WidgetFront
+
+    from kernel_utils import collect, ok, start_kernel, stop_kernel
+
+    url, _ = protected
+    km, kc = start_kernel(tmp_path / "k", env={
+        "MCP_MAGIC_NO_BROWSER": "1", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "JUPYTERHUB_API_URL": "http://hub.invalid", "MCP_MAGIC_ASK": style})
+    try:
+        ok(kc, "%load_ext mcp_magic")
+        msg_id = kc.execute(f"%mcp connect work {url}", allow_stdin=True)
+        if style == "widgets":
+            front = WidgetFront(kc, msg_id)
+            front.pump(front.displayed)
+            html = front.notes()
+        else:
+            prompt = kc.get_stdin_msg(timeout=60)["content"]["prompt"]
+            assert prompt == "Redirected address: "
+            html = ""
+            while "href=" not in html:
+                try:
+                    message = kc.get_iopub_msg(timeout=10)
+                except queue.Empty:
+                    break
+                html = message["content"].get("data", {}).get("text/html", "")
+        found = re.search(r'href="([^"]+)"', html)
+        assert found and "Authorize this server" in html, html
+        address = _redirected_address(found.group(1).replace("&amp;", "&"))
+        if style == "widgets":
+            text_field = next(c for c, s in front.states.items()
+                              if s.get("_model_name") == "TextModel")
+            front.send(text_field, {"method": "update", "state": {"value": address},
+                                    "buffer_paths": []})
+            front.click("Submit")
+        else:
+            kc.input(address)
+        outputs, reply = collect(kc, msg_id, 60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert "Connected 'work'" in "".join(o.get("text", "") for o in outputs)
+        assert "42" in ok(kc, "%mcp call work.secret_number")
+        # Ctrl-C while the address is asked for: one line.
+        ok(kc, "%mcp auth logout work\n%mcp disconnect work")
+        msg_id = kc.execute(f"%mcp connect again {url}", allow_stdin=True)
+        if style == "widgets":
+            front = WidgetFront(kc, msg_id)
+            front.pump(front.displayed)
+        else:
+            kc.get_stdin_msg(timeout=60)
+        km.interrupt_kernel()
+        outputs, reply = collect(kc, msg_id, 30)
+        assert reply["content"]["ename"] == "Interrupted"
+        assert "connecting 'again' cancelled" in reply["content"]["evalue"]
+    finally:
+        stop_kernel(km, kc)
+
+
+# -- a fixed redirect port (a client registered in advance with that redirect URI) ------
+
+
+def test_a_fixed_redirect_port_is_used_and_a_taken_one_is_one_line(protected):
+    import socket
+
+    url, _ = protected
+    port = free_port()
+    os.environ["MCP_MAGIC_NO_BROWSER"] = "1"
+    links: list[str] = []
+    try:
+        oauth = OAuth(TokenStore(memory=True), paste=False, redirect_port=port,
+                      show=lambda link: (links.append(link), _browser(link)))
+        with Host(connect_timeout=30, oauth=oauth) as host:
+            host.connect("work", url=url)
+            assert host.call("work.secret_number") in (42, "42")
+        client = oauth.store.get(url)["client"]
+        assert client["redirect_uris"] == [f"http://127.0.0.1:{port}/callback"]
+        assert f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Fcallback" in links[0]
+
+        with socket.socket() as taken:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+            taken.bind(("127.0.0.1", port))
+            taken.listen()
+            settings = OAuth(TokenStore(memory=True), paste=False)
+            with Host(connect_timeout=30, oauth=settings) as host, pytest.raises(
+                McpError
+            ) as info:
+                host.connect("work", url=url, oauth=OAuthSettings(redirect_port=port))
+        message = str(info.value)
+        assert f"the OAuth redirect port {port} on 127.0.0.1 is taken" in message, message
+        assert "\n" not in message
+    finally:
+        del os.environ["MCP_MAGIC_NO_BROWSER"]
+
+
+def test_redirect_port_and_paste_settings_from_magics_and_mcpservers(mcp, tmp_path):
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="--redirect-port must be a port number"):
+        mcp("connect svc https://mcp.example.com/mcp --redirect-port 70000")
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {
+        "work": {"url": "https://mcp.example.com/mcp",
+                 "oauth": {"clientId": "abc", "redirectPort": 8765, "paste": True}},
+        "bad": {"url": "https://mcp.example.com/mcp", "oauth": {"redirectPort": "x"}},
+    }}))
+    specs = config.load_config_file(str(path))
+    assert specs["work"].oauth.redirect_port == 8765 and specs["work"].oauth.paste is True
+    assert "oauth 'redirectPort' must be a port number" in str(specs["bad"])
+
+
+def test_terminal_ipython_prints_the_link_and_reads_the_pasted_address(protected, tmp_path):
+    import re
+
+    from test_terminal import Terminal
+
+    url, _ = protected
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    os.environ["MCP_MAGIC_NO_BROWSER"] = "1"
+    try:
+        term = Terminal([], tmp_path)
+    finally:
+        del os.environ["XDG_CONFIG_HOME"], os.environ["MCP_MAGIC_NO_BROWSER"]
+    try:
+        term.run("%load_ext mcp_magic")
+        child = term.child
+        child.send(f"%mcp connect work {url} --paste\r")
+        child.expect(r"Authorize in your browser: (http\S+)")
+        link = child.match.group(1)
+        child.expect_exact("Redirected address: ")
+        child.send(_redirected_address(link) + "\r")
+        out = term.settle()
+        assert "Connected 'work'" in out, out
+        assert re.search(r"\b42\b", term.run("%mcp call work.secret_number"))
+    finally:
+        term.close()
