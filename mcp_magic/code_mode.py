@@ -39,6 +39,14 @@ class ToolError(McpError):
     """A tool called from code answered with an error (or could not be called)."""
 
 
+class ServerGone(McpError, AttributeError):
+    """The server behind a server object is no longer connected.
+
+    An AttributeError too, so that probes such as `hasattr(x, "to_csv")` over the
+    notebook's variables pass a stale server object by instead of failing.
+    """
+
+
 # ---------------------------------------------------------------------------
 # servers as objects
 
@@ -125,7 +133,10 @@ class ServerProxy:
     def __getattr__(self, name: str) -> ToolFunction:
         if name.startswith("_"):
             raise AttributeError(name)
-        session = self._manager.connected(self._server)  # a dead server says so, in one line
+        try:
+            session = self._manager.connected(self._server)
+        except McpError as exc:  # a dead or disconnected server says so, in one line
+            raise ServerGone(str(exc)) from None
         tools = self._tools()
         if name not in tools:
             if name in session.tools:

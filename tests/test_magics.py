@@ -498,3 +498,16 @@ def test_functions_makes_tools_python_functions_without_shadowing(mcp, shell):
     assert shell.user_ns["data"].query_db(sql="select 2 as two").two[0] == 2
     with pytest.raises(UsageError, match="nosuch"):
         mcp("functions nosuch")
+
+
+def test_a_server_object_outlives_its_server_without_breaking_the_agent(mcp, shell):
+    mcp("connect gone --builtin")
+    mcp("functions gone")
+    mcp("disconnect gone")
+    stale = shell.user_ns["gone"]
+    try:
+        assert not hasattr(stale, "to_csv")  # what scans of the notebook's variables ask
+        with pytest.raises(Exception, match="gone"):
+            stale.query_db(sql="select 1")
+    finally:
+        del shell.user_ns["gone"]
