@@ -148,27 +148,36 @@ def test_a_flood_is_refused_with_one_note(manager: SessionManager) -> None:
     assert text(page.call("later", "peek")) == "counter is 0"
 
 
-def test_the_widget_carries_the_view_with_its_policy_and_the_call(
+def test_the_widget_carries_the_call_and_hands_out_the_view_on_request(
         manager: SessionManager) -> None:
     pytest.importorskip("anywidget")
     from mcp_magic.apps.widget import WIDGET_VIEW, make_view, read_view
 
     tool = manager.sessions["counter"].tools["show_counter"]
-    uri = view_uri(tool)
-    view = read_view(manager, "counter", uri)
+    view = read_view(manager, "counter", view_uri(tool))
     assert isinstance(view, ViewResource)
     result = manager.call_tool("counter", "show_counter", {"label": "taps"})
     widget = make_view(manager, "counter", tool, {"label": "taps"}, result, view)
-    assert widget.html.index("Content-Security-Policy") < widget.html.index("<script")
-    assert "connect-src https://api.example.org" in widget.html
+    sent: list[tuple[Any, Any]] = []
+    widget.send = lambda content, buffers=None: sent.append((content, buffers))
     assert widget.tool_input == {"label": "taps"}
     assert widget.tool_result["content"][0]["text"] == "taps: counter is 0"
     assert widget.tool_info["name"] == "show_counter"
-    bundle = widget._repr_mimebundle_()
-    assert WIDGET_VIEW in bundle
-    assert bundle["text/plain"].startswith("▣ counter.show_counter has a view: ui://counter/")
-    widget.bridge.handle({"type": "request", "id": "w:1", "method": "tools/call",
-                          "params": {"name": "nope"}})
+    # Saved widget state holds neither the view's HTML nor the bridge bundle.
+    state = widget.get_state()
+    assert "<script" not in str(state) and len(str(state)) < 10_000
+    assert WIDGET_VIEW in widget._repr_mimebundle_()
+    # The page asks for them.
+    widget._handle_custom_msg({"type": "load", "html": True, "bundle": True}, [])
+    kinds = {content["type"]: (content, buffers) for content, buffers in sent}
+    page = kinds["html"][0]["html"]
+    assert page.index("Content-Security-Policy") < page.index("<script")
+    assert "connect-src https://api.example.org" in page
+    assert b"AppBridge" in bytes(kinds["bundle"][1][0]) or len(kinds["bundle"][1][0]) > 100_000
+    # Requests go to the bridge; a bad one is a note on the widget.
+    widget._handle_custom_msg({"type": "request", "id": "w:1", "method": "tools/call",
+                               "params": {"name": "nope"}}, [])
     assert "nope" in widget.note
+    assert sent[-1][0]["error"]["code"] == INVALID_PARAMS
     widget.close()
     assert widget.bridge.closed

@@ -9,6 +9,8 @@ and GitHub show the result plus that line.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import html
 import json
 from pathlib import Path
@@ -22,10 +24,9 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 INPUT_LIMIT = 1_000_000  # characters of tool input/result handed to a view
 
 
-def view_line(server: str, tool: str, uri: str, live: bool = False) -> str:
-    """The one line that says a tool has a view."""
-    where = "" if live else " (shown live in JupyterLab or Notebook 7 with the kernel running)"
-    return f"▣ {server}.{tool} has a view: {uri}{where}"
+def view_line(server: str, tool: str, uri: str) -> str:
+    """The one line that says a tool has a view; it stays in saved notebooks and exports."""
+    return f"▣ {server}.{tool} has a view ({uri}), shown live while the kernel runs"
 
 
 class ViewLine:
@@ -49,15 +50,25 @@ def _bounded(value: dict[str, Any], what: str) -> tuple[dict[str, Any], str]:
     return {}, f"the tool {what} ({size:,} characters) is too big to hand to the view"
 
 
+@functools.cache
+def _bundle() -> tuple[bytes, str]:
+    """The page side (AppBridge and the glue) and the loader that fetches it, keyed by hash."""
+    code = (STATIC / "view.js").read_bytes()
+    digest = hashlib.sha256(code).hexdigest()[:16]
+    loader = (STATIC / "loader.js").read_text(encoding="utf-8").replace("_BUNDLE_HASH_", digest)
+    return code, loader
+
+
+@functools.cache
 def _widget_class() -> Any:
     import anywidget
     import traitlets
 
     class AppView(anywidget.AnyWidget):
-        """The view: HTML (CSP injected), the tool call it belongs to, a note line."""
+        """The view: the tool call it belongs to and a note line; its HTML (CSP injected)
+        and the bridge bundle go to the page on request, so saved widget state stays small."""
 
-        _esm = STATIC / "view.js"
-        html = traitlets.Unicode("").tag(sync=True)
+        _esm = traitlets.Unicode("").tag(sync=True)
         server = traitlets.Unicode("").tag(sync=True)
         tool = traitlets.Unicode("").tag(sync=True)
         uri = traitlets.Unicode("").tag(sync=True)
@@ -67,14 +78,22 @@ def _widget_class() -> Any:
         prefers_border = traitlets.Bool(True).tag(sync=True)
         note = traitlets.Unicode("").tag(sync=True)
 
+        def __init__(self, page: str = "", **kwargs: Any) -> None:
+            super().__init__(_esm=_bundle()[1], **kwargs)
+            self.page = page
+
+        def answer_load(self, message: dict[str, Any]) -> None:
+            if message.get("bundle"):
+                self.send({"type": "bundle"}, buffers=[_bundle()[0]])
+            if message.get("html"):
+                self.send({"type": "html", "html": self.page})
+
         def _repr_mimebundle_(self, **kwargs: Any) -> Any:
             data = super()._repr_mimebundle_(**kwargs)
             if isinstance(data, tuple):
                 data = data[0]
             data = dict(data or {})
-            line = view_line(self.server, self.tool, self.uri)
-            data["text/plain"] = line
-            data["text/html"] = ViewLine(line)._repr_mimebundle_()["text/html"]
+            data["text/plain"] = f"(view of {self.server}.{self.tool})"
             return data
 
     return AppView
@@ -97,7 +116,7 @@ def make_view(
     if getattr(tool, "description", None):
         info["description"] = tool.description
     widget = AppView(
-        html=inject_csp(view.html, build_csp(view.csp)),
+        page=inject_csp(view.html, build_csp(view.csp)),
         server=server,
         tool=tool.name,
         uri=view.uri,
@@ -111,8 +130,16 @@ def make_view(
     def note(text: str) -> None:
         widget.note = text
 
-    bridge = ViewBridge(manager, server, widget.send, note, approval=approval)
-    widget.on_msg(lambda _widget, content, _buffers: bridge.handle(content))
+    bridge = ViewBridge(manager, server, lambda message: widget.send(message), note,
+                        approval=approval)
+
+    def on_message(_widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "load":
+            widget.answer_load(content)
+        else:
+            bridge.handle(content)
+
+    widget.on_msg(on_message)
     widget.observe(lambda _change: bridge.close(), names="comm")  # closed with the widget
     widget.bridge = bridge
     return widget
@@ -144,7 +171,7 @@ def show_view(
     result: Any,
     approval: Approval = "writes",
 ) -> Any:
-    """Display the view of an answered call if the tool has one; returns what was shown.
+    """Display the view of an answered call if the tool has one; returns the widget, if any.
 
     Never raises: a view that cannot be read or shown becomes one line in the cell.
     """
@@ -154,21 +181,25 @@ def show_view(
     uri = view_uri(tool) if tool is not None else None
     if uri is None:
         return None
+    line = view_line(server, tool_name, uri)
     if not _live_frontend():
-        shown: Any = ViewLine(view_line(server, tool_name, uri))
-        display(shown)
-        return shown
+        display(ViewLine(line))
+        return None
     try:
         import anywidget  # noqa: F401
     except ImportError:
-        shown = ViewLine(view_line(server, tool_name, uri) + " — install anywidget to see it")
-        display(shown)
-        return shown
+        display(ViewLine(f"{line} (install anywidget to see it)"))
+        return None
     try:
         view = read_view(manager, server, uri)
-        shown = make_view(manager, server, tool, arguments, result, view, approval)
+        widget = make_view(manager, server, tool, arguments, result, view, approval)
     except Exception as exc:  # McpError, ValueError: say it in one line, keep the result
-        shown = ViewLine(f"▣ {server}.{tool_name} has a view ({uri}) that could not be shown: "
-                         f"{' '.join(str(exc).split())[:200]}")
-    display(shown)
-    return shown
+        reason = " ".join(str(exc).split())[:200]
+        display(ViewLine(f"▣ {server}.{tool_name} has a view ({uri}) that could not be shown:"
+                         f" {reason}"))
+        return None
+    # Two outputs: the line is what a saved notebook, an export or GitHub shows; the
+    # widget is the live view (its state holds neither the HTML nor the bridge code).
+    display(ViewLine(line))
+    display(widget)
+    return widget

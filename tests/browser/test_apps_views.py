@@ -239,9 +239,10 @@ def test_the_views_render_with_the_tool_input_and_result(ran: dict, page: Any) -
     assert counter.locator("#theme").inner_text() == "light"
     frame = page.locator(".mcp-magic-app iframe").first
     assert frame.get_attribute("sandbox") == "allow-scripts"
-    # The text result is still the cell's value.
-    cell = page.locator(".jp-Cell").nth(3)
-    assert "taps: counter is 0" in cell.locator(".jp-OutputArea").inner_text()
+    # The text result is still the cell's value, with the line that stays when saved.
+    outputs = page.locator(".jp-Cell").nth(3).locator(".jp-OutputArea").inner_text()
+    assert "taps: counter is 0" in outputs
+    assert "▣ counter.show_counter has a view (ui://counter/view.html)" in outputs
     # The official example's view (the official App SDK) got its result too.
     clock = view(page, 1)
     clock.locator("#server-time").filter(has_text=re.compile(r"\d{4}-\d\d-\d\dT")).wait_for()
@@ -310,6 +311,7 @@ def test_a_flood_is_cut_and_the_page_survives(ran: dict, page: Any) -> None:
     counter.locator("#flood").click()
     note = cell_of(page, 0).locator(".mcp-magic-app-note")
     note.filter(has_text="messages in a second").wait_for()
+    page.wait_for_timeout(1500)  # the guard's window is one second: a new one has begun
     counter.locator("#peek").click()
     counter.locator("#out").filter(has_text="peek: counter is").wait_for()
 

@@ -3,7 +3,9 @@
 // AppBridge. What needs the MCP server (tools/call, resources/read) goes to the kernel as
 // a widget message and comes back as one (mcp_magic/apps/bridge.py).
 //
-// Bundled with its dependencies into ../static/view.js by scripts/build_app_view.sh.
+// Bundled with its dependencies into ../static/view.js by scripts/build_app_view.sh. The
+// widget's own module is ../static/loader.js: it fetches this bundle and the view's HTML
+// from the kernel, so neither is kept in a saved notebook's widget state.
 
 import { AppBridge, PostMessageTransport } from "@modelcontextprotocol/ext-apps/app-bridge";
 
@@ -50,7 +52,7 @@ function button(label, onclick) {
   return b;
 }
 
-function render({ model, el }) {
+export function render({ model, el, html }) {
   const viewId = Math.random().toString(36).slice(2);
   let next = 1;
   const waiting = new Map(); // request id -> {resolve, reject}
@@ -148,6 +150,12 @@ function render({ model, el }) {
     count += 1;
     if (count > FLOOD_LIMIT) {
       event.stopImmediatePropagation();
+      const data = event.data;
+      if (data && typeof data === "object" && data.method && data.id !== undefined) {
+        // A request is answered, so the view does not wait for ever.
+        const error = { code: -32000, message: "too many messages; try again later" };
+        frame.contentWindow.postMessage({ jsonrpc: "2.0", id: data.id, error }, "*");
+      }
       if (!flooded) {
         flooded = true;
         tellKernel(`the view sent over ${FLOOD_LIMIT} messages in a second; the rest were dropped`);
@@ -248,7 +256,7 @@ function render({ model, el }) {
   bridge
     .connect(transport)
     .then(() => {
-      frame.srcdoc = model.get("html");
+      frame.srcdoc = html;
     })
     .catch((error) => tellKernel(`the view could not be connected: ${error}`));
 
@@ -276,4 +284,3 @@ function render({ model, el }) {
   };
 }
 
-export default { render };
