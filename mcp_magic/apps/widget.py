@@ -26,7 +26,8 @@ INPUT_LIMIT = 1_000_000  # characters of tool input/result handed to a view
 
 def view_line(server: str, tool: str, uri: str) -> str:
     """The one line that says a tool has a view; it stays in saved notebooks and exports."""
-    return f"▣ {server}.{tool} has a view ({uri}), shown live while the kernel runs"
+    return (f"▣ {server}.{tool} has a view ({uri}), live in JupyterLab or Notebook 7"
+            " while the kernel runs")
 
 
 class ViewLine:
