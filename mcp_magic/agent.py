@@ -478,7 +478,7 @@ class Agent:
         value = outcome.value
         if hasattr(value, "to_csv"):
             return _Table(value, duration)  # bound and shown once it has its name
-        publish(ToolCallFinished(call.id, "ok", duration, result=value))
+        publish(ToolCallFinished(call.id, "ok", duration, result=value, raw=result))
         text = outcome.text
         if len(text) > options.max_result_chars:
             text = text[: options.max_result_chars] + f"\n[... cut at {options.max_result_chars}"

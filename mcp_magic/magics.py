@@ -858,7 +858,7 @@ class McpMagics(Magics):
 
         terminal = type(self.shell).__name__ == "TerminalInteractiveShell"
         live = not terminal and getattr(self.shell, "kernel", None) is not None
-        return AgentView(live=live, terminal=terminal)
+        return AgentView(live=live, terminal=terminal, manager=self.manager)
 
     def close(self) -> None:
         if self.agent is not None and self.manager._loop is not None:

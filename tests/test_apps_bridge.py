@@ -181,3 +181,20 @@ def test_the_widget_carries_the_call_and_hands_out_the_view_on_request(
     assert sent[-1][0]["error"]["code"] == INVALID_PARAMS
     widget.close()
     assert widget.bridge.closed
+
+
+def test_an_agent_tool_call_with_a_view_shows_it(manager: SessionManager, capsys) -> None:
+    from mcp_magic.agent_view import AgentView
+    from mcp_magic.events import ToolCallFinished, ToolCallStarted
+
+    result = manager.call_tool("counter", "show_counter", {"label": "taps"})
+    view = AgentView(live=False, terminal=True, manager=manager)
+    view.handle(ToolCallStarted("c1", "counter", "show_counter", {"label": "taps"}))
+    view.handle(ToolCallFinished("c1", "ok", 0.1, result="taps: counter is 0", raw=result))
+    view.handle(ToolCallStarted("c2", "counter", "show_counter", {}))
+    view.handle(ToolCallFinished("c2", "denied", 0.1, error="denied by the user"))
+    view.handle(ToolCallStarted("c3", "counter", "peek", {}))
+    view.handle(ToolCallFinished("c3", "ok", 0.1, result="counter is 0", raw=result))
+    out = capsys.readouterr().out
+    assert out.count("▣ counter.show_counter has a view (ui://counter/view.html)") == 1
+    assert out.index("counter.show_counter — ok") < out.index("▣ counter.show_counter")

@@ -36,6 +36,9 @@ class ViewLine:
     def __init__(self, text: str) -> None:
         self.text = text
 
+    def __repr__(self) -> str:
+        return self.text
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
         return {
             "text/plain": self.text,

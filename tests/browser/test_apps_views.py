@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 
 import nbformat
 import pytest
+from fakes import openai_wire as wire
+from fakes.scripted_http import Recorded, Reply, ScriptedServer
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVER = ROOT / "tests" / "servers" / "app_server.py"
@@ -69,7 +71,26 @@ def stop_group(process: subprocess.Popen, timeout: float = 10) -> None:
         process.wait(timeout=5)
 
 
-def views_notebook() -> nbformat.NotebookNode:
+def answer(recorded: Recorded) -> Reply:
+    """The model: calls the counter's view tool once, then answers in text."""
+    body = recorded.body if isinstance(recorded.body, dict) else {}
+    messages = body.get("messages") or [{}]
+    if messages[-1].get("role") == "tool":
+        text, calls = "The counter is shown above.", []
+    else:
+        text, calls = "", [wire.Call("call_1", "counter__show_counter", {"label": "agent"})]
+    if body.get("stream"):
+        return wire.stream(text=text, calls=calls, usage_block=wire.usage(10, 5))
+    return wire.completion_reply(text or None, calls, wire.usage(10, 5))
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[str]:
+    with ScriptedServer(responder=answer) as server:
+        yield server.url + "/api/v1"
+
+
+def views_notebook(model_url: str) -> nbformat.NotebookNode:
     cells = [
         nbformat.v4.new_code_cell("%load_ext mcp_magic"),
         nbformat.v4.new_code_cell(
@@ -78,6 +99,9 @@ def views_notebook() -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell(f"%mcp connect clock -- {CLOCK_SERVER} --stdio"),
         nbformat.v4.new_code_cell("%mcp call counter.show_counter label=taps"),
         nbformat.v4.new_code_cell("%mcp call clock.get-time"),
+        nbformat.v4.new_code_cell(
+            f"%%agent openai:gpt-4o-mini --base-url {model_url} --new\nShow the counter."
+        ),
     ]
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
@@ -86,11 +110,11 @@ def views_notebook() -> nbformat.NotebookNode:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[str]:
+def lab(tmp_path_factory, model: str) -> Iterator[str]:
     base = tmp_path_factory.mktemp("apps-lab")
     root = base / "root"
     root.mkdir()
-    nbformat.write(views_notebook(), root / NOTEBOOK)
+    nbformat.write(views_notebook(model), root / NOTEBOOK)
     dirs = {name: base / name for name in ("config", "data", "runtime", "ipython", "workspaces")}
     for directory in dirs.values():
         directory.mkdir()
@@ -107,7 +131,7 @@ def lab(tmp_path_factory) -> Iterator[str]:
     env.update({
         "JUPYTER_CONFIG_DIR": str(dirs["config"]), "JUPYTER_DATA_DIR": str(dirs["data"]),
         "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]), "IPYTHONDIR": str(dirs["ipython"]),
-        "JUPYTER_PLATFORM_DIRS": "1", "PYTHONUNBUFFERED": "1",
+        "JUPYTER_PLATFORM_DIRS": "1", "PYTHONUNBUFFERED": "1", "OPENAI_API_KEY": "sk-dummy",
         "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
     })
     port = free_port()
@@ -324,6 +348,14 @@ def test_the_theme_follows_jupyterlab(ran: dict, page: Any) -> None:
     page.screenshot(path=str(SCREENSHOTS / "apps-views-dark.png"), full_page=True)
     command(page, "apputils:change-theme", {"theme": "JupyterLab Light"})
     view(page, 0).locator("#theme").filter(has_text="light").wait_for()
+
+
+def test_an_agent_tool_call_shows_the_view(ran: dict, page: Any) -> None:
+    agent = view(page, 2)
+    agent.locator("#result").filter(has_text="agent: counter is").wait_for()
+    assert '"agent"' in agent.locator("#input").inner_text()
+    agent.locator("#peek").click()
+    agent.locator("#out").filter(has_text="peek: counter is").wait_for()
 
 
 def test_no_javascript_errors(ran: dict, page: Any) -> None:
