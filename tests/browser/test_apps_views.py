@@ -234,10 +234,13 @@ def ran(lab: str, page: Any) -> dict[str, list[str]]:
 
     def on_console(message: Any) -> None:
         if message.type == "error":
-            problems["errors"].append(f"console.error: {message.text}")
+            where = message.location.get("url", "")
+            problems["errors"].append(f"console.error: {message.text} ({where})")
 
     page.on("console", on_console)
-    page.on("pageerror", lambda error: problems["errors"].append(f"pageerror: {error}"))
+    # Errors thrown inside a view are reported too; their stack names about:srcdoc.
+    page.on("pageerror", lambda error: problems["errors"].append(
+        f"pageerror: {error} {error.stack or ''}"))
     page.goto(f"{lab}/lab/tree/{NOTEBOOK}?reset&token={TOKEN}")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
     page.wait_for_function(f"() => window.jupyterapp.isPluginActivated('{WIDGETS_PLUGIN}')")
@@ -340,13 +343,23 @@ def test_a_flood_is_cut_and_the_page_survives(ran: dict, page: Any) -> None:
     counter.locator("#out").filter(has_text="peek: counter is").wait_for()
 
 
+def switch_theme(page: Any, theme: str) -> None:
+    """Switch and wait until JupyterLab's splash (shown while the theme loads) is gone:
+    a switch during another one's splash trips JupyterLab itself."""
+    command(page, "apputils:change-theme", {"theme": theme})
+    light = "true" if "Light" in theme else "false"
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+    page.wait_for_function("() => !document.querySelector('#jupyterlab-splash')")
+
+
 def test_the_theme_follows_jupyterlab(ran: dict, page: Any) -> None:
-    command(page, "apputils:change-theme", {"theme": "JupyterLab Dark"})
-    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    switch_theme(page, "JupyterLab Dark")
     view(page, 0).locator("#theme").filter(has_text="dark").wait_for()
+    # The official example applies the theme with the App SDK's applyDocumentTheme.
+    view(page, 1).locator("html[data-theme=dark]").wait_for(state="attached")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "apps-views-dark.png"), full_page=True)
-    command(page, "apputils:change-theme", {"theme": "JupyterLab Light"})
+    switch_theme(page, "JupyterLab Light")
     view(page, 0).locator("#theme").filter(has_text="light").wait_for()
 
 
@@ -360,3 +373,16 @@ def test_an_agent_tool_call_shows_the_view(ran: dict, page: Any) -> None:
 
 def test_no_javascript_errors(ran: dict, page: Any) -> None:
     assert ran["errors"] == []
+
+
+def test_a_broken_view_and_teardown_leave_the_page_whole(ran: dict, page: Any) -> None:
+    counter = view(page, 0)
+    counter.locator("#throw").click()  # its message handler throws from now on
+    counter.locator("#out").filter(has_text="throwing").wait_for()
+    switch_theme(page, "JupyterLab Dark")
+    switch_theme(page, "JupyterLab Light")
+    # Clearing the outputs tears the views down and removes their frames.
+    command(page, "notebook:clear-all-cell-outputs")
+    page.wait_for_function("() => !document.querySelector('.mcp-magic-app iframe')")
+    own = [e for e in ran["errors"] if "about:srcdoc" not in e]
+    assert own == []
