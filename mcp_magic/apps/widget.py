@@ -96,9 +96,8 @@ def _widget_class() -> Any:
             data = super()._repr_mimebundle_(**kwargs)
             if isinstance(data, tuple):
                 data = data[0]
-            data = dict(data or {})
-            data["text/plain"] = f"(view of {self.server}.{self.tool})"
-            return data
+            # Only the widget: the line beside it says what a static rendering shows.
+            return {WIDGET_VIEW: dict(data or {})[WIDGET_VIEW]}
 
     return AppView
 
