@@ -773,8 +773,8 @@ const ask = (method, params) => new Promise((done) => {
   send({id: next++, method, params});
 });
 function draw(result) {
-  const data = result && result.structuredContent;
-  if (!data) return;
+  if (!result || result.isError) return;
+  const data = result.structuredContent || JSON.parse(result.content[0].text);
   document.getElementById("title").textContent = `Revenue by region, ${data.year}`;
   const top = Math.max(...data.rows.map((row) => row.total));
   document.getElementById("bars").innerHTML = data.rows.map((row) =>

@@ -96,8 +96,8 @@ def _widget_class() -> Any:
             data = super()._repr_mimebundle_(**kwargs)
             if isinstance(data, tuple):
                 data = data[0]
-            # Only the widget: the line beside it says what a static rendering shows.
-            return {WIDGET_VIEW: dict(data or {})[WIDGET_VIEW]}
+            # No text of its own: the line beside it is what a static rendering shows.
+            return {WIDGET_VIEW: dict(data or {})[WIDGET_VIEW], "text/plain": ""}
 
     return AppView
 
