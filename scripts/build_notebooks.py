@@ -15,6 +15,7 @@ and text that GitHub, nbviewer and a fresh JupyterLab show.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import subprocess
@@ -37,6 +38,16 @@ AGENT_TAGS = ["raises-exception"]  # a missing key stops the cell, not "Run All"
 
 def md(text: str) -> nbformat.NotebookNode:
     return new_markdown_cell(text.strip())
+
+
+def with_image(cell: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """Put notebooks/images/NAME into a Markdown cell as a data URI (`IMAGE:NAME` in its
+    text), so the picture travels with the notebook: exports and copies elsewhere show
+    it. (A cell attachment would do too, but JupyterLab first asks the browser for the
+    `attachment:` URL itself, which logs an error in the page.)"""
+    data = base64.b64encode((NOTEBOOKS / "images" / name).read_bytes()).decode()
+    cell.source = cell.source.replace(f"IMAGE:{name}", f"data:image/png;base64,{data}")
+    return cell
 
 
 def code(source: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
@@ -734,7 +745,7 @@ except Exception as error:
 """
         ),
         code("%mcp log files"),
-        md(
+        with_image(md(
             """
 ## 6. A tool with a view (MCP Apps)
 
@@ -747,14 +758,14 @@ view call tools through this kernel's session; a tool that does not say it only 
 asks you first (Allow / Deny under the view), and so does a link the view wants to open.
 The view follows JupyterLab's light or dark theme.
 
-![A tool's view in JupyterLab](images/apps_view.png)
+![A tool's view in JupyterLab](IMAGE:apps_view.png)
 
 A server with a view is an ordinary server plus an HTML page. Here is a small one, built
 with the Python SDK's `Apps`: `region_chart(year)` reads the sample database and its
 view draws the totals as bars; the year buttons in the view call the tool again. First
 the page, which speaks the MCP Apps protocol (JSON-RPC over `postMessage`) with the host:
 """
-        ),
+        ), "apps_view.png"),
         code(
             """
 VIEW_HTML = \'\'\'
