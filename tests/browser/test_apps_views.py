@@ -1,4 +1,5 @@
-"""MCP Apps views in a real JupyterLab + Debian's Chromium (Playwright, executable_path).
+"""MCP Apps views in real JupyterLab 4 and Notebook 7 + Debian's Chromium (Playwright,
+executable_path); every test runs in both frontends.
 
 A notebook calls two tools that have views: `show_counter` of the Python SDK server in
 tests/servers/app_server.py (a hand-written view with one button per bridge feature) and
@@ -109,9 +110,18 @@ def views_notebook(model_url: str) -> nbformat.NotebookNode:
     return notebook
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory, model: str) -> Iterator[str]:
-    base = tmp_path_factory.mktemp("apps-lab")
+# The frontends: JupyterLab 4 and Notebook 7 (the same widget manager and anywidget).
+FRONTENDS = {
+    "lab": ("lab", "LabApp", "/lab/tree/{name}?reset&token={token}"),
+    "notebook": ("notebook", "JupyterNotebookApp", "/notebooks/{name}?token={token}"),
+}
+
+
+@pytest.fixture(scope="module", params=list(FRONTENDS))
+def lab(request, tmp_path_factory, model: str) -> Iterator[str]:
+    """The frontend's URL for the notebook, with the server started for it."""
+    command_name, app, path = FRONTENDS[request.param]
+    base = tmp_path_factory.mktemp(f"apps-{request.param}")
     root = base / "root"
     root.mkdir()
     nbformat.write(views_notebook(model), root / NOTEBOOK)
@@ -119,11 +129,12 @@ def lab(tmp_path_factory, model: str) -> Iterator[str]:
     for directory in dirs.values():
         directory.mkdir()
     settings = dirs["config"] / "lab" / "user-settings"
-    for name, value in {
+    settings_files = {
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
             "checkForUpdates": False, "fetchNews": "false"},
-    }.items():
+    }
+    for name, value in (settings_files if request.param == "lab" else {}).items():
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
         (settings / name).write_text(json.dumps(value), encoding="utf-8")
     env = dict(os.environ)
@@ -138,11 +149,11 @@ def lab(tmp_path_factory, model: str) -> Iterator[str]:
     log = base / "jupyterlab.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+            [sys.executable, "-m", "jupyter", command_name, "--no-browser", f"--port={port}",
              "--ip=127.0.0.1", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}",
-             "--ServerApp.port_retries=0", f"--LabApp.user_settings_dir={settings}",
-             f"--LabApp.workspaces_dir={dirs['workspaces']}",
-             "--LabApp.expose_app_in_browser=True", "--allow-root"],
+             "--ServerApp.port_retries=0", f"--{app}.user_settings_dir={settings}",
+             f"--{app}.workspaces_dir={dirs['workspaces']}",
+             f"--{app}.expose_app_in_browser=True", "--allow-root"],
             stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
@@ -159,7 +170,7 @@ def lab(tmp_path_factory, model: str) -> Iterator[str]:
                     tail = log.read_text()[-3000:]
                     raise RuntimeError(f"jupyter lab not answering:\n{tail}") from None
                 time.sleep(0.2)
-        yield url
+        yield url + path.format(name=NOTEBOOK, token=TOKEN)
     finally:
         with contextlib.suppress(Exception):
             request = urllib.request.Request(f"{url}/api/shutdown?token={TOKEN}", method="POST")
@@ -179,7 +190,8 @@ def _only_local(route: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory) -> Iterator[Any]:
+def page(tmp_path_factory, lab: str) -> Iterator[Any]:
+    """A browser of its own for each frontend (no page of the other one left behind)."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: scripts/setup.sh --test installs it"
     from playwright import sync_api
 
@@ -241,7 +253,7 @@ def ran(lab: str, page: Any) -> dict[str, list[str]]:
     # Errors thrown inside a view are reported too; their stack names about:srcdoc.
     page.on("pageerror", lambda error: problems["errors"].append(
         f"pageerror: {error} {error.stack or ''}"))
-    page.goto(f"{lab}/lab/tree/{NOTEBOOK}?reset&token={TOKEN}")
+    page.goto(lab)
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
     page.wait_for_function(f"() => window.jupyterapp.isPluginActivated('{WIDGETS_PLUGIN}')")
     page.wait_for_function(READY, arg=NOTEBOOK, polling=250)
@@ -371,8 +383,17 @@ def test_an_agent_tool_call_shows_the_view(ran: dict, page: Any) -> None:
     agent.locator("#out").filter(has_text="peek: counter is").wait_for()
 
 
+# Notebook 7.6 itself throws this while loading its settings, with any notebook (seen
+# with a one-cell `1+1` notebook and no views): not a failure of the views.
+NOTEBOOK_BENIGN = re.compile(r"reading 'schema'.*static/notebook/notebook_core", re.DOTALL)
+
+
+def own_errors(errors: list[str]) -> list[str]:
+    return [e for e in errors if not NOTEBOOK_BENIGN.search(e)]
+
+
 def test_no_javascript_errors(ran: dict, page: Any) -> None:
-    assert ran["errors"] == []
+    assert own_errors(ran["errors"]) == []
 
 
 def test_a_broken_view_and_teardown_leave_the_page_whole(ran: dict, page: Any) -> None:
@@ -384,5 +405,5 @@ def test_a_broken_view_and_teardown_leave_the_page_whole(ran: dict, page: Any) -
     # Clearing the outputs tears the views down and removes their frames.
     command(page, "notebook:clear-all-cell-outputs")
     page.wait_for_function("() => !document.querySelector('.mcp-magic-app iframe')")
-    own = [e for e in ran["errors"] if "about:srcdoc" not in e]
+    own = [e for e in own_errors(ran["errors"]) if "about:srcdoc" not in e]
     assert own == []
