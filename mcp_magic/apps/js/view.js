@@ -274,7 +274,10 @@ export function render({ model, el, html }) {
       bridge.close().catch(() => {});
       frame.remove();
     };
-    if (!started) return gone();
+    // A view gets ui/resource-teardown while its frame is still in the page (the
+    // widget closed from the kernel); when JupyterLab clears an output it detaches the
+    // frame first, its document is already unloaded, and there is no one to tell.
+    if (!started || !frame.isConnected) return gone();
     Promise.race([
       bridge.teardownResource({}),
       new Promise((resolve) => setTimeout(resolve, TEARDOWN_TIMEOUT_MS)),
