@@ -481,7 +481,11 @@ class Agent:
         )
         self.names.bind(name, table.frame, cell, run_id, self.namespace, unnamed)
         variables[name] = table.proposed
-        publish(ToolCallFinished(call.id, "ok", table.duration, result=table.frame, variable=name))
+        publish(
+            ToolCallFinished(
+                call.id, "ok", table.duration, result=table.frame, variable=name, raw=table.raw
+            )
+        )
         if note:
             publish(Notice(note))
         told = frame_for_model(table.frame, name, max_rows=options.max_table_rows_inline)
@@ -623,8 +627,8 @@ class Agent:
             return f"Error: {outcome.error}"
         value = outcome.value
         if hasattr(value, "to_csv"):
-            return _Table(value, duration, proposed)  # bound and shown once it has its name
-        publish(ToolCallFinished(call.id, "ok", duration, result=value))
+            return _Table(value, duration, proposed, raw=result)  # named, then shown
+        publish(ToolCallFinished(call.id, "ok", duration, result=value, raw=result))
         text = outcome.text
         if len(text) > options.max_result_chars:
             text = text[: options.max_result_chars] + f"\n[... cut at {options.max_result_chars}"
@@ -728,6 +732,7 @@ class _Table:
     frame: Any
     duration: float
     proposed: str | None = None  # the name the model asked for (`result_name`)
+    raw: Any = None  # the tool's CallToolResult, for its view (MCP Apps)
 
 
 def _same_model(served: str, asked: str) -> bool:

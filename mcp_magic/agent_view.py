@@ -570,9 +570,10 @@ class AgentView:
 
     UPDATE_INTERVAL = 0.1  # seconds between two updates of the streaming text
 
-    def __init__(self, live: bool = False, terminal: bool = False) -> None:
+    def __init__(self, live: bool = False, terminal: bool = False, manager: Any = None) -> None:
         self.live = live and not terminal
         self.terminal = terminal
+        self.manager = manager  # to show a tool's view (MCP Apps), when given
         self.blocks: dict[str, _ToolBlock] = {}
         self.code_blocks: dict[str, _CodeBlock] = {}
         self._text = ""  # the current text segment (Jupyter)
@@ -686,8 +687,29 @@ class AgentView:
             preview = preview_text(ev)
             if preview:
                 self._line(_indent(preview))
+            self._show_view(block.started, ev)
             return
         block.finish(ev)
+        self._show_view(block.started, ev)
+
+    def _show_view(self, started: ToolCallStarted, ev: ToolCallFinished) -> None:
+        """Below a finished call whose tool has a view (MCP Apps): the view, live."""
+        if self.manager is None or ev.status != "ok" or started.hosted:
+            return
+        session = self.manager.sessions.get(started.server)
+        tool = session.tools.get(started.tool) if session is not None else None
+        from .apps import view_uri
+
+        if tool is None or view_uri(tool) is None:
+            return
+        from .apps.widget import show_view
+
+        self.flush()
+        result = ev.raw
+        if result is None:  # a table bound to a variable: the view gets its text
+            result = {"content": [{"type": "text", "text": result_text(ev.result)}]}
+        arguments = started.arguments if isinstance(started.arguments, dict) else {}
+        show_view(self.manager, started.server, started.tool, arguments, result)
 
     # -- code blocks
 

@@ -40,6 +40,7 @@ class ToolCallFinished:
     result: Any = None  # a DataFrame, text, or JSON-like value: what the user sees
     variable: str | None = None  # the notebook variable the result was bound to
     error: str | None = None
+    raw: Any = None  # the tool's CallToolResult, for a view of the call (MCP Apps)
 
 
 @dataclass

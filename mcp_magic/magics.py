@@ -715,6 +715,12 @@ class McpMagics(Magics):
                 progress.close()
         if args.raw:
             return result
+        from .apps import view_uri
+
+        if view_uri(tool):  # the tool has a view (MCP Apps): show it above the value
+            from .apps.widget import show_view
+
+            show_view(self.manager, server, tool_name, arguments, result)
         return self._tool_value(server, tool_name, result)
 
     def _call_all(self, server: str, name: str, tool: Any, arguments: dict[str, Any],
@@ -1084,7 +1090,7 @@ class McpMagics(Magics):
 
         terminal = type(self.shell).__name__ == "TerminalInteractiveShell"
         live = not terminal and getattr(self.shell, "kernel", None) is not None
-        return AgentView(live=live, terminal=terminal)
+        return AgentView(live=live, terminal=terminal, manager=self.manager)
 
     def close(self) -> None:
         if self.agent is not None and self.manager._loop is not None:

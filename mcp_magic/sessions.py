@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .apps import client_extensions as app_extensions
 from .auth import explain_failure as explain_auth_failure
 from .client_requests import ClientRequests
 from .columnar import client_extensions, has_table, resolve_links
@@ -652,7 +653,8 @@ class SessionManager:
                     log_level="info",
                     message_handler=on_message,
                     client_info=Implementation(name=self.client_name, version="0.1.0"),
-                    extensions=client_extensions(),  # tables as Arrow (mcp_magic.columnar)
+                    # tables as Arrow (mcp_magic.columnar), tool views (mcp_magic.apps)
+                    extensions=client_extensions() + app_extensions(),
                     **self.client_requests.callbacks(session),  # elicitation, sampling, roots
                 )
                 async with client:

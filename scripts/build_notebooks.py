@@ -15,6 +15,7 @@ and text that GitHub, nbviewer and a fresh JupyterLab show.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import subprocess
@@ -37,6 +38,16 @@ AGENT_TAGS = ["raises-exception"]  # a missing key stops the cell, not "Run All"
 
 def md(text: str) -> nbformat.NotebookNode:
     return new_markdown_cell(text.strip())
+
+
+def with_image(cell: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """Put notebooks/images/NAME into a Markdown cell as a data URI (`IMAGE:NAME` in its
+    text), so the picture travels with the notebook: exports and copies elsewhere show
+    it. (A cell attachment would do too, but JupyterLab first asks the browser for the
+    `attachment:` URL itself, which logs an error in the page.)"""
+    data = base64.b64encode((NOTEBOOKS / "images" / name).read_bytes()).decode()
+    cell.source = cell.source.replace(f"IMAGE:{name}", f"data:image/png;base64,{data}")
+    return cell
 
 
 def code(source: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
@@ -844,6 +855,118 @@ except Exception as error:
 """
         ),
         code("%mcp log files"),
+        with_image(md(
+            """
+## 6. A tool with a view (MCP Apps)
+
+Some servers give a tool an interactive **view**: a chart, a form, a map (the MCP Apps
+extension). The tool names a `ui://` resource holding HTML; `mcp_magic` tells servers it
+can show views, reads that resource when the tool is called and shows it in the cell,
+above the tool's result, in a sandboxed frame: the view has no access to the notebook
+page, and it may reach the network only where its server declared it. Buttons in the
+view call tools through this kernel's session; a tool that does not say it only reads
+asks you first (Allow / Deny under the view), and so does a link the view wants to open.
+The view follows JupyterLab's light or dark theme.
+
+![A tool's view in JupyterLab](IMAGE:apps_view.png)
+
+A server with a view is an ordinary server plus an HTML page. Here is a small one, built
+with the Python SDK's `Apps`: `region_chart(year)` reads the sample database and its
+view draws the totals as bars; the year buttons in the view call the tool again. First
+the page, which speaks the MCP Apps protocol (JSON-RPC over `postMessage`) with the host:
+"""
+        ), "apps_view.png"),
+        code(
+            """
+VIEW_HTML = \'\'\'
+<!DOCTYPE html><html><head><style>
+  body { font: 13px sans-serif; margin: 8px; color: var(--color-text-primary, #222); }
+  .bar { background: #4a90d9; height: 18px; margin: 3px 0; color: white; padding-left: 4px; }
+</style></head><body>
+<div><b id="title"></b> <button data-year="2024">2024</button>
+<button data-year="2025">2025</button></div><div id="bars"></div>
+<script>
+let next = 1;
+const waiting = {};
+const send = (msg) => parent.postMessage({jsonrpc: "2.0", ...msg}, "*");
+const ask = (method, params) => new Promise((done) => {
+  waiting[next] = done;
+  send({id: next++, method, params});
+});
+function draw(result) {
+  if (!result || result.isError) return;
+  const data = result.structuredContent || JSON.parse(result.content[0].text);
+  document.getElementById("title").textContent = `Revenue by region, ${data.year}`;
+  const top = Math.max(...data.rows.map((row) => row.total));
+  document.getElementById("bars").innerHTML = data.rows.map((row) =>
+    `<div class="bar" style="width:${80 * row.total / top}%">${row.region} ${row.total}</div>`
+  ).join("");
+  const height = document.body.scrollHeight + 16;
+  send({method: "ui/notifications/size-changed", params: {height}});
+}
+window.addEventListener("message", (event) => {
+  const msg = event.data || {};
+  if (msg.id in waiting) {
+    waiting[msg.id](msg.result);
+    delete waiting[msg.id];
+  } else if (msg.method === "ui/notifications/tool-result") {
+    draw(msg.params);
+  }
+});
+for (const button of document.querySelectorAll("button")) {
+  button.onclick = async () => draw(await ask("tools/call",
+    {name: "region_chart", arguments: {year: Number(button.dataset.year)}}));
+}
+ask("ui/initialize", {appInfo: {name: "regions", version: "1"}, appCapabilities: {},
+                      protocolVersion: "2026-01-26"})
+  .then(() => send({method: "ui/notifications/initialized", params: {}}));
+</script></body></html>
+\'\'\'
+(WORK / "regions.html").write_text(VIEW_HTML);
+"""
+        ),
+        md("Then the server, which serves the page as the tool's view:"),
+        code(
+            """
+SERVER_PY = \'\'\'
+import sqlite3
+import sys
+from pathlib import Path
+
+from mcp.server.apps import Apps
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+
+DB = sys.argv[1]
+VIEW = "ui://charts/regions.html"
+apps = Apps()
+
+
+@apps.tool(resource_uri=VIEW, annotations=ToolAnnotations(read_only_hint=True),
+           description="Revenue by region for one year, drawn as bars in a view.")
+def region_chart(year: int = 2025) -> dict:
+    with sqlite3.connect(DB) as db:
+        rows = db.execute(
+            "select region, round(sum(amount)) from sales where order_date like ?"
+            " group by region order by 2 desc", (f"{year}%",)).fetchall()
+    return {"year": year, "rows": [{"region": r, "total": t} for r, t in rows]}
+
+
+apps.add_html_resource(VIEW, Path(__file__).with_name("regions.html").read_text())
+MCPServer(name="charts", extensions=[apps]).run("stdio")
+\'\'\'
+(WORK / "charts_server.py").write_text(SERVER_PY);
+"""
+        ),
+        code("%mcp connect charts -- {sys.executable} {WORK}/charts_server.py {WORK}/scratch.db"),
+        md(
+            """
+Calling the tool shows the view, then the result as usual (here a table, ready for the
+next cell). A saved notebook, GitHub, nbviewer and an HTML export keep the result and
+one line saying a view exists; the view itself is live while the kernel runs.
+"""
+        ),
+        code("# NBVAL_CHECK_OUTPUT\n%mcp call charts.region_chart year=2025"),
         md(
             """
 ## Clean up
