@@ -755,6 +755,11 @@ class McpMagics(Magics):
     def _progress(self, label: str) -> Any:
         if not self.show_progress:
             return None
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is not None and not getattr(kernel, "_allow_stdin", True):
+            # Run by nbclient (nbval, papermill): nobody watches the bar, and whether it
+            # appeared would depend on the machine's speed, changing the saved outputs.
+            return None
         from .render import Progress
 
         return Progress(label, terminal=type(self.shell).__name__ == "TerminalInteractiveShell")
