@@ -21,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from . import naming
+from .apps import visible_to_model
 from .config import HttpSpec, expand_vars
 from .events import (
     ApprovalRequest,
@@ -233,6 +234,8 @@ class Agent:
             offered = False
             for tool in session.tools.values():
                 if not is_allowed(session.name, tool.name, options.allow, options.deny):
+                    continue
+                if not visible_to_model(tool):  # a tool its view calls, not for the model
                     continue
                 name = qualify(session.name, tool.name, set(bound))
                 annotations = tool.annotations

@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
+from .apps import visible_to_model
 from .events import CodeFinished, CodeRequest
 from .sessions import McpError, SessionManager
 
@@ -239,7 +240,7 @@ def tool_description(
         session = manager.sessions[server]
         lines.append(f"Server `{expression}`:")
         for name, tool in session.tools.items():
-            if not allowed(server, name):
+            if not allowed(server, name) or not visible_to_model(tool):
                 continue
             call = signature(server, tool).replace(python_name(server), expression, 1)
             lines.append(f"- {call}: {_first_sentence(tool.description or '')}")

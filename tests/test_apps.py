@@ -107,3 +107,16 @@ def test_a_resource_that_is_not_html_is_refused() -> None:
 
     with pytest.raises(ValueError, match="not text/html"):
         ViewResource.from_contents("ui://x", [Item()])
+
+
+def test_tools_meant_for_views_alone_are_not_offered_to_the_model(host: Host) -> None:
+    from mcp_magic.agent import Agent, AgentOptions
+    from mcp_magic.code_mode import tool_description
+
+    counter = host.manager.sessions["counter"]
+    assert "view_state" in counter.tools  # the view may call it ...
+    agent = Agent(host.manager, provider=None, namespace={})
+    offered = {t.tool for t in agent.gather_tools(AgentOptions())[0].values()}
+    assert "view_state" not in offered and {"show_counter", "peek"} <= offered  # ... a model not
+    described = tool_description(host.manager, {"counter": "counter"}, lambda s, t: True, {})
+    assert "counter.peek(" in described and "view_state" not in described

@@ -64,6 +64,14 @@ def visible_to_app(tool: Any) -> bool:
     return not isinstance(visibility, list) or "app" in visibility
 
 
+def visible_to_model(tool: Any) -> bool:
+    """Whether a model may call this tool: not one meant for its view alone
+    (``_meta.ui.visibility`` without "model"; the default is both)."""
+    ui = _meta(tool).get("ui")
+    visibility = ui.get("visibility") if isinstance(ui, dict) else None
+    return not isinstance(visibility, list) or "model" in visibility
+
+
 def read_only(tool: Any) -> bool:
     """Whether the tool says it only reads (MCP annotations ``readOnlyHint``)."""
     annotations = getattr(tool, "annotations", None)

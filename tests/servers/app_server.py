@@ -156,6 +156,14 @@ def negotiated(ctx: Context) -> str:
     return "apps" if client_supports_apps(ctx) else "no apps"
 
 
+@server.tool(
+    meta={"ui": {"visibility": ["app"]}}, annotations=ToolAnnotations(read_only_hint=True)
+)
+def view_state() -> str:
+    """For the view alone (visibility "app"): never offered to a model."""
+    return f"counter is {COUNTER['value']}"
+
+
 @server.resource("note://readme", mime_type="text/plain")
 def readme() -> str:
     return "hello from the server"
