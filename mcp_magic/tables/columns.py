@@ -15,7 +15,6 @@ gives the same result on either path; the tests compare both.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -42,7 +41,7 @@ def row_columns(rows: Sequence[Any], width: int) -> list[list] | None:
     """The columns of rows that are all lists or tuples of ``width`` (checked by the caller)."""
     if not set(map(type, rows)) <= _ROW_TYPES:
         return None
-    return [list(map(itemgetter(i), rows)) for i in range(width)]
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 def record_columns(records: Sequence[Any]) -> tuple[list, list[list]] | None:
@@ -56,7 +55,7 @@ def record_columns(records: Sequence[Any]) -> tuple[list, list[list]] | None:
     if not keys or set(map(type, records)) != {dict} or set(map(len, records)) != {len(keys)}:
         return None
     try:
-        columns = [list(map(itemgetter(k), records)) for k in keys]
+        columns = [[record[k] for record in records] for k in keys]
     except KeyError:
         return None
     return keys, columns

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import pandas as pd
@@ -352,7 +351,7 @@ def _values_table(values: list) -> pd.DataFrame | None:
     if not body:
         return pd.DataFrame(columns=header)
     # and send empty cells as "": those are missing
-    columns = [list(map(itemgetter(i), body)) for i in range(width)]
+    columns = [[row[i] for row in body] for i in range(width)]
     return columns_frame(columns, header, [], empty_is_null=True)
 
 
