@@ -71,6 +71,13 @@ COLUMNS = {
 }
 
 
+def objects(values: list) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        array[i] = value
+    return array
+
+
 def same(left: object, right: object) -> None:
     pd.testing.assert_series_equal(pd.Series(left), pd.Series(right), check_exact=True)
 
@@ -80,9 +87,10 @@ def same(left: object, right: object) -> None:
 def test_fast_column_gives_what_the_full_path_gives(name: str, kind: str | None) -> None:
     values = COLUMNS[name]
     (full,) = _slow_columns([values], [kind], False)
-    fast = fast_column(list(values), kind)
-    if fast is not None:
-        same(fast, full)
+    for given in (list(values), objects(values)):  # a record's column, a row table's
+        fast = fast_column(given, kind)
+        if fast is not None:
+            same(fast, full)
     frame = columns_frame([list(values)], ["c"], [kind])
     same(frame["c"].rename(None), full)
 
@@ -106,6 +114,20 @@ def test_fast_paths_are_taken_for_regular_columns() -> None:
     assert fast_column([1, 2.5], None) is None  # mixed types: the full path
     assert fast_column([1, 2**64], None) is None  # beyond int64: the full path
     assert fast_column(["a", ""], None, empty_is_null=True) is None
+    assert fast_column(objects([1, True]), None) is None  # a bool is no integer here
+    assert fast_column(objects([1, 2**64]), None) is None
+    assert fast_column(objects([1, None]), None) is None
+    assert fast_column(objects([1, 2]), None).dtype == np.int64
+    assert str(fast_column(objects(["1", "2"]), None).dtype) == "int64"
+
+
+def test_rows_as_tuples_and_mixed_widths() -> None:
+    got = result_to_table({"columns": ["a", "b"], "rows": [(1, "x"), [2, "y"]]}, None)
+    assert got.to_dict("list") == {"a": [1, 2], "b": ["x", "y"]}
+    assert result_to_table({"columns": ["a", "b"], "rows": [[1, "x"], [2]]}, None) is None
+    nested = result_to_table({"columns": ["a", "b"], "rows": [[[1, 2], "x"], [[3, 4], "y"]]},
+                             None)
+    assert nested["a"].tolist() == [[1, 2], [3, 4]]
 
 
 ROWS = [[i, i * 1.5, f"r{i % 3}", f"2024-01-{i % 28 + 1:02d}", i % 2 == 0] for i in range(50)]

@@ -34,13 +34,29 @@ from .dtypes import (
 __all__ = ["row_columns", "record_columns", "columns_frame"]
 
 _ROW_TYPES = frozenset({list, tuple})
+
+try:  # what from_records fills its object array with (pandas 2 and 3)
+    from pandas._libs.lib import to_object_array as _to_object_array
+except ImportError:  # pragma: no cover - a later pandas: the columns are taken one by one
+    _to_object_array = None
 _CONVERT_ERRORS = (TypeError, ValueError, OverflowError, IndexError, KeyError, AttributeError)
 
 
-def row_columns(rows: Sequence[Any], width: int) -> list[list] | None:
-    """The columns of rows that are all lists or tuples of ``width`` (checked by the caller)."""
+def row_columns(rows: Sequence[Any], width: int) -> list[Any] | None:
+    """The columns of rows that are all lists or tuples of ``width`` (checked by the caller).
+
+    Each column is a view into one object array filled row by row, as ``from_records``
+    does it: one pass over the rows, which matters once they no longer fit in the cache.
+    """
     if not set(map(type, rows)) <= _ROW_TYPES:
         return None
+    if _to_object_array is not None:
+        try:
+            cells = _to_object_array(rows if isinstance(rows, list) else list(rows))
+        except (TypeError, ValueError):
+            cells = None
+        if cells is not None and cells.shape == (len(rows), width):
+            return [cells[:, i] for i in range(width)]
     return [[row[i] for row in rows] for i in range(width)]
 
 
@@ -62,7 +78,7 @@ def record_columns(records: Sequence[Any]) -> tuple[list, list[list]] | None:
 
 
 def columns_frame(
-    columns: list[list], names: Sequence[Any], kinds: Sequence[Kind | None],
+    columns: list[Any], names: Sequence[Any], kinds: Sequence[Kind | None],
     *, empty_is_null: bool = False,
 ) -> pd.DataFrame:
     """A DataFrame from columns (lists of equal length), typed as `shapes` types rows.
@@ -88,9 +104,10 @@ def columns_frame(
 
 
 def _slow_columns(
-    columns: list[list], kinds: list[Kind | None], empty_is_null: bool
+    columns: list[Any], kinds: list[Kind | None], empty_is_null: bool
 ) -> list[Any]:
     """The full path: ``from_records``, the declared kinds, then inference."""
+    columns = [c.tolist() if isinstance(c, np.ndarray) else c for c in columns]
     df = pd.DataFrame.from_records(list(zip(*columns)), columns=range(len(columns)))
     if empty_is_null:
         for i in range(df.shape[1]):
@@ -108,41 +125,53 @@ def _slow_columns(
 # --------------------------------------------------------------------------- one column
 
 
-def fast_column(values: list, kind: Kind | None, empty_is_null: bool = False) -> Any:
+def fast_column(values: Any, kind: Kind | None, empty_is_null: bool = False) -> Any:
     """The column as an array when it is regular, else None (the caller takes the full path).
 
     Gives what the full path gives for the same values: ``from_records`` turns a column of
     ints into int64, floats into float64, bools into bool, text into its string dtype;
     then the declared kind or inference applies.
     """
-    types = set(map(type, values))
-    if len(types) != 1:
-        return None
-    (kind_of_value,) = types
+    held = _value_class(values)
     try:
-        if kind_of_value is int:
+        if held == "integer":
             if kind not in (None, "int", "text", "float", "datetime", "datetimetz", "timedelta"):
                 return None
-            array = np.array(values, dtype=np.int64)
+            array = np.asarray(values, dtype=np.int64)  # OverflowError beyond int64
             return array.astype(np.float64) if kind == "float" else array
-        if kind_of_value is float:
+        if held == "floating":
             if kind not in (None, "float", "text", "datetime", "datetimetz", "timedelta"):
                 return None
-            return np.array(values, dtype=np.float64)
-        if kind_of_value is bool:
+            return np.asarray(values, dtype=np.float64)
+        if held == "boolean":
             if kind not in (None, "bool", "text"):
                 return None
-            return np.array(values, dtype=bool)
+            return np.asarray(values, dtype=bool)
     except (OverflowError, ValueError, TypeError):
         return None
-    if kind_of_value is str:
+    if held == "string":
         if empty_is_null and "" in values:
             return None
         return _text_column(values, kind)
     return None
 
 
-def _text_column(values: list[str], kind: Kind | None) -> Any:
+_CLASSES = {int: "integer", float: "floating", bool: "boolean", str: "string"}
+
+
+def _value_class(values: Any) -> str:
+    """What all values are: ``integer``, ``floating``, ``boolean``, ``string``, or other.
+
+    Scanned in C: ``infer_dtype`` for an object array (bools are not integers there), the
+    set of the exact types for a list.
+    """
+    if isinstance(values, np.ndarray):
+        return pd.api.types.infer_dtype(values, skipna=False)
+    types = set(map(type, values))
+    return _CLASSES.get(types.pop(), "other") if len(types) == 1 else "mixed"
+
+
+def _text_column(values: Any, kind: Kind | None) -> Any:
     first = values[0]
     if kind in ("datetime", "datetimetz") or (kind is None and _ISO_START.match(first)):
         converted = _attempt(lambda: text_dates(values))
@@ -169,7 +198,7 @@ def _attempt(convert: Callable[[], pd.Series | None]) -> pd.Series | None:
 _TEXT_DTYPE: list[Any] = []
 
 
-def text_array(values: list[str]) -> Any:
+def text_array(values: Any) -> Any:
     """Text as ``from_records`` stores it: pandas' default string dtype (object before 3.0)."""
     if not _TEXT_DTYPE:
         _TEXT_DTYPE.append(pd.DataFrame.from_records([("a",)]).dtypes.iloc[0])

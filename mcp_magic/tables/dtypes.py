@@ -290,8 +290,8 @@ def _number_array(values: Any, joined: str) -> np.ndarray | None:
         return None
 
 
-def text_numbers(values: list[str]) -> np.ndarray | None:
-    """A column of text (no NULLs) as numbers when every value is a plain number."""
+def text_numbers(values: Any) -> np.ndarray | None:
+    """A column of text (a list or object array, no NULLs) as numbers when all are plain."""
     joined = _plain_numbers(values) if _NUMBER_START.match(values[0]) else None
     return None if joined is None else _number_array(values, joined)
 
@@ -324,8 +324,8 @@ def _to_datetime(series: pd.Series) -> pd.Series:
     return _pandas_dates(series, values)
 
 
-def text_dates(values: list[str]) -> pd.Series:
-    """A column of text (no NULLs) as ``_to_datetime`` reads it, or ValueError."""
+def text_dates(values: Any) -> pd.Series:
+    """A column of text (a list or object array, no NULLs) as ``_to_datetime`` reads it."""
     array = _numpy_dates(values, values)
     if array is not None:
         return pd.Series(array)
