@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import random
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,11 @@ COLUMNS = {
     "text with empty": ["a", ""],
     "number text": ["1", "2", "30"],
     "float text": ["1.5", "-2", "3e5"],
+    "decimal text": ["123.45", "0.10", "-7"],
+    "exponents": ["1e5", "2.5E-3", "-0"],
+    "18 digits": ["123456789012345678", "1"],
+    "integral float text": ["1.0", "2"],
+    "fraction only": ["0.5", ".5"],
     "zip codes": ["01234", "12345"],
     "long ints": ["1234567890123456789", "1"],
     "number text then word": ["1", "x"],
@@ -173,3 +179,14 @@ def test_duplicate_column_names_survive() -> None:
     got = result_to_table({"columns": ["a", "a"], "rows": [[1, "x"], [2, "y"]]}, None)
     assert list(got.columns) == ["a", "a"]
     assert got.iloc[:, 0].tolist() == [1, 2]
+
+
+def test_declared_numbers_as_text_parse_as_to_numeric_does() -> None:
+    rng = random.Random(7)
+    values = [f"{rng.uniform(-1e6, 1e6):.{rng.randint(0, 9)}f}" for _ in range(2000)]
+    values += [repr(rng.random() * 10 ** rng.randint(-300, 300)) for _ in range(2000)]
+    for kind in ("float", None):
+        (full,) = _slow_columns([values], [kind], False)
+        fast = fast_column(values, kind)
+        assert fast is not None
+        same(fast, full)

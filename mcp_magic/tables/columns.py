@@ -176,9 +176,12 @@ def _text_column(values: Any, kind: Kind | None) -> Any:
     if kind in ("datetime", "datetimetz") or (kind is None and _ISO_START.match(first)):
         converted = _attempt(lambda: text_dates(values))
         return text_array(values) if converted is None else converted.array
-    if kind is None and _NUMBER_START.match(first):
+    if kind in (None, "int", "float") and _NUMBER_START.match(first):
+        # plain numbers: parsed as pandas' to_numeric would (both round correctly)
         numbers = text_numbers(values)
-        if numbers is not None:
+        if numbers is not None and kind != "int":
+            return numbers if kind is None else numbers.astype(np.float64)
+        if numbers is not None and numbers.dtype.kind == "i":
             return numbers
     if kind is None or kind == "text":
         return text_array(values)

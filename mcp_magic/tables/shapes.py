@@ -351,7 +351,7 @@ def _values_table(values: list) -> pd.DataFrame | None:
     if not body:
         return pd.DataFrame(columns=header)
     # and send empty cells as "": those are missing
-    columns = [[row[i] for row in body] for i in range(width)]
+    columns = row_columns(body, width) or [[row[i] for row in body] for i in range(width)]
     return columns_frame(columns, header, [], empty_is_null=True)
 
 
