@@ -190,3 +190,9 @@ def test_declared_numbers_as_text_parse_as_to_numeric_does() -> None:
         fast = fast_column(values, kind)
         assert fast is not None
         same(fast, full)
+
+
+def test_nanoseconds_are_kept_not_cut_to_microseconds() -> None:
+    got = result_to_table({"columns": ["at"], "rows": [["2024-01-05T10:00:00.123456789"],
+                                                       ["2024-01-05T10:00:00"]]}, None)
+    assert got["at"].iloc[0] == pd.Timestamp("2024-01-05T10:00:00.123456789")
