@@ -196,3 +196,12 @@ def test_nanoseconds_are_kept_not_cut_to_microseconds() -> None:
     got = result_to_table({"columns": ["at"], "rows": [["2024-01-05T10:00:00.123456789"],
                                                        ["2024-01-05T10:00:00"]]}, None)
     assert got["at"].iloc[0] == pd.Timestamp("2024-01-05T10:00:00.123456789")
+
+
+def test_declared_big_ints_with_nulls_in_records_stay_exact() -> None:
+    schema = {"type": "object", "properties": {"rows": {"type": "array", "items": {
+        "type": "object", "properties": {"n": {"type": "integer"}}}}}}
+    got = result_to_table({"rows": [{"n": 2**60 + 1}, {"n": None}]}, None,
+                          output_schema=schema)
+    assert str(got["n"].dtype) == "Int64"
+    assert got["n"].iloc[0] == 2**60 + 1 and got["n"].isna().iloc[1]
