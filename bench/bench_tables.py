@@ -33,7 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mcp_magic.tables import result_to_table  # noqa: E402
+from mcp_magic.tables import parse_text, result_to_table  # noqa: E402
 
 GOAL = 1.3
 REGIONS = ["North", "South", "East", "West", "Central"]
@@ -81,9 +81,13 @@ class Shape:
     """One answer shape: what ours gets, and the two baselines."""
 
     def __init__(self, name: str, ours: Callable[[], Any], parsed: Callable[[], Any],
-                 user: Callable[[], Any], text_mb: float = 0.0) -> None:
+                 user: Callable[[], Any], text_mb: float = 0.0,
+                 text: str | None = None) -> None:
         self.name, self.ours, self.parsed, self.user, self.text_mb = (
             name, ours, parsed, user, text_mb)
+        # ours' first step on a text answer: the text to values (JSON, Python literal)
+        self.parse: Callable[[], Any] | None = (
+            (lambda: parse_text(text)) if text is not None and parse_text(text)[1] else None)
 
 
 def make_shapes(n: int) -> list[Shape]:
@@ -126,7 +130,7 @@ def make_shapes(n: int) -> list[Shape]:
         lambda: result_to_table(None, json_text),
         lambda: pd.DataFrame.from_records(records),
         lambda: dated(pd.DataFrame.from_records(json.loads(json_text))),
-        len(json_text) / 1e6,
+        len(json_text) / 1e6, json_text,
     ))
 
     strings = [{**rec, "id": str(rec["id"]), "amount": str(rec["amount"])} for rec in records]
@@ -137,7 +141,7 @@ def make_shapes(n: int) -> list[Shape]:
         lambda: pd.DataFrame.from_records(strings),
         lambda: numbered(dated(pd.DataFrame.from_records(json.loads(strings_text))),
                          "id", "amount"),
-        len(strings_text) / 1e6,
+        len(strings_text) / 1e6, strings_text,
     ))
 
     envelope = {"success": True, "columns": COLUMNS,
@@ -151,7 +155,7 @@ def make_shapes(n: int) -> list[Shape]:
         lambda: pd.DataFrame.from_records(envelope["rows"], columns=COLUMNS),
         lambda: numbered(dated(pd.DataFrame.from_records(json.loads(envelope_text)["rows"],
                                                          columns=COLUMNS)), "amount"),
-        len(envelope_text) / 1e6,
+        len(envelope_text) / 1e6, envelope_text,
     ))
 
     tz = dt.timezone.utc
@@ -169,7 +173,7 @@ def make_shapes(n: int) -> list[Shape]:
         lambda: pd.DataFrame.from_records(py_rows),
         lambda: literal_fixed(pd.DataFrame.from_records(
             eval(literal_text, dict(names)))),  # noqa: S307
-        len(literal_text) / 1e6,
+        len(literal_text) / 1e6, literal_text,
     ))
 
     tuples = [(r[0], Decimal(str(r[1])), r[2], r[3], r[4]) for r in rows]
@@ -180,7 +184,7 @@ def make_shapes(n: int) -> list[Shape]:
         lambda: pd.DataFrame.from_records(tuples),
         lambda: tuples_fixed(pd.DataFrame.from_records(
             eval(tuples_text, dict(names)))),  # noqa: S307
-        len(tuples_text) / 1e6,
+        len(tuples_text) / 1e6, tuples_text,
     ))
 
     csv_text = pd.DataFrame.from_records(records).to_csv(index=False)
@@ -218,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="rows (default 100,000)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
     parser.add_argument("--quick", action="store_true", help="5,000 rows, one run")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the text parse alone (JSON or Python literal -> "
+                             "values), the part of ours that the 'parsed' baseline skips")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.repeat = 5_000, 1
@@ -233,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         mb = f"{shape.text_mb:5.1f}" if shape.text_mb else "    -"
         print(f"{shape.name:58} {mb} {ours:7.3f} {parsed:7.3f} {user:7.3f} "
               f"{r_parsed:7.2f}x {r_user:6.2f}x  {verdict}")
+        if args.breakdown and shape.parse is not None:
+            parse = min(timed(shape.parse) for _ in range(args.repeat))
+            print(f"{'':4}text parse alone {parse:.3f} s = {parse / parsed:.2f}x 'parsed'; "
+                  f"the rest of ours {max(ours - parse, 0):.3f} s = "
+                  f"{max(ours - parse, 0) / parsed:.2f}x 'parsed'")
     print("ratios: ours / baseline (s). 'parsed' = from_records on already-parsed rows, no "
           "dtype work;\n'user' = standard parse + from_records + the same dtype fixes "
           "(the goal is counted against 'user').")

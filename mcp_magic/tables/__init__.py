@@ -6,9 +6,10 @@ binds and the preview the model gets. Detection runs in order of trust: an error
 ``{"success": false, "error": ...}``), then ``structured_content``, then the text: JSON,
 a Python literal (`literals`), then file listings, Markdown tables and CSV/TSV (`text`).
 What is tabular becomes a DataFrame (`shapes`) whose dtypes follow what the server
-declared, else what whole columns hold (`dtypes`). The other fields of an envelope stay
-in ``DataFrame.attrs``; `notices` turns truncation and warning fields into one-line
-remarks for the cell.
+declared, else what whole columns hold (`dtypes`); regular rows and records are built
+column by column (`columns`), anything else through ``from_records``. The other fields of
+an envelope stay in ``DataFrame.attrs``; `notices` turns truncation and warning fields
+into one-line remarks for the cell.
 
 The table contract of the built-in data server (its ``structured_content``)::
 

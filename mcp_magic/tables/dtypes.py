@@ -224,6 +224,7 @@ _NUMBER_START = re.compile(r"-?(?:0|[1-9]\d{0,17})(?:\.\d+)?(?:[eE][+-]?\d{1,3})
 _NOT_NUMBER_CHAR = re.compile(r"[^0-9eE.+\-\n]")
 _LEADING_ZERO = re.compile(r"\n-?0\d")
 _LONG_INT = re.compile(r"\d{19}")
+_SUB_MICROSECOND = re.compile(r"\.\d{7}")
 
 
 def infer_columns(df: pd.DataFrame, skip: Sequence[bool] = ()) -> None:
@@ -255,32 +256,44 @@ def _infer_text(series: pd.Series, value: str) -> pd.Series | None:
         return _to_datetime(series)
     if _NUMBER_START.match(value):
         values = _text_values(series)
-        if values is None:
+        joined = None if values is None else _plain_numbers(values)
+        if joined is None:
             return None
-        joined = "\n" + "\n".join(values) + "\n"
-        if (
-            _NOT_NUMBER_CHAR.search(joined)
-            or "\n\n" in joined
-            or "\n+" in joined
-            or _LEADING_ZERO.search(joined)  # codes such as ZIP "01234" stay text
-            or (max(map(len, values)) > 18 and _LONG_INT.search(joined))  # beyond int64
-        ):
-            return None
-        return _to_numbers(series, values, joined)
+        if len(values) == len(series):
+            array = _number_array(values, joined)
+            if array is not None:
+                return pd.Series(array, index=series.index)
+        return pd.to_numeric(series)
     return None
 
 
-def _to_numbers(series: pd.Series, values: Any, joined: str) -> pd.Series:
-    """Plain numbers as text (checked) -> int64 or float64; with NULLs, pandas does it."""
-    if len(values) == len(series):
-        floats = any(c in joined for c in ".eE")
-        try:
-            array = values.astype("float64") if floats else np.array(values.tolist(), "int64")
-            return pd.Series(array, index=series.index)
-        except (ValueError, OverflowError):
-            pass
-    return pd.to_numeric(series)
-    return None
+def _plain_numbers(values: Any) -> str | None:
+    """The values joined, when every one is a plain number (checked in C), else None."""
+    joined = "\n" + "\n".join(values) + "\n"
+    if (
+        _NOT_NUMBER_CHAR.search(joined)
+        or "\n\n" in joined
+        or "\n+" in joined
+        or _LEADING_ZERO.search(joined)  # codes such as ZIP "01234" stay text
+        or (max(map(len, values)) > 18 and _LONG_INT.search(joined))  # beyond int64
+    ):
+        return None
+    return joined
+
+
+def _number_array(values: Any, joined: str) -> np.ndarray | None:
+    """Plain numbers as text (checked, no NULLs) -> int64 or float64 array, or None."""
+    floats = any(c in joined for c in ".eE")
+    try:
+        return np.array(values, dtype="float64" if floats else "int64")
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+def text_numbers(values: Any) -> np.ndarray | None:
+    """A column of text (a list or object array, no NULLs) as numbers when all are plain."""
+    joined = _plain_numbers(values) if _NUMBER_START.match(values[0]) else None
+    return None if joined is None else _number_array(values, joined)
 
 
 def _text_values(series: pd.Series) -> Any:
@@ -305,6 +318,25 @@ def _to_datetime(series: pd.Series) -> pd.Series:
             return pd.to_datetime(series, format="ISO8601", utc=True)
     cells = series.to_numpy(dtype=object, na_value=None)
     values = cells[series.notna().to_numpy()] if series.hasnans else cells
+    array = _numpy_dates(values, cells)
+    if array is not None:
+        return pd.Series(array, index=series.index, name=series.name)
+    return _pandas_dates(series, values)
+
+
+def text_dates(values: Any) -> pd.Series:
+    """A column of text (a list or object array, no NULLs) as ``_to_datetime`` reads it."""
+    array = _numpy_dates(values, values)
+    if array is not None:
+        return pd.Series(array)
+    return _pandas_dates(pd.Series(np.array(values, dtype=object), dtype=object), values)
+
+
+def _numpy_dates(values: Any, cells: Any) -> np.ndarray | None:
+    """``cells`` as datetime64[us] when numpy reads them exactly, None to ask pandas.
+
+    Raises ValueError when a value is not text or too short for a date.
+    """
     try:
         joined = "\n".join(values)
     except TypeError:
@@ -312,14 +344,22 @@ def _to_datetime(series: pd.Series) -> pd.Series:
     # pandas' "ISO8601" also reads "2024" or "2024-01": those must not become dates
     if len(values) and min(map(len, values)) < 10:
         raise ValueError("too short for a date")
-    if "Z" not in joined and "+" not in joined and joined.count("-") == 2 * len(values):
-        # no offset, no negative year: numpy's reader is 4x faster than pandas'
+    if (
+        "Z" not in joined
+        and "+" not in joined
+        and joined.count("-") == 2 * len(values)
+        and ("." not in joined or not _SUB_MICROSECOND.search(joined))
+    ):
+        # no offset, no negative year, no digits past microseconds (numpy would drop
+        # them): numpy's reader is 4x faster than pandas'
         try:
-            array = np.array(cells, dtype="datetime64[us]")
+            return np.array(cells, dtype="datetime64[us]")
         except (ValueError, TypeError, OverflowError):
             pass
-        else:
-            return pd.Series(array, index=series.index, name=series.name)
+    return None
+
+
+def _pandas_dates(series: pd.Series, values: Any) -> pd.Series:
     try:
         return pd.to_datetime(series, format="ISO8601")
     except ValueError:

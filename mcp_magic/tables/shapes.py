@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from .columns import columns_frame, record_columns, row_columns
 from .dtypes import Kind, apply_kinds, infer_columns, schema_kind, type_kind
 
 __all__ = ["object_table", "Hints"]
@@ -220,11 +221,16 @@ def _records_table(
 ) -> pd.DataFrame | None:
     if isinstance(records, tuple):
         records = list(records)
+    by_name = dict(zip(names, kinds, strict=False)) if names else {}
+    regular = record_columns(records)
+    if regular is not None:  # every record has the same keys: built column by column
+        keys, columns = regular
+        return columns_frame(columns, keys, [by_name.get(str(k)) for k in keys])
     try:
         df = pd.DataFrame.from_records(records)
     except (TypeError, ValueError, AttributeError, KeyError):
         return None
-    _type_columns(df, dict(zip(names, kinds, strict=False)) if names else {})
+    _type_columns(df, by_name)
     return df
 
 
@@ -252,6 +258,9 @@ def _rows_table(
         return None
     if len(names) != width:
         names, kinds = [f"col_{i}" for i in range(width)], kinds if len(kinds) == width else []
+    columns = row_columns(rows, width)
+    if columns is not None:  # lists and tuples only: built column by column
+        return columns_frame(columns, names, kinds)
     try:
         df = pd.DataFrame.from_records(rows if isinstance(rows, list) else list(rows),
                                        columns=names)
@@ -325,7 +334,7 @@ def _field_specs(fields: list) -> tuple[list[str], list[Kind | None]]:
 
 def _values_table(values: list) -> pd.DataFrame | None:
     """A spreadsheet range: the first row is the header; short rows are padded."""
-    if len(values) < 1 or not all(isinstance(r, list) for r in values):
+    if len(values) < 1 or not _all_lists(values):
         return None
     header = values[0]
     if not header or not all(isinstance(h, str) and h.strip() for h in header):
@@ -339,13 +348,16 @@ def _values_table(values: list) -> pd.DataFrame | None:
         return None
     if widths - {width}:  # spreadsheets leave out empty cells at the end of a row
         body = [r + [None] * (width - len(r)) if len(r) < width else r for r in body]
-    df = pd.DataFrame.from_records(body, columns=header) if body else pd.DataFrame(columns=header)
-    for i in range(width):  # and send empty cells as ""
-        col = df.iloc[:, i]
-        if (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)) and (col == "").any():
-            df.isetitem(i, col.replace("", None))
-    infer_columns(df)
-    return df
+    if not body:
+        return pd.DataFrame(columns=header)
+    # and send empty cells as "": those are missing
+    columns = row_columns(body, width) or [[row[i] for row in body] for i in range(width)]
+    return columns_frame(columns, header, [], empty_is_null=True)
+
+
+def _all_lists(values: list) -> bool:
+    """``all(isinstance(v, list) for v in values)``, with the loop in C."""
+    return all(issubclass(t, list) for t in set(map(type, values)))
 
 
 def _is_content_block(obj: dict) -> bool:

@@ -197,6 +197,9 @@ def _is_header_name(name: str) -> bool:
 
 
 def _reads_like_prose(text: str) -> bool:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    sentences = sum(bool(_SENTENCE_END.search(line)) for line in lines)
+    lines = [line for line in map(str.strip, text.splitlines()) if line]
+    # only a line ending in . ! or ? can end a sentence: the regex runs on those alone
+    sentences = sum(
+        1 for line in lines if line[-1] in ".!?" and _SENTENCE_END.search(line[-2:])
+    )
     return sentences * 2 >= len(lines)
