@@ -9,8 +9,11 @@ For each shape two baselines are timed:
   text (``json.loads``, ``eval`` with the constructors imported for Python literals, since
   ``ast.literal_eval`` refuses ``Decimal``; ``pd.read_csv`` for CSV), ``from_records``,
   then the dtype fixes ours makes (``pd.to_datetime`` on the ISO dates, ``pd.to_numeric``
-  on numbers sent as text, Decimal to float). The goal is counted against this one: it
-  does the same work (any reader must parse the text and convert the dates).
+  on numbers sent as text, Decimal to float): the same work as ours.
+
+The goal (<= 1.3x) is counted against ``parsed``, the stricter one; text shapes cannot
+reach it while parsing the text alone costs about as much as the whole baseline
+(``--breakdown`` shows that part).
 """
 
 from __future__ import annotations
@@ -235,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     for shape in make_shapes(args.rows):
         ours, parsed, user = measure(shape, args.repeat)
         r_parsed, r_user = ours / parsed, ours / user
-        counted = r_user
-        verdict = "OK" if counted <= GOAL else "over goal"
+        verdict = "OK" if r_parsed <= GOAL else "over goal"
         mb = f"{shape.text_mb:5.1f}" if shape.text_mb else "    -"
         print(f"{shape.name:58} {mb} {ours:7.3f} {parsed:7.3f} {user:7.3f} "
               f"{r_parsed:7.2f}x {r_user:6.2f}x  {verdict}")
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{max(ours - parse, 0) / parsed:.2f}x 'parsed'")
     print("ratios: ours / baseline (s). 'parsed' = from_records on already-parsed rows, no "
           "dtype work;\n'user' = standard parse + from_records + the same dtype fixes "
-          "(the goal is counted against 'user').")
+          "(the goal is counted against 'parsed').")
     return 0
 
 
