@@ -103,8 +103,8 @@ def _chunks_of(part: str | list[Any]) -> Iterator[bytes]:
     yield b"]"
 
 
-def message_chunks(message: types.JSONRPCMessage) -> Iterator[bytes]:
-    """The message as one JSON line (what the SDK's writer sends), in pieces.
+def message_chunks(message: types.JSONRPCMessage, end: bytes = b"\n") -> Iterator[bytes]:
+    """The message as one JSON line (what the SDK's writer sends), in pieces; `end` closes it.
 
     Only a response's result is searched for big parts: requests and notifications
     from a server are small.
@@ -116,7 +116,7 @@ def message_chunks(message: types.JSONRPCMessage) -> Iterator[bytes]:
             message = message.model_copy(update={"result": result})
     head = message.__pydantic_serializer__.to_json(message, by_alias=True, exclude_unset=True)
     if not parts:
-        yield head + b"\n"
+        yield head + end
         return
     position = 0
     for index, part in enumerate(parts):
@@ -127,7 +127,7 @@ def message_chunks(message: types.JSONRPCMessage) -> Iterator[bytes]:
         yield head[position:found]
         yield from _chunks_of(part)
         position = found + len(marker)
-    yield head[position:] + b"\n"
+    yield head[position:] + end
 
 
 # -- the pipe ends ------------------------------------------------------------------------------
