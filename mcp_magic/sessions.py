@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from .auth import explain_failure as explain_auth_failure
 from .client_requests import ClientRequests
-from .columnar import client_extensions, has_table, resolve_links
+from .columnar import client_extensions, settle_result
 from .config import (
     ConfigError,
     HttpSpec,
@@ -740,7 +740,7 @@ class SessionManager:
             )
             if len(session.request_failures) > failed_before:  # never an error as a value
                 raise McpError(f"{name}.{tool}: {session.request_failures[-1]}")
-            return await resolve_links(session.client, result) if has_table(result) else result
+            return await settle_result(session.client, result)
         except McpError:
             raise
         except Exception as exc:

@@ -42,7 +42,7 @@ from mcp.client.stdio import (
     get_default_environment,
 )
 from mcp.shared.message import SessionMessage
-from mcp_types import jsonrpc_message_adapter
+from mcp_types import JSONRPCResponse, jsonrpc_message_adapter
 from pydantic import ValidationError
 
 __all__ = [
@@ -66,6 +66,24 @@ PREVIEW_CHARS = 200
 """How much of an ignored line the log shows."""
 MAX_LOGGED_LINES = 100
 """Ignored lines logged per session; after that they are only counted."""
+
+BIG_LINE = 1 << 20
+"""After a message this long the reader sends `RELEASE` (see `read_messages`)."""
+
+RELEASE_ID = "mcp_magic:release"
+
+
+def release_message() -> SessionMessage:
+    """A response to no request: the session drops it (a debug log line) and nothing else.
+
+    The SDK's dispatcher keeps the last message it received in its loop variable until
+    the next one comes: after a big answer that is the whole wire result -- a million
+    rows as Python lists, 2.3 GB after the call (660 MB after `malloc_trim`), held until
+    the server says anything else. Sent right after a big message, this one takes
+    its place, and the answer is freed as soon as its caller is done with it.
+    """
+    return SessionMessage(JSONRPCResponse(jsonrpc="2.0", id=RELEASE_ID, result={}))
+
 
 _WRITER_FLUSH_TIMEOUT = 0.5  # as in the SDK: time for the writer to flush before stdin closes
 
@@ -162,7 +180,8 @@ async def read_messages(
     """Read `stdout` to its end, handing each JSON-RPC line to `deliver`.
 
     Lines are delivered one at a time, and nothing more is read while a delivery is
-    blocked. Everything else goes to `log` as one line each (blank lines silently).
+    blocked. A long line is followed by `release_message()`. Everything else goes to
+    `log` as one line each (blank lines silently).
     A line longer than `max_bytes` is logged and ends the reading (MessageTooLarge).
     """
     splitter = LineSplitter(max_bytes)
@@ -175,6 +194,9 @@ async def read_messages(
         parsed = parse_line(line, encoding)
         if isinstance(parsed, SessionMessage):
             await deliver(parsed)
+            if len(line) > BIG_LINE:
+                del parsed
+                await deliver(release_message())
             return
         ignored += 1
         if ignored <= MAX_LOGGED_LINES:

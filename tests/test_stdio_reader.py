@@ -12,7 +12,13 @@ import anyio
 import psutil
 import pytest
 
-from mcp_magic.stdio_transport import MAX_LOGGED_LINES, MessageTooLarge, read_messages
+from mcp_magic.stdio_transport import (
+    BIG_LINE,
+    MAX_LOGGED_LINES,
+    RELEASE_ID,
+    MessageTooLarge,
+    read_messages,
+)
 
 from conftest import SERVERS, free_port, start_http_server, stop
 
@@ -111,9 +117,19 @@ def test_a_100_mb_line():
     assert len(data) > 100_000_000
     chunks = (data[i : i + 65536] for i in range(0, len(data), 65536))
     messages, log = read_all(chunks)
-    assert len(messages) == 1 and log == []
+    assert [m.id for m in messages] == [9, RELEASE_ID] and log == []
     rows = messages[0].result["rows"]
     assert len(rows) == count and rows[0] == cell and rows[-1] == cell
+
+
+def test_a_big_message_is_followed_by_one_that_displaces_it():
+    """The session's read loop keeps the last message until the next: after a big one
+    the reader sends a response to no request, so the big one can be freed."""
+    small = request(1, name="small")
+    big = request(2, name="b" * BIG_LINE)
+    messages, log = read_all([small, big, small])
+    assert [m.id for m in messages] == [1, 2, RELEASE_ID, 1] and log == []
+    assert messages[2].result == {}
 
 
 def test_eof_mid_line():
