@@ -132,6 +132,24 @@ def test_a_big_message_is_followed_by_one_that_displaces_it():
     assert messages[2].result == {}
 
 
+def test_a_big_result_parsed_once_equals_the_sdks_reading():
+    from mcp_types import JSONRPCResponse, jsonrpc_message_adapter
+
+    from mcp_magic.stdio_transport import parse_line
+
+    result = {"structuredContent": {"rows": [[i, f"é{i}", i / 3, None] for i in range(60_000)]},
+              "content": [], "_meta": {"k": 1}}
+    line = json.dumps({"jsonrpc": "2.0", "id": "call-7", "result": result},
+                      ensure_ascii=False).encode()
+    assert len(line) > BIG_LINE
+    ours = parse_line(line).message
+    assert isinstance(ours, JSONRPCResponse)
+    assert ours == jsonrpc_message_adapter.validate_json(line, by_name=False)
+    # a long line that is no valid response still goes the SDK's way: refused, logged
+    wrong = line.replace(b'"jsonrpc": "2.0"', b'"jsonrpc": "1.0"', 1)
+    assert parse_line(wrong).startswith("ignored line that is not a JSON-RPC message")
+
+
 def test_eof_mid_line():
     partial = request(2, name="cut off")[:-10]
     messages, log = read_all([request(1, name="whole"), partial])
