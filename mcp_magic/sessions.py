@@ -227,6 +227,11 @@ def _open_transport(session: Session, errlog: Any, oauth: Any = None) -> Any:
             command=resolve_command(spec), args=list(spec.args), env=env, cwd=spec.cwd
         )
         return stdio_client(params, errlog=errlog)
+    from mcp.client import streamable_http
+
+    from .stdio_transport import parse_big_results_once
+
+    parse_big_results_once(streamable_http)  # a big answer parsed once, as over stdio
     headers = {key: expand_vars(value) for key, value in spec.headers.items()}
     if spec.transport == "sse":
         from mcp.client import sse

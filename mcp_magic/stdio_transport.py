@@ -165,6 +165,34 @@ def _big_response(data: bytes | str) -> SessionMessage | None:
     return SessionMessage(response)
 
 
+class _OnePassAdapter:
+    """The SDK's `jsonrpc_message_adapter`, with long results parsed by `_big_response`."""
+
+    def __init__(self, adapter: Any) -> None:
+        self._adapter = adapter
+
+    def validate_json(self, data: Any, *args: Any, **kwargs: Any) -> Any:
+        if not args and set(kwargs) <= {"by_name"} and len(data) > BIG_LINE:
+            fast = _big_response(data)
+            if fast is not None:
+                return fast.message
+        return self._adapter.validate_json(data, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._adapter, name)
+
+
+def parse_big_results_once(module: Any) -> None:
+    """Give an SDK client transport module (streamable HTTP, SSE) the one-pass parse of
+    long results this reader uses. Those modules parse with the `jsonrpc_message_adapter`
+    they imported; the SDK has no parameter for it, so that name is replaced by a
+    wrapper that hands everything else to the SDK's adapter. A module without the name
+    (another SDK version) is left as it is."""
+    adapter = getattr(module, "jsonrpc_message_adapter", None)
+    if adapter is not None and not isinstance(adapter, _OnePassAdapter):
+        module.jsonrpc_message_adapter = _OnePassAdapter(adapter)
+
+
 def parse_line(line: bytes, encoding: str = "utf-8") -> SessionMessage | str:
     """One stdout line as a message, or why it is not one (a line for the log)."""
     utf8 = encoding.lower().replace("-", "").replace("_", "") == "utf8"

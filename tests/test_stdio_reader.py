@@ -150,6 +150,25 @@ def test_a_big_result_parsed_once_equals_the_sdks_reading():
     assert parse_line(wrong).startswith("ignored line that is not a JSON-RPC message")
 
 
+def test_the_sdks_http_client_gets_the_same_one_pass_parse():
+    import types as pytypes
+
+    from mcp_types import jsonrpc_message_adapter
+
+    from mcp_magic.stdio_transport import parse_big_results_once
+
+    module = pytypes.SimpleNamespace(jsonrpc_message_adapter=jsonrpc_message_adapter)
+    parse_big_results_once(module)
+    parse_big_results_once(module)  # once is enough: not wrapped twice
+    adapter = module.jsonrpc_message_adapter
+    assert adapter._adapter is jsonrpc_message_adapter
+    big = json.dumps({"jsonrpc": "2.0", "id": 3, "result": {"rows": ["r" * 99] * 20_000}})
+    small = request(1, name="x")
+    for data in (big, big.encode(), small):
+        assert adapter.validate_json(data, by_name=False) == \
+            jsonrpc_message_adapter.validate_json(data, by_name=False)
+
+
 def test_eof_mid_line():
     partial = request(2, name="cut off")[:-10]
     messages, log = read_all([request(1, name="whole"), partial])
