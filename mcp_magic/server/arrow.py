@@ -496,15 +496,13 @@ def arrow_answer(tool: str, table: pa.Table | Encoded, types: list[str],
     """The result: a summary text, the Arrow stream as an embedded blob, small structure.
 
     The rows are serialized once, as IPC (`encode`; pass an `Encoded` to have the Arrow
-    table freed before the base64 text exists). What MCP and the SDK add cannot be avoided
-    here: blobs are base64 text; on the way out the SDK dumps the whole result to a dict
-    (`model_dump(mode="json")`, which shares the blob str), then its stdio writer makes
-    the message one JSON str (`model_dump_json`), adds the newline (`json + "\n"`, a
-    second str) and the text stream encodes that to bytes (a third): with our str, four
-    times the answer at the peak (streamable HTTP is alike). Only a server transport that
-    serialized straight to bytes (pydantic's `to_json`) would reach two. On the client,
-    the SDK's `validate_json` makes the result object from the line. With zstd these
-    passes touch about a third of the bytes the JSON rows would.
+    table freed before the base64 text exists; `_arrow_query` streams the IPC while it
+    fetches). What MCP and the SDK add: blobs are base64 text, so the text and the bytes
+    it is made from exist together once (2x the answer, the server's floor); on the way
+    out the SDK dumps the result to a dict (`model_dump(mode="json")`, which shares the
+    blob str), and this server's writers (server/stdio.py, server/http.py) serialize the
+    message once, the blob in 1 MiB pieces. On the client, the reader parses the line
+    once. With zstd these passes touch about a third of the bytes the JSON rows would.
     """
     from .tables import encode_blobs
 
