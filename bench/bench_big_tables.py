@@ -479,9 +479,10 @@ def report_memory(memory: dict[tuple[str, int], dict[str, float] | None],
     names = list(dict.fromkeys(name for name, _ in memory))
     print(f"\nMemory, each fetch in a fresh process. Kernel: peak RSS rise / the DataFrame's "
           f"memory_usage(deep=True) (goal <= {MEMORY_GOAL:g}x), and the rise still held "
-          f"after `del df; gc.collect()` (goal: given back, <= 0.1x the frame).")
+          f"after `del df; gc.collect()` (goal: given back, <= 0.1x the frame); kept: what "
+          f"is still there after malloc_trim (memory referenced, not only cached by malloc).")
     print(f"{'rows':>10s}  {'method':15s} {'frame':>9s} {'peak':>10s} {'ratio':>6s}      "
-          f"{'held':>9s}")
+          f"{'held':>9s}        {'kept':>9s}")
     for rows in sizes:
         for name in names:
             m = memory.get((name, rows))
@@ -490,7 +491,8 @@ def report_memory(memory: dict[tuple[str, int], dict[str, float] | None],
             frame = m["frame"]
             print(f"{rows:>10,}  {name:15s} {frame / MB:6.1f} MB {m['peak'] / MB:7.1f} MB "
                   f"{m['peak'] / frame:5.1f}x {verdict(m['peak'] <= MEMORY_GOAL * frame):6s}"
-                  f"{m['held'] / MB:6.1f} MB {verdict(m['held'] <= 0.1 * frame)}")
+                  f"{m['held'] / MB:6.1f} MB {verdict(m['held'] <= 0.1 * frame):6s} "
+                  f"{m['kept'] / MB:6.1f} MB")
     print(f"\nServer: peak RSS rise during the call / the answer's size on the wire (its JSON "
           f"message; Arrow answers carry the table as base64 in it) (goal <= {SERVER_GOAL:g}x)")
     print(f"{'rows':>10s}  {'method':15s} {'answer':>9s} {'server peak':>12s} {'ratio':>6s}")
