@@ -17,8 +17,9 @@ file, which gives the same dtypes (checked with ``assert_frame_equal`` first). R
 - time, best of a few runs, and the ratio to the baseline (goals: <= 1.5x at 100k and
   1M, <= 2x at 10k), also as CPU seconds of kernel and server together;
 - scaling per 10x rows (goal: at most 11x the time);
-- memory at the largest size, each method in a fresh process (so one method's heap does
-  not hide another's): the kernel's peak RSS rise against the DataFrame's
+- memory at each size, each method in a fresh process (so one method's heap does
+  not hide another's), after one warm-up fetch (of up to 100,000 rows, so one-time
+  imports do not count as held memory): the kernel's peak RSS rise against the DataFrame's
   ``memory_usage(deep=True)`` (goal <= 3x), the RSS still held after ``del df;
   gc.collect()`` (goal: given back, i.e. at most a tenth of the frame), and the server's
   peak RSS rise against the answer's size on the wire (goal <= 2x);
@@ -303,7 +304,9 @@ def probe(method: str, db: Path, rows: int) -> dict[str, float]:
             connect()
         stack.enter_context(host)  # closed before the HTTP server
         pid = host.manager.get("x").pid if transport == "stdio" else stack_pid(host, db)
-        host.call("x.query_db", sql=sql_for(10), limit=10)  # warm: imports, first calls
+        # warm: imports (pandas and pyarrow parts a big table first needs), first calls
+        warm = min(rows, 100_000)
+        host.call("x.query_db", sql=sql_for(warm), limit=warm)
         run = measure(lambda: host.call("x.query_db", sql=sql_for(rows), limit=rows), pid, rows)
         size = answer_bytes(host, "x", rows)
     return {"frame": run.frame_bytes, "peak": run.kernel_rise, "held": run.kernel_held,
@@ -356,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-http", action="store_true", help="skip streamable HTTP")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory probes")
     parser.add_argument("--repeat", type=int, default=None, help="runs per size (best is kept)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the memory probes (needs --db)")
     parser.add_argument("--probe", help=argparse.SUPPRESS)  # one method's memory, as JSON
     args = parser.parse_args(argv)
 
@@ -364,6 +369,13 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")]
     if args.probe:
         print(json.dumps(probe(args.probe, args.db, max(sizes))))
+        return 0
+    if args.memory_only:
+        if args.db is None:
+            parser.error("--memory-only needs --db (python bench/make_big_table.py)")
+        kinds = ["stdio"] + ([] if args.no_http else ["http"])
+        report_memory({(f"{kind}-{path}", rows): run_probe(f"{kind}-{path}", args.db, rows)
+                       for rows in sizes for path in ("arrow", "json") for kind in kinds}, sizes)
         return 0
 
     with contextlib.ExitStack() as stack:
@@ -420,9 +432,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"CPU {results[name, rows].cpu:8.3f} s (best of {repeat})", flush=True)
         names = list(methods)
         memory = {} if args.no_memory or args.quick else {
-            name: run_probe(name, db, max(sizes)) for name in names if name != "sdk-stdio"}
+            (name, rows): run_probe(name, db, rows)
+            for rows in sizes for name in names if name != "sdk-stdio"}
     report(results, sizes, names)
-    report_memory(memory, max(sizes))
+    report_memory(memory, sizes)
     print(f"\nSmall calls (goal <= {SMALL_CALL_GOAL:g}x the raw SDK): {small_call(args.quick)}")
     return 0
 
@@ -459,25 +472,38 @@ def report(results: dict[tuple[str, int], Run], sizes: list[int], names: list[st
             print(f"  {name:15s} " + "   ".join(steps))
 
 
-def report_memory(memory: dict[str, dict[str, float] | None], rows: int) -> None:
+def report_memory(memory: dict[tuple[str, int], dict[str, float] | None],
+                  sizes: list[int]) -> None:
     if not memory:
         return
-    print(f"\nMemory at {rows:,} rows, each in a fresh process: kernel peak RSS rise / "
-          f"DataFrame memory_usage(deep=True) (goal <= {MEMORY_GOAL:g}x); RSS still held "
-          f"after `del df; gc.collect()` (goal: given back, <= 0.1x the frame); server peak "
-          f"RSS rise / answer's JSON size (goal <= {SERVER_GOAL:g}x)")
-    for name, m in memory.items():
-        if m is None:
-            continue
-        frame = m["frame"]
-        line = (f"  {name:15s} frame {frame / MB:6.1f} MB  peak +{m['peak'] / MB:7.1f} MB "
-                f"= {m['peak'] / frame:4.1f}x {verdict(m['peak'] <= MEMORY_GOAL * frame):6s}"
-                f"  held +{m['held'] / MB:6.1f} MB {verdict(m['held'] <= 0.1 * frame):6s}")
-        if m["answer"]:
+    names = list(dict.fromkeys(name for name, _ in memory))
+    print(f"\nMemory, each fetch in a fresh process. Kernel: peak RSS rise / the DataFrame's "
+          f"memory_usage(deep=True) (goal <= {MEMORY_GOAL:g}x), and the rise still held "
+          f"after `del df; gc.collect()` (goal: given back, <= 0.1x the frame); kept: what "
+          f"is still there after malloc_trim (memory referenced, not only cached by malloc).")
+    print(f"{'rows':>10s}  {'method':15s} {'frame':>9s} {'peak':>10s} {'ratio':>6s}      "
+          f"{'held':>9s}        {'kept':>9s}")
+    for rows in sizes:
+        for name in names:
+            m = memory.get((name, rows))
+            if m is None:
+                continue
+            frame = m["frame"]
+            print(f"{rows:>10,}  {name:15s} {frame / MB:6.1f} MB {m['peak'] / MB:7.1f} MB "
+                  f"{m['peak'] / frame:5.1f}x {verdict(m['peak'] <= MEMORY_GOAL * frame):6s}"
+                  f"{m['held'] / MB:6.1f} MB {verdict(m['held'] <= 0.1 * frame):6s} "
+                  f"{m['kept'] / MB:6.1f} MB")
+    print(f"\nServer: peak RSS rise during the call / the answer's size on the wire (its JSON "
+          f"message; Arrow answers carry the table as base64 in it) (goal <= {SERVER_GOAL:g}x)")
+    print(f"{'rows':>10s}  {'method':15s} {'answer':>9s} {'server peak':>12s} {'ratio':>6s}")
+    for rows in sizes:
+        for name in names:
+            m = memory.get((name, rows))
+            if m is None or not m["answer"]:
+                continue
             ratio = m["server"] / m["answer"]
-            line += (f"  server +{m['server'] / MB:6.1f} MB for {m['answer'] / MB:6.1f} MB "
-                     f"= {ratio:4.1f}x {verdict(ratio <= SERVER_GOAL)}")
-        print(line)
+            print(f"{rows:>10,}  {name:15s} {m['answer'] / MB:6.1f} MB {m['server'] / MB:9.1f} MB"
+                  f" {ratio:5.1f}x {verdict(ratio <= SERVER_GOAL)}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from .apps import client_extensions as app_extensions
 from .auth import explain_failure as explain_auth_failure
 from .client_requests import ClientRequests
-from .columnar import client_extensions, has_table, resolve_links
+from .columnar import client_extensions, settle_result
 from .config import (
     ConfigError,
     HttpSpec,
@@ -228,6 +228,11 @@ def _open_transport(session: Session, errlog: Any, oauth: Any = None) -> Any:
             command=resolve_command(spec), args=list(spec.args), env=env, cwd=spec.cwd
         )
         return stdio_client(params, errlog=errlog)
+    from mcp.client import streamable_http
+
+    from .stdio_transport import parse_big_results_once
+
+    parse_big_results_once(streamable_http)  # a big answer parsed once, as over stdio
     headers = {key: expand_vars(value) for key, value in spec.headers.items()}
     if spec.transport == "sse":
         from mcp.client import sse
@@ -837,7 +842,7 @@ class SessionManager:
                         raise
             if len(session.request_failures) > failed_before:  # never an error as a value
                 raise McpError(f"{name}.{tool}: {session.request_failures[-1]}")
-            return await resolve_links(session.client, result) if has_table(result) else result
+            return await settle_result(session.client, result)
         except McpError:
             raise
         except Exception as exc:

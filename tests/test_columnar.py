@@ -226,6 +226,39 @@ def test_sqlite_mixed_types_across_chunks_unify():
     assert frame["b"].iloc[0] == b"\x00\xff"  # blobs stay bytes in Arrow
 
 
+@pytest.mark.parametrize("second", [
+    [(7, "2024-01-03", None), (None, None, b"\x02")],  # fits the first chunk's types
+    [(1.5, "2024-01-02", None), ("text", None, b"\x01")],  # does not: streaming stops
+])
+def test_streamed_chunks_read_back_as_the_rows(second):
+    from mcp_magic.server.arrow import FIRST_CHUNK, ColumnBuilder, encode_ipc
+
+    first = [(i, None, b"\x00\xff") for i in range(FIRST_CHUNK)]
+    builder = ColumnBuilder(["v", "n", "b"], {"n": "DATE"}, stream=True)
+    builder.add(first)
+    builder.add(second)
+    assert builder.streaming == (second[0][0] == 7)
+    pieces, types = builder.finish_ipc()
+    encoded = encode_ipc(pieces, ["v", "n", "b"], builder.rows)
+    frame = frame_from_bytes(base64.b64decode(encoded.blob), "stream")
+    assert len(frame) == FIRST_CHUNK + 2
+    assert types[1:] == ["DATE", "BLOB"]
+    assert frame["n"].iloc[-2] == pd.Timestamp(second[0][1])
+    assert frame["b"].iloc[0] == b"\x00\xff" and frame["b"].iloc[-1] == second[1][2]
+    assert frame["v"].iloc[5] == (5 if types[0] == "INTEGER" else "5")
+
+
+@pytest.mark.parametrize("sizes", [[0], [1], [2], [1, 1, 1, 1], [2, 2, 2], [5, 1], [1, 5],
+                                   [(3 << 20) + 1, 1, 2, 7]])
+def test_base64_in_pieces_is_base64_of_the_whole(sizes):
+    from mcp_magic.server.arrow import base64_text
+
+    pieces = [bytearray(random.randbytes(n)) for n in sizes]
+    whole = b"".join(pieces)
+    assert base64_text(pieces) == base64.b64encode(whole).decode()
+    assert pieces == []  # each piece is let go once encoded
+
+
 def _stream(table: Any) -> bytes:
     from mcp_magic.server.arrow import ipc_bytes
 

@@ -12,7 +12,13 @@ import anyio
 import psutil
 import pytest
 
-from mcp_magic.stdio_transport import MAX_LOGGED_LINES, MessageTooLarge, read_messages
+from mcp_magic.stdio_transport import (
+    BIG_LINE,
+    MAX_LOGGED_LINES,
+    RELEASE_ID,
+    MessageTooLarge,
+    read_messages,
+)
 
 from conftest import SERVERS, free_port, start_http_server, stop
 
@@ -111,9 +117,56 @@ def test_a_100_mb_line():
     assert len(data) > 100_000_000
     chunks = (data[i : i + 65536] for i in range(0, len(data), 65536))
     messages, log = read_all(chunks)
-    assert len(messages) == 1 and log == []
+    assert [m.id for m in messages] == [9, RELEASE_ID] and log == []
     rows = messages[0].result["rows"]
     assert len(rows) == count and rows[0] == cell and rows[-1] == cell
+
+
+def test_a_big_message_is_followed_by_one_that_displaces_it():
+    """The session's read loop keeps the last message until the next: after a big one
+    the reader sends a response to no request, so the big one can be freed."""
+    small = request(1, name="small")
+    big = request(2, name="b" * BIG_LINE)
+    messages, log = read_all([small, big, small])
+    assert [m.id for m in messages] == [1, 2, RELEASE_ID, 1] and log == []
+    assert messages[2].result == {}
+
+
+def test_a_big_result_parsed_once_equals_the_sdks_reading():
+    from mcp_types import JSONRPCResponse, jsonrpc_message_adapter
+
+    from mcp_magic.stdio_transport import parse_line
+
+    result = {"structuredContent": {"rows": [[i, f"é{i}", i / 3, None] for i in range(60_000)]},
+              "content": [], "_meta": {"k": 1}}
+    line = json.dumps({"jsonrpc": "2.0", "id": "call-7", "result": result},
+                      ensure_ascii=False).encode()
+    assert len(line) > BIG_LINE
+    ours = parse_line(line).message
+    assert isinstance(ours, JSONRPCResponse)
+    assert ours == jsonrpc_message_adapter.validate_json(line, by_name=False)
+    # a long line that is no valid response still goes the SDK's way: refused, logged
+    wrong = line.replace(b'"jsonrpc": "2.0"', b'"jsonrpc": "1.0"', 1)
+    assert parse_line(wrong).startswith("ignored line that is not a JSON-RPC message")
+
+
+def test_the_sdks_http_client_gets_the_same_one_pass_parse():
+    import types as pytypes
+
+    from mcp_types import jsonrpc_message_adapter
+
+    from mcp_magic.stdio_transport import parse_big_results_once
+
+    module = pytypes.SimpleNamespace(jsonrpc_message_adapter=jsonrpc_message_adapter)
+    parse_big_results_once(module)
+    parse_big_results_once(module)  # once is enough: not wrapped twice
+    adapter = module.jsonrpc_message_adapter
+    assert adapter._adapter is jsonrpc_message_adapter
+    big = json.dumps({"jsonrpc": "2.0", "id": 3, "result": {"rows": ["r" * 99] * 20_000}})
+    small = request(1, name="x")
+    for data in (big, big.encode(), small):
+        assert adapter.validate_json(data, by_name=False) == \
+            jsonrpc_message_adapter.validate_json(data, by_name=False)
 
 
 def test_eof_mid_line():

@@ -57,7 +57,8 @@ if TYPE_CHECKING:
 EXTENSION_ID = "io.github.mcp-magic/arrow-tables"
 ARROW_MIME = "application/vnd.apache.arrow.stream"
 FIRST_CHUNK = 1024  # rows; chunks grow to MAX_CHUNK while the rows stay small
-MAX_CHUNK = 65_536
+MAX_CHUNK = 16_384  # rows of Python objects in flight: ~7 MB (65,536 were 30 MB, 7x a
+# 100k-row answer's size); more, smaller IPC batches cost nothing measurable
 _KINDS = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}
 
 
@@ -73,7 +74,13 @@ class ArrowTables(Extension):
 def warm_up_arrow() -> None:
     """Import pyarrow in the background, so the first Arrow answer does not wait for it,
     and make malloc the server's Arrow allocator: pyarrow's own pool (mimalloc) held on to
-    every chunk's freed arrays, for a peak 1.6x higher at 1M rows (214 MB against 132)."""
+    every chunk's freed arrays, for a peak 1.6x higher at 1M rows (214 MB against 132).
+    The variable reaches what `set_memory_pool` does not (zstd and casts in C++ still used
+    mimalloc, which kept 30 MB after a 1M-row answer); it counts only before the import."""
+    import os
+
+    if "pyarrow" not in sys.modules:
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
     def load() -> None:
         with contextlib.suppress(ImportError):
@@ -204,32 +211,172 @@ def _unify(arrays: list[pa.Array]) -> list[pa.Array]:
     return unified
 
 
-class ColumnBuilder:
-    """Collects chunks of rows as Arrow columns; `finish` makes one table of them."""
+class _Collected:
+    """A file for pyarrow to write an IPC stream into, kept as pieces of about 1 MiB:
+    pyarrow's BufferOutputStream doubles its capacity and keeps it (69 MB touched for a
+    37 MB stream), and one growing bytearray is copied whole when it is reallocated."""
 
-    def __init__(self, names: Sequence[str], declared: dict[str, str] | None = None) -> None:
+    closed = False
+    PIECE = 1 << 20
+
+    def __init__(self) -> None:
+        self.pieces: list[bytearray] = []
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        size = len(memoryview(data).cast("B"))
+        if not self.pieces or len(self.pieces[-1]) >= self.PIECE:
+            self.pieces.append(bytearray())
+        self.pieces[-1] += data
+        self.size += size
+        return size
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def base64_text(pieces: list[Any]) -> str:
+    """Base64 of the pieces' bytes joined, as str; each piece is dropped once encoded.
+
+    Encoded into one bytearray of the final size, so at most the raw rest, the base64
+    bytes and (while the str is made) their copy exist: MCP wants a blob as text.
+    """
+    import binascii
+
+    total = sum(len(memoryview(piece).cast("B")) for piece in pieces)
+    out = bytearray(4 * ((total + 2) // 3))
+    position = 0
+    carry = b""
+    step = 3 << 20
+    pieces.reverse()
+    while pieces:
+        view = memoryview(pieces.pop()).cast("B")
+        if carry:
+            head = carry + bytes(view[:3 - len(carry)])
+            view = view[3 - len(carry):]
+            if len(head) < 3 and pieces:
+                carry = head
+                continue
+            encoded = binascii.b2a_base64(head, newline=False)
+            out[position:position + len(encoded)] = encoded
+            position += len(encoded)
+            carry = b""
+        whole = len(view) - len(view) % 3 if pieces else len(view)
+        for start in range(0, whole, step):
+            encoded = binascii.b2a_base64(view[start:min(start + step, whole)], newline=False)
+            out[position:position + len(encoded)] = encoded
+            position += len(encoded)
+        carry = bytes(view[whole:])
+        del view
+    if carry:
+        encoded = binascii.b2a_base64(carry, newline=False)
+        out[position:position + len(encoded)] = encoded
+        position += len(encoded)
+    assert position == len(out)
+    return out.decode("ascii")
+
+
+class ColumnBuilder:
+    """Collects chunks of rows as Arrow columns; `finish` makes one table of them.
+
+    With `stream`, each chunk is written to a compressed IPC stream as soon as it is
+    typed, and its columns are freed: the uncompressed table never exists whole (at 1M
+    rows it is twice the base64 answer). The stream's schema is the first chunk's types
+    (declared ones for its all-NULL columns); a later chunk that does not fit it (SQLite
+    types each value: an INTEGER column with a REAL in it) turns streaming off: what was
+    written is read back and the columns unify at the end, as without `stream`.
+    """
+
+    def __init__(self, names: Sequence[str], declared: dict[str, str] | None = None,
+                 stream: bool = False) -> None:
         self.names = list(names)
         self.declared = declared or {}
         self.columns: list[list[pa.Array]] = [[] for _ in self.names]
         self.preview: list[list[Any]] = []
         self.rows = 0
         self.nbytes = 0
+        self.streaming = stream and bool(self.names)
+        self._schema: pa.Schema | None = None
+        self._sink: Any = None
+        self._writer: Any = None
 
     def add(self, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
         if len(self.preview) < PREVIEW_ROWS:
             self.preview.extend(list(row) for row in rows[:PREVIEW_ROWS - len(self.preview)])
+        arrays = []
         for i, name in enumerate(self.names):
             values = list(map(itemgetter(i), rows))  # about 3x quicker than zip(*rows)
             array = column_array(values, self.declared.get(name))
-            self.columns[i].append(array)
+            del values
+            arrays.append(array)
             self.nbytes += array.nbytes
         self.rows += len(rows)
+        if self.streaming and self._write(arrays):
+            return
+        for column, array in zip(self.columns, arrays, strict=True):
+            column.append(array)
+
+    def _write(self, arrays: list[pa.Array]) -> bool:
+        """Write one chunk to the stream; False (streaming ends) when it does not fit."""
+        import pyarrow as pa
+
+        if self._schema is None:
+            self._schema = pa.schema([
+                (name, _arrow_type(self.declared.get(name, "NULL"))
+                 if pa.types.is_null(array.type) else array.type)
+                for name, array in zip(self.names, arrays, strict=True)])
+            self._sink = _Collected()
+            self._writer = pa.ipc.new_stream(
+                pa.PythonFile(self._sink, mode="w"), self._schema,
+                # one thread: compressing columns in parallel kept 10 MB more at 1M rows
+                options=pa.ipc.IpcWriteOptions(compression="zstd", use_threads=False))
+        fitted = []
+        for array, field in zip(arrays, self._schema, strict=True):
+            if array.type == field.type:
+                fitted.append(array)
+            elif pa.types.is_null(array.type):
+                fitted.append(pa.nulls(len(array), field.type))
+            else:
+                self._stop_streaming()
+                return False
+        self._writer.write_batch(pa.record_batch(fitted, schema=self._schema))
+        return True
+
+    def _stop_streaming(self) -> None:
+        """Read back what was streamed: the chunks unify with the rest in `finish`."""
+        import pyarrow as pa
+
+        self.streaming = False
+        self._writer.close()
+        written = pa.ipc.open_stream(pa.py_buffer(b"".join(self._sink.pieces))).read_all()
+        self._writer = self._sink = None
+        for i, column in enumerate(written.columns):
+            self.columns[i].extend(column.chunks)
+
+    def finish_ipc(self) -> tuple[list[Any], list[str]]:
+        """The rows as one compressed IPC stream (see `ipc_bytes`) in pieces, and the
+        column types."""
+        if self._writer is None:
+            table, types = self.finish()
+            return [ipc_bytes(table)], types
+        self._writer.close()
+        buffer = self._sink.pieces
+        self._writer = self._sink = None
+        return buffer, [_kind_of(field.type) for field in self._schema]
 
     def finish(self) -> tuple[pa.Table, list[str]]:
         import pyarrow as pa
 
+        if self._writer is not None:
+            self._stop_streaming()
         chunks = [pa.chunked_array(_unify(arrays)) if arrays else
                   pa.chunked_array([], _arrow_type(self.declared.get(name, "NULL")))
                   for name, arrays in zip(self.names, self.columns, strict=True)]
@@ -249,7 +396,7 @@ def fetch_columns(cursor: sqlite3.Cursor, names: Sequence[str], limit: int, max_
     Chunks start small and grow only while rows are small, so one chunk of rows with
     huge values cannot run far past the byte limit.
     """
-    builder = ColumnBuilder(names, declared)
+    builder = ColumnBuilder(names, declared, stream=True)
     size = FIRST_CHUNK
     while builder.rows < limit:
         if cancel is not None and cancel.is_set():
@@ -324,6 +471,14 @@ def encode_owned(box: list[pa.Table]) -> Encoded:
     return Encoded(names, rows, encoded.decode("ascii"))
 
 
+def encode_ipc(pieces: list[Any], names: list[str], rows: int) -> Encoded:
+    """`Encoded` from an IPC stream in pieces (`ColumnBuilder.finish_ipc`), each freed
+    once encoded."""
+    text = base64_text(pieces)
+    release_memory()
+    return Encoded(names, rows, text)
+
+
 def release_memory() -> None:
     """Hand freed memory back to the system: pyarrow's pool and glibc both keep it for
     reuse, which after a big answer reads as a server that never shrinks. Linux only."""
@@ -341,15 +496,13 @@ def arrow_answer(tool: str, table: pa.Table | Encoded, types: list[str],
     """The result: a summary text, the Arrow stream as an embedded blob, small structure.
 
     The rows are serialized once, as IPC (`encode`; pass an `Encoded` to have the Arrow
-    table freed before the base64 text exists). What MCP and the SDK add cannot be avoided
-    here: blobs are base64 text; on the way out the SDK dumps the whole result to a dict
-    (`model_dump(mode="json")`, which shares the blob str), then its stdio writer makes
-    the message one JSON str (`model_dump_json`), adds the newline (`json + "\n"`, a
-    second str) and the text stream encodes that to bytes (a third): with our str, four
-    times the answer at the peak (streamable HTTP is alike). Only a server transport that
-    serialized straight to bytes (pydantic's `to_json`) would reach two. On the client,
-    the SDK's `validate_json` makes the result object from the line. With zstd these
-    passes touch about a third of the bytes the JSON rows would.
+    table freed before the base64 text exists; `_arrow_query` streams the IPC while it
+    fetches). What MCP and the SDK add: blobs are base64 text, so the text and the bytes
+    it is made from exist together once (2x the answer, the server's floor); on the way
+    out the SDK dumps the result to a dict (`model_dump(mode="json")`, which shares the
+    blob str), and this server's writers (server/stdio.py, server/http.py) serialize the
+    message once, the blob in 1 MiB pieces. On the client, the reader parses the line
+    once. With zstd these passes touch about a third of the bytes the JSON rows would.
     """
     from .tables import encode_blobs
 

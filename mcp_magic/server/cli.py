@@ -120,7 +120,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     warm_up_arrow()
     try:
         if args.transport == "stdio":
-            server.run("stdio")
+            import anyio
+
+            from .stdio import run_stdio
+
+            anyio.run(run_stdio, server)
         else:
             serve_http(server, args.transport, args.host, args.port, args.allowed_hosts,
                        args.session_idle_timeout, args.max_sessions)

@@ -10,6 +10,9 @@ Every HTTP request passes two checks before it reaches the MCP transport:
   comes from ``MCP_MAGIC_SERVER_TOKEN``, or is generated and printed once to stderr.
   With the variable set, a loopback server requires it too.
 
+A big answer leaves serialized once (see `install_answer_writers`) and goes to the socket
+in slices (`Guarded`), so neither the SDK nor the HTTP stack copies it whole.
+
 Idle streamable-HTTP sessions are closed after ``--session-idle-timeout`` seconds and at
 most ``--max-sessions`` are open at once, so abandoned clients cannot pile up memory.
 """
@@ -22,6 +25,7 @@ import socket
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -30,6 +34,11 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .common import shorten
+
+BODY_SLICE = 1 << 20
+"""Response bodies larger than this go to the HTTP server in slices of this size: uvicorn
+(h11) joins each body message into new bytes and asyncio buffers what the socket does not
+take at once -- two more copies of a whole answer without slicing."""
 
 TOKEN_VARIABLE = "MCP_MAGIC_SERVER_TOKEN"
 DEFAULT_SESSION_IDLE_TIMEOUT = 600.0
@@ -143,7 +152,75 @@ class Guarded:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _sliced(send))
+
+
+def _sliced(send: Send) -> Send:
+    """`send`, with a large response body passed on in `BODY_SLICE` pieces (each awaited,
+    so uvicorn's flow control holds the next one back while the socket is full)."""
+
+    async def send_sliced(message: dict) -> None:  # type: ignore[type-arg]
+        body = message.get("body") if message.get("type") == "http.response.body" else None
+        if body is None or len(body) <= BODY_SLICE:
+            await send(message)
+            return
+        view = memoryview(body).cast("B")
+        more = message.get("more_body", False)
+        for start in range(0, len(view), BODY_SLICE):
+            last = start + BODY_SLICE >= len(view)
+            await send({"type": "http.response.body", "body": view[start:start + BODY_SLICE],
+                        "more_body": more or not last})
+
+    return send_sliced
+
+
+def install_answer_writers() -> bool:
+    """Serialize JSON-RPC answers once on the streamable-HTTP (2026-07-28) path.
+
+    The SDK's per-request entry (`mcp.server._streamable_http_modern`) writes a reply as
+    `json.dumps(msg.model_dump(mode="json"))` wrapped in an f-string and encoded: the
+    answer as a str, again with its frame, and again as bytes. Its two writers are
+    replaced here for results (errors keep the SDK's, they are small) by one
+    serialization into one buffer (`message_chunks`, bytes, big parts in chunks).
+    The SDK gives no hook for this, so the module's functions are swapped; when they are
+    not there (another SDK version) nothing changes. Where the SDK still copies: the
+    handshake-era session transport (`mcp.server.streamable_http`, older clients) keeps
+    `model_dump_json` and sse-starlette's framing (about four copies), and SSE (`--transport
+    sse`) is the SDK's as is.
+    """
+    try:
+        from mcp.server import _streamable_http_modern as modern
+        from mcp_types import JSONRPCResponse
+        from starlette.responses import Response
+    except ImportError:
+        return False
+    write, sse_event = getattr(modern, "_write", None), getattr(modern, "_sse_event", None)
+    if write is None or sse_event is None or getattr(write, "_mcp_magic", False):
+        return False
+    from .stdio import message_chunks
+
+    async def write_once(msg: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        if not isinstance(msg, JSONRPCResponse):
+            await write(msg, scope, receive, send)
+            return
+        body = bytearray()
+        for chunk in message_chunks(msg, end=b""):
+            body += chunk
+        await Response(memoryview(body), status_code=200,
+                       media_type="application/json")(scope, receive, send)
+
+    def sse_event_once(msg: Any) -> Any:
+        if not isinstance(msg, JSONRPCResponse):
+            return sse_event(msg)
+        event = bytearray(b"event: message\r\ndata: ")
+        for chunk in message_chunks(msg, end=b"\r\n\r\n"):
+            event += chunk
+        return event  # bytes-like: uvicorn and `_sliced` take it as it is
+
+    write_once._mcp_magic = True  # type: ignore[attr-defined]
+    modern._write = write_once
+    modern._sse_event = sse_event_once
+    return True
 
 
 def serve_http(server: MCPServer, transport: str, host: str, port: int,
@@ -153,6 +230,7 @@ def serve_http(server: MCPServer, transport: str, host: str, port: int,
     import anyio
     import uvicorn
 
+    install_answer_writers()
     token, generated = choose_token(host)
     exposure = Exposure(hosts=allowed_hosts(host, extra_hosts), token=token)
     # `Guarded` checks Host and Origin for every path (case-insensitively, with a message

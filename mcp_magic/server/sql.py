@@ -346,7 +346,7 @@ def _arrow_query(con: BoundedConnection, cursor: sqlite3.Cursor, guard: Guard,
                  names: list[str], limit: int, offset: int, settings: Settings,
                  cancel: threading.Event | None,
                  progress: Callable[[int, int | None], None] | None) -> CallToolResult:
-    from .arrow import arrow_answer, encode_owned, fetch_columns
+    from .arrow import arrow_answer, encode_ipc, fetch_columns
 
     declared = declared_types(con, set(guard.sources))  # the statement is prepared by now
     builder, truncated, note = fetch_columns(cursor, names, limit, settings.max_answer_bytes,
@@ -354,12 +354,11 @@ def _arrow_query(con: BoundedConnection, cursor: sqlite3.Cursor, guard: Guard,
     cursor.close()
     if truncated:
         note = page_note(builder.rows, limit, offset, note)
-    table, types = builder.finish()
+    ipc, types = builder.finish_ipc()  # written chunk by chunk while fetching
     types = [declared.get(name, kind) if kind == "NULL" else kind
              for name, kind in zip(names, types, strict=True)]
-    box = [table]
-    del table  # encode_owned frees the columns once written, before the text exists
-    encoded = encode_owned(box)
+    encoded = encode_ipc(ipc, names, builder.rows)  # frees the stream as it encodes
+    del ipc
     return arrow_answer("query_db", encoded, types, builder.preview, truncated, note)
 
 
