@@ -653,3 +653,34 @@ def test_a_keyring_picked_automatically_must_be_a_real_store():
     done = subprocess.run([sys.executable, "-c", code], env=env, text=True,
                           capture_output=True, timeout=60)
     assert done.stdout.strip() == "None", done.stderr
+
+
+def test_a_keyring_that_refuses_to_store_leaves_the_tokens_in_the_file(tmp_path):
+    """A locked or refusing keyring must not lose a fresh token: the file takes it."""
+    keyring = pytest.importorskip("keyring")
+    from keyring.backend import KeyringBackend
+    from keyring.errors import PasswordSetError
+
+    class Refusing(KeyringBackend):
+        priority = 5  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> None:
+            return None
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            raise PasswordSetError("locked")
+
+        def delete_password(self, service: str, username: str) -> None:
+            raise PasswordSetError("locked")
+
+    before = keyring.get_keyring()
+    keyring.set_keyring(Refusing())
+    try:
+        path = tmp_path / "oauth.json"
+        store = TokenStore(path)
+        assert isinstance(store.keyring, Refusing)
+        store.put("http://x/mcp", name="x", tokens={"access_token": "T", "scope": "a"})
+        assert store.keyring is None
+        assert json.loads(path.read_text())["http://x/mcp"]["tokens"]["access_token"] == "T"
+    finally:
+        keyring.set_keyring(before)
