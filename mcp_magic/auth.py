@@ -3,7 +3,8 @@
 The SDK does discovery (protected-resource and authorization-server metadata), client
 registration (Client ID Metadata Documents, dynamic registration, pre-registered ids),
 PKCE, scopes and step-up, token endpoint auth and refresh. This module supplies what a
-host must: where tokens live (a 0600 file under the user's config directory, or memory),
+host must: where tokens live (the OS keyring through the optional `keyring` package, else
+a 0600 file under the user's config directory, or memory),
 how the user is sent to the authorization page and how the code comes back (a loopback
 listener on 127.0.0.1), and the pre-registered or client-credentials settings.
 
@@ -71,17 +72,91 @@ def token_file() -> Path:
     return Path(base) / "mcp_magic" / "oauth.json"
 
 
-class TokenStore:
-    """Tokens and client registrations per server URL: a 0600 JSON file, or memory."""
+KEYRING_SERVICE = "mcp_magic"
+_SECRET_PARTS = ("tokens", "client")  # what goes to the keyring when there is one
 
-    def __init__(self, path: Path | None = None, memory: bool = False) -> None:
+
+def keyring_backend() -> Any:
+    """The OS keyring, if a usable one is installed; else None (tokens go to the file).
+
+    `keyring` is optional and imported only here. A backend the user chose (the
+    PYTHON_KEYRING_BACKEND variable or keyring's keyringrc.cfg) is used whatever it is;
+    one picked automatically must be a real store (priority 1 or more: the desktop's
+    Secret Service, KWallet, the macOS or Windows keychain), not keyrings.alt's plain
+    text file, which is no safer than our 0600 file."""
+    try:
+        import keyring
+        import keyring.core
+        from keyring.backends import fail
+    except Exception:
+        return None
+    try:
+        backend = keyring.get_keyring()
+        chosen = bool(os.environ.get("PYTHON_KEYRING_BACKEND")) or (
+            keyring.core.load_config() is not None
+        )
+    except Exception:
+        return None
+    if isinstance(backend, fail.Keyring) or type(backend).__module__.endswith(".null"):
+        return None
+    try:
+        priority = float(backend.priority)
+    except Exception:
+        priority = 0.0
+    return backend if chosen or priority >= 1 else None
+
+
+class TokenStore:
+    """Tokens and client registrations per server URL: in the OS keyring when a usable
+    one is installed (`keyring_backend`), else a 0600 JSON file; or memory only.
+
+    With a keyring the file still lists the servers (name, scopes, expiry: what
+    `%mcp auth` shows) but holds no token and no client secret. `keyring`: None picks
+    the keyring when usable, False never uses it. Read on first use, not at import."""
+
+    def __init__(self, path: Path | None = None, memory: bool = False,
+                 keyring: bool | None = None) -> None:
         self.path = None if memory else (path or token_file())
-        self._data: dict[str, dict[str, Any]] = {}
-        if self.path is not None and self.path.exists():
+        self._want_keyring = keyring
+        self._keyring: Any = None
+        self._loaded: dict[str, dict[str, Any]] | None = {} if self.path is None else None
+        self._in_keyring: dict[str, str] = {}  # what each keyring entry holds now
+
+    @property
+    def keyring(self) -> Any:
+        """The keyring backend tokens go to, or None (the file)."""
+        self._data  # noqa: B018 (loads)
+        return self._keyring
+
+    @property
+    def _data(self) -> dict[str, dict[str, Any]]:
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        assert self.path is not None
+        if self._want_keyring is not False:
+            self._keyring = keyring_backend()
+        data: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
             try:
-                self._data = json.loads(self.path.read_text())
+                data = json.loads(self.path.read_text())
             except (OSError, ValueError):
-                self._data = {}
+                data = {}
+        for key, entry in data.items():
+            if not entry.pop("in_keyring", False):
+                continue
+            entry.pop("scope", None), entry.pop("refreshable", None)
+            try:
+                saved = self._keyring.get_password(KEYRING_SERVICE, key) if self._keyring else None
+            except Exception:
+                saved = None
+            if saved:
+                self._in_keyring[key] = saved
+                with contextlib.suppress(ValueError):
+                    entry.update(json.loads(saved))
+        return data
 
     def get(self, key: str) -> dict[str, Any]:
         return self._data.get(key, {})
@@ -101,10 +176,35 @@ class TokenStore:
     def _save(self) -> None:
         if self.path is None:
             return
+        on_disk: dict[str, dict[str, Any]] = {}
+        for key, entry in self._data.items():
+            if self._keyring is None:
+                on_disk[key] = entry
+                continue
+            secret = {k: entry[k] for k in _SECRET_PARTS if k in entry}
+            text = json.dumps(secret, sort_keys=True)
+            if secret and self._in_keyring.get(key) != text:
+                try:
+                    self._keyring.set_password(KEYRING_SERVICE, key, text)
+                except Exception:  # locked, refused, gone: the file, from now on
+                    self._keyring = None
+                    return self._save()
+                self._in_keyring[key] = text
+            tokens = entry.get("tokens") or {}
+            on_disk[key] = {k: v for k, v in entry.items() if k not in _SECRET_PARTS}
+            if secret:
+                on_disk[key].update(in_keyring=True, scope=tokens.get("scope"),
+                                    refreshable=bool(tokens.get("refresh_token")))
+        if self._keyring is not None:
+            for key in set(self._in_keyring) - {k for k, v in on_disk.items()
+                                                if v.get("in_keyring")}:
+                with contextlib.suppress(Exception):
+                    self._keyring.delete_password(KEYRING_SERVICE, key)
+                del self._in_keyring[key]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            json.dump(self._data, out)
+            json.dump(on_disk, out)
         os.chmod(self.path, 0o600)
 
 

@@ -213,9 +213,10 @@ class ClientRequests:
     """Asks the user before a sampling request is answered (True: allowed); None: the
     host's `sample` needs no approval."""
     roots: list[str] | None = None
-    """Directories the servers may work in. None: roots are not offered at all, since a
-    server told of roots may replace the directories its command line gave it (the
-    filesystem server does)."""
+    """Directories the servers may work in, resolved when a server asks (so "." is the
+    kernel's working directory then: the notebook's). None: roots are not offered at all,
+    since a server told of roots may replace the directories its command line gave it
+    (the filesystem server does). A server entry's own `roots` wins."""
     say: Callable[[str], None] = _say
     on_main: Callable[[Callable[[], Any]], Any] | None = None
     """Runs a function on the thread waiting for the call, from the loop (set by the
@@ -250,8 +251,11 @@ class ClientRequests:
                 tools=types.SamplingToolsCapability()
             ),
         }
-        if self.roots is not None:
-            callbacks["list_roots_callback"] = self._roots()
+        own = getattr(getattr(session, "spec", None), "roots", None)
+        if own is not None:
+            callbacks["list_roots_callback"] = self._roots(lambda: list(own))
+        elif self.roots is not None:
+            callbacks["list_roots_callback"] = self._roots(lambda: self.roots or [])
         return callbacks
 
     async def urls_required(self, session: Any, data: Any) -> bool:
@@ -344,16 +348,13 @@ class ClientRequests:
 
         return answer
 
-    def _roots(self) -> Any:
+    def _roots(self, folders: Callable[[], list[str]]) -> Any:
         from mcp import types
 
         async def answer(context: Any) -> Any:
-            folders = self.roots or []
+            resolved = [Path(f).expanduser().resolve() for f in folders()]
             return types.ListRootsResult(
-                roots=[
-                    types.Root(uri=Path(f).expanduser().resolve().as_uri(), name=Path(f).name)
-                    for f in folders
-                ]
+                roots=[types.Root(uri=p.as_uri(), name=p.name or str(p)) for p in resolved]
             )
 
         return answer

@@ -41,6 +41,9 @@ class StdioSpec:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     cwd: str | None = None
     label: str | None = None
+    roots: tuple[str, ...] | None = None
+    """Directories offered to this server as roots (an `mcpServers` "roots" list); None:
+    the host's setting (`McpMagics.roots`)."""
 
     transport: Literal["stdio"] = "stdio"
 
@@ -67,6 +70,9 @@ class HttpSpec:
     transport: Literal["http", "sse"] = "http"
     oauth: OAuthSettings | None = None
     """Pre-registered client / client credentials / scopes; OAuth itself needs none."""
+    roots: tuple[str, ...] | None = None
+    """Directories offered to this server as roots (an `mcpServers` "roots" list); None:
+    the host's setting (`McpMagics.roots`)."""
 
     def __repr__(self) -> str:
         return (
@@ -415,7 +421,8 @@ def _spec_from_entry(name: str, entry: object, base: Path) -> ServerSpec:
         headers = dict(parse_header(f"{key}: {value}") for key, value in headers.items())
         check_url(url)
         return HttpSpec(url=url, headers=headers, transport=guess_transport(url, kind),
-                        oauth=oauth_settings(name, entry.get("oauth")))
+                        oauth=oauth_settings(name, entry.get("oauth")),
+                        roots=_roots(name, entry, base))
     command = entry.get("command")
     if not isinstance(command, str) or not command:
         raise ConfigError(f"server {name!r}: needs 'command' (stdio) or 'url' (remote)")
@@ -433,7 +440,18 @@ def _spec_from_entry(name: str, entry: object, base: Path) -> ServerSpec:
         raise ConfigError(f"server {name!r}: 'cwd' must be a string")
     if cwd is not None:
         cwd = str((base / Path(cwd).expanduser()).resolve())
-    return StdioSpec(command=command, args=tuple(args), env=dict(env), cwd=cwd)
+    return StdioSpec(command=command, args=tuple(args), env=dict(env), cwd=cwd,
+                     roots=_roots(name, entry, base))
+
+
+def _roots(name: str, entry: dict, base: Path) -> tuple[str, ...] | None:
+    """An entry's "roots": directories, relative ones to the file's directory."""
+    roots = entry.get("roots")
+    if roots is None:
+        return None
+    if not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots):
+        raise ConfigError(f"server {name!r}: 'roots' must be a list of directories")
+    return tuple(str((base / Path(r).expanduser()).resolve()) for r in roots)
 
 
 def oauth_settings(name: str, entry: object) -> OAuthSettings | None:

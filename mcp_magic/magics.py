@@ -17,7 +17,7 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import dedent
-from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
 
 from . import config
 from .arguments import (
@@ -435,6 +435,13 @@ class McpMagics(Magics):
     oauth_redirect_port = Int(
         0, help="OAuth: a fixed 127.0.0.1 port for the redirect (0: any free port)."
     ).tag(config=True)
+    roots = List(
+        Unicode(), default_value=None, allow_none=True,
+        help="Directories offered to servers as roots, e.g. ['.'] (the notebook's "
+        "directory, resolved when a server asks). None (the default): no roots, since a "
+        "server told of roots may replace the directories its command line gave it. "
+        "For servers connected after the change.",
+    ).tag(config=True)
     endpoints = Dict(
         help="Aliases for OpenAI-compatible endpoints: {'lmstudio': 'http://localhost:1234/v1'}"
         " makes 'lmstudio:MODEL' work."
@@ -513,6 +520,8 @@ class McpMagics(Magics):
         requests.sample = model_sampler(self._sampling_model, lambda: dict(self.endpoints))
         self.observe(self._oauth_changed, names=["oauth_paste", "oauth_redirect_port"])
         self._oauth_changed({})
+        self.observe(self._set_roots, names="roots")
+        self._set_roots({"new": self.roots})
         self.agent: Any = None
         self.observe(self._timeout_changed, names="connect_timeout")
         self.observe(self._set_display_limit, names="display_limit")
@@ -529,6 +538,10 @@ class McpMagics(Magics):
 
         current = getattr(getattr(self.agent, "provider", None), "config", None)
         return self.default_model or current or default_model()
+
+    def _set_roots(self, change: dict[str, Any]) -> None:
+        new = change["new"]
+        self.manager.client_requests.roots = None if new is None else list(new)
 
     def _timeout_changed(self, change: dict[str, Any]) -> None:
         self.manager.connect_timeout = change["new"]

@@ -150,6 +150,11 @@ def protected(tmp_path):
     process.wait()
 
 
+def _file(path: Path) -> TokenStore:
+    """The 0600 file, whatever keyring this machine has (these tests read the file)."""
+    return TokenStore(path, keyring=False)
+
+
 def _browser(url: str) -> None:
     """A user who consents: follow the link, redirects included, to the loopback."""
     threading.Thread(
@@ -169,7 +174,7 @@ def test_connect_authorizes_through_the_loopback_and_keeps_tokens_in_a_0600_file
 
     os.environ["MCP_MAGIC_NO_BROWSER"] = "1"
     try:
-        with Host(connect_timeout=30, oauth=OAuth(TokenStore(store_path), authorizer)) as host:
+        with Host(connect_timeout=30, oauth=OAuth(_file(store_path), authorizer)) as host:
             host.connect("work", url=url)
             assert host.call("work.secret_number") in (42, "42")
             rows = host.auth()
@@ -183,7 +188,7 @@ def test_connect_authorizes_through_the_loopback_and_keeps_tokens_in_a_0600_file
         assert access not in repr(rows) + format_summary(rows) + capsys.readouterr().out
 
         # A second host finds the tokens: no link this time.
-        with Host(connect_timeout=30, oauth=OAuth(TokenStore(store_path), authorizer)) as host:
+        with Host(connect_timeout=30, oauth=OAuth(_file(store_path), authorizer)) as host:
             host.connect("work", url=url)
             assert host.call("work.secret_number") in (42, "42")
             assert len(links) == 1
@@ -200,11 +205,11 @@ def test_an_expired_token_is_refreshed_silently(tmp_path):
         def authorizer() -> LoopbackAuthorizer:
             return LoopbackAuthorizer(show=_browser)
 
-        with Host(connect_timeout=30, oauth=OAuth(TokenStore(store_path), authorizer)) as host:
+        with Host(connect_timeout=30, oauth=OAuth(_file(store_path), authorizer)) as host:
             host.connect("work", url=url)
         first = json.loads(store_path.read_text())[url]["tokens"]["access_token"]
         time.sleep(2.5)
-        with Host(connect_timeout=30, oauth=OAuth(TokenStore(store_path), authorizer)) as host:
+        with Host(connect_timeout=30, oauth=OAuth(_file(store_path), authorizer)) as host:
             host.connect("work", url=url)
             assert host.call("work.secret_number") in (42, "42")
         assert json.loads(store_path.read_text())[url]["tokens"]["access_token"] != first
@@ -236,17 +241,17 @@ def test_the_loopback_listener_catches_the_code_and_a_refusal():
 
 def test_the_token_file_is_private_and_logout_forgets(tmp_path):
     path = tmp_path / "oauth.json"
-    store = TokenStore(path)
+    store = TokenStore(path, keyring=False)
     store.put("http://x/mcp", name="x", tokens={"access_token": "SECRET", "scope": "a b"},
               expires_at=time.time() + 600)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    rows = OAuth(TokenStore(path)).summary()
+    rows = OAuth(TokenStore(path, keyring=False)).summary()
     assert rows[0]["server"] == "x" and rows[0]["scopes"] == "a b"
     assert rows[0]["expires"].startswith("in ")
     assert "SECRET" not in repr(rows)
-    oauth = OAuth(TokenStore(path))
+    oauth = OAuth(TokenStore(path, keyring=False))
     assert oauth.logout("x") and not oauth.logout("x")
-    assert OAuth(TokenStore(path)).summary() == []
+    assert OAuth(TokenStore(path, keyring=False)).summary() == []
 
 
 def test_mcpservers_entries_carry_oauth_settings_and_the_secret_is_hidden(
@@ -418,7 +423,8 @@ def test_in_a_kernel_the_link_shows_and_the_pasted_address_is_asked_for(
     url, _ = protected
     km, kc = start_kernel(tmp_path / "k", env={
         "MCP_MAGIC_NO_BROWSER": "1", "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "JUPYTERHUB_API_URL": "http://hub.invalid", "MCP_MAGIC_ASK": style})
+        "JUPYTERHUB_API_URL": "http://hub.invalid", "MCP_MAGIC_ASK": style,
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"})  # not the user's
     try:
         ok(kc, "%load_ext mcp_magic")
         msg_id = kc.execute(f"%mcp connect work {url}", allow_stdin=True)
@@ -527,10 +533,12 @@ def test_terminal_ipython_prints_the_link_and_reads_the_pasted_address(protected
     url, _ = protected
     os.environ["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     os.environ["MCP_MAGIC_NO_BROWSER"] = "1"
+    os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"  # not the user's
     try:
         term = Terminal([], tmp_path)
     finally:
         del os.environ["XDG_CONFIG_HOME"], os.environ["MCP_MAGIC_NO_BROWSER"]
+        del os.environ["PYTHON_KEYRING_BACKEND"]
     try:
         term.run("%load_ext mcp_magic")
         child = term.child
@@ -544,3 +552,135 @@ def test_terminal_ipython_prints_the_link_and_reads_the_pasted_address(protected
         assert re.search(r"\b42\b", term.run("%mcp call work.secret_number"))
     finally:
         term.close()
+
+
+# -- the OS keyring (the optional `keyring` package) ----------------------------------
+
+KEYRING_SESSION = '''
+import sys, threading, httpx
+if sys.argv[3] == "uninstalled":
+    sys.modules["keyring"] = None  # as if the package were not installed
+from IPython.core.interactiveshell import InteractiveShell
+import mcp_magic
+
+url = sys.argv[1]
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "mcp_magic")
+oauth = mcp_magic._magics.oauth
+oauth.paste = False
+def consent(link):
+    print("CONSENT ASKED")
+    threading.Thread(target=lambda: httpx.get(link, follow_redirects=True, timeout=10),
+                     daemon=True).start()
+oauth.show = consent
+ip.run_line_magic("mcp", f"connect work {url}")
+print("CALL", ip.run_line_magic("mcp", "call work.secret_number"))
+print("BACKEND", type(oauth.store.keyring).__name__)
+ip.run_line_magic("mcp", "auth")
+if sys.argv[2] == "logout":
+    ip.run_line_magic("mcp", "auth logout work")
+ip.run_line_magic("mcp", "disconnect work")
+'''
+
+
+def _keyring_session(tmp_path: Path, url: str, then: str, backend: str | None) -> str:
+    script = tmp_path / "session.py"
+    script.write_text(KEYRING_SESSION)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("JUPYTERHUB_", "BINDER_", "PYTHON_KEYRING_BACKEND"))}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"),
+               MCP_MAGIC_NO_BROWSER="1")
+    if backend:
+        env["PYTHON_KEYRING_BACKEND"] = backend
+    done = subprocess.run([sys.executable, str(script), url, then, backend or "uninstalled"],
+                          env=env, text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_tokens_go_to_the_keyring_when_one_is_set_up_and_logout_removes_them(
+    protected, tmp_path
+):
+    pytest.importorskip("keyrings.alt")
+    url, _ = protected
+    out = _keyring_session(tmp_path, url, "stay", "keyrings.alt.file.PlaintextKeyring")
+    assert "CALL 42" in out and "BACKEND PlaintextKeyring" in out and "CONSENT ASKED" in out
+    assert "work: " + url + "  scopes: read  expires: in " in out and "(refreshable)" in out
+    ring = next((tmp_path / "data").rglob("keyring_pass.cfg"))
+    listed = json.loads((tmp_path / "config" / "mcp_magic" / "oauth.json").read_text())
+    assert listed[url]["in_keyring"] and listed[url]["name"] == "work"
+    assert "tokens" not in listed[url] and "client" not in listed[url]
+
+    from keyrings.alt.file import PlaintextKeyring
+
+    class Here(PlaintextKeyring):
+        file_path = str(ring)
+
+    saved = json.loads(Here().get_password("mcp_magic", url))
+    access, refresh = saved["tokens"]["access_token"], saved["tokens"]["refresh_token"]
+    for secret in (access, refresh):
+        assert secret not in out
+        assert secret not in (tmp_path / "config" / "mcp_magic" / "oauth.json").read_text()
+
+    # A second session finds the tokens in the keyring (no new consent), then logs out.
+    out = _keyring_session(tmp_path, url, "logout", "keyrings.alt.file.PlaintextKeyring")
+    assert "CALL 42" in out and "Forgot the OAuth tokens of 'work'." in out, out
+    assert "CONSENT ASKED" not in out
+    assert Here().get_password("mcp_magic", url) is None
+    assert url not in json.loads((tmp_path / "config" / "mcp_magic" / "oauth.json").read_text())
+
+
+@pytest.mark.parametrize("backend", ["keyring.backends.null.Keyring", None])
+def test_without_a_usable_keyring_tokens_go_to_the_0600_file(protected, tmp_path, backend):
+    # keyring's null backend (nothing usable), or no keyring package at all.
+    url, _ = protected
+    out = _keyring_session(tmp_path, url, "stay", backend)
+    assert "CALL 42" in out and "BACKEND NoneType" in out, out
+    path = tmp_path / "config" / "mcp_magic" / "oauth.json"
+    assert json.loads(path.read_text())[url]["tokens"]["access_token"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_keyring_picked_automatically_must_be_a_real_store():
+    """keyrings.alt's plain-text file (priority 0.5) is no safer than the 0600 file."""
+    pytest.importorskip("keyrings.alt")
+    code = ("import keyring; from keyrings.alt.file import PlaintextKeyring; "
+            "keyring.set_keyring(PlaintextKeyring()); "
+            "from mcp_magic.auth import keyring_backend; print(keyring_backend())")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_KEYRING_BACKEND"}
+    env["XDG_CONFIG_HOME"] = "/nonexistent-config"  # no keyringrc.cfg
+    done = subprocess.run([sys.executable, "-c", code], env=env, text=True,
+                          capture_output=True, timeout=60)
+    assert done.stdout.strip() == "None", done.stderr
+
+
+def test_a_keyring_that_refuses_to_store_leaves_the_tokens_in_the_file(tmp_path):
+    """A locked or refusing keyring must not lose a fresh token: the file takes it."""
+    keyring = pytest.importorskip("keyring")
+    from keyring.backend import KeyringBackend
+    from keyring.errors import PasswordSetError
+
+    class Refusing(KeyringBackend):
+        priority = 5  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> None:
+            return None
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            raise PasswordSetError("locked")
+
+        def delete_password(self, service: str, username: str) -> None:
+            raise PasswordSetError("locked")
+
+    before = keyring.get_keyring()
+    keyring.set_keyring(Refusing())
+    try:
+        path = tmp_path / "oauth.json"
+        store = TokenStore(path)
+        assert isinstance(store.keyring, Refusing)
+        store.put("http://x/mcp", name="x", tokens={"access_token": "T", "scope": "a"})
+        assert store.keyring is None
+        assert json.loads(path.read_text())["http://x/mcp"]["tokens"]["access_token"] == "T"
+    finally:
+        keyring.set_keyring(before)

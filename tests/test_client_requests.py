@@ -698,3 +698,46 @@ def test_sampling_uses_the_model_the_notebooks_agent_uses(kernel):
         prompts, outputs, reply = answering(kc, "r = %mcp call a.sample\nprint(r)", ["y"])
         assert "model said from m6" in shown(outputs), reply["content"]
         assert [body["model"] for body in model.bodies()] == ["m6", "m6"]
+
+
+# -- roots: none unless configured -----------------------------------------------------
+
+
+def test_roots_setting_offers_the_notebooks_directory_and_file_entries_their_own(
+    shell, mcp, tmp_path, monkeypatch
+):
+    everything = node_server("mcp-server-everything")
+    notebook_dir = tmp_path / "notebook"
+    notebook_dir.mkdir()
+    monkeypatch.chdir(notebook_dir)
+    from IPython.core.error import UsageError
+
+    mcp(f"connect plain -- {everything}")
+    # Not told of roots, server-everything does not even offer its roots tool.
+    with pytest.raises(UsageError, match="has no tool 'get-roots-list'"):
+        mcp("call plain.get-roots-list")
+    try:
+        shell.run_line_magic("config", 'McpMagics.roots = ["."]')
+        mcp(f"connect rooted -- {everything}")
+        listed = str(mcp("call rooted.get-roots-list"))
+        assert notebook_dir.resolve().as_uri() in listed, listed
+        # An mcpServers entry's own roots win; relative ones are the file's directory's.
+        (tmp_path / "data").mkdir()
+        path = tmp_path / "mcp.json"
+        path.write_text(json.dumps({"mcpServers": {
+            "own": {"command": everything, "roots": ["data"]},
+            "bad": {"command": everything, "roots": "data"},
+        }}))
+        mcp(f"connect --config {path} own")
+        listed = str(mcp("call own.get-roots-list"))
+        assert (tmp_path / "data").resolve().as_uri() in listed, listed
+        assert notebook_dir.resolve().as_uri() not in listed
+        from mcp_magic import config
+
+        assert "'roots' must be a list of directories" in str(
+            config.load_config_file(str(path))["bad"])
+    finally:
+        shell.run_line_magic("config", "McpMagics.roots = None")
+    import mcp_magic
+
+    assert mcp_magic._magics.manager.client_requests.roots is None
