@@ -26,6 +26,7 @@ from typing import Any
 
 from .apps import visible_to_model
 from .events import CodeFinished, CodeRequest
+from .notebook_tools import dataframes, is_frame
 from .sessions import McpError, SessionManager
 
 CODE_SERVER = "notebook"
@@ -246,8 +247,7 @@ def tool_description(
             lines.append(f"- {call}: {_first_sentence(tool.description or '')}")
     frames = [
         f"{name} ({value.shape[0]}×{value.shape[1]})"
-        for name, value in list(namespace.items())
-        if not name.startswith("_") and _is_frame(value)
+        for name, value in dataframes(namespace).items()
     ]
     if frames:
         lines.append("DataFrames in the notebook: " + ", ".join(frames[:30]))
@@ -260,10 +260,6 @@ def code_schema() -> dict[str, Any]:
         "properties": {"code": {"type": "string", "description": "Python source to run."}},
         "required": ["code"],
     }
-
-
-def _is_frame(value: Any) -> bool:
-    return hasattr(value, "to_csv") and hasattr(value, "dtypes") and hasattr(value, "shape")
 
 
 # ---------------------------------------------------------------------------
@@ -370,7 +366,7 @@ def last_name(code: str) -> str | None:
 
 def value_preview(value: Any, name: str | None, max_rows: int = 30) -> str:
     """A bounded account of a value: DataFrames as `results.frame_for_model` tells them."""
-    if _is_frame(value):
+    if is_frame(value):
         from .results import frame_for_model
 
         return frame_for_model(value, name, max_rows=max_rows)
@@ -414,7 +410,7 @@ def report_for_model(
             value = namespace.get(name)
             kind = (
                 f"DataFrame {value.shape[0]}×{value.shape[1]}"
-                if _is_frame(value)
+                if is_frame(value)
                 else type(value).__name__
             )
             described.append(f"{name} ({kind})")

@@ -86,7 +86,8 @@ class NotebookToolError(ValueError):
     """A call the tools cannot answer (no such DataFrame, no such column); one line."""
 
 
-def _is_frame(value: Any) -> bool:
+def is_frame(value: Any) -> bool:
+    """A DataFrame, by duck typing (pandas is not imported to ask)."""
     return hasattr(value, "to_csv") and hasattr(value, "dtypes") and hasattr(value, "memory_usage")
 
 
@@ -95,7 +96,7 @@ def dataframes(namespace: Mapping[str, Any]) -> dict[str, Any]:
     return {
         name: value
         for name, value in list(namespace.items())
-        if not name.startswith("_") and _is_frame(value)
+        if not name.startswith("_") and is_frame(value)
     }
 
 
