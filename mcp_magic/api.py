@@ -47,8 +47,9 @@ class Host:
     ) -> None:
         """`elicit(request)` answers a server's questions (a dict of values to accept,
         None to decline; without it they are declined); `roots` are the directories
-        servers are told they may use (default: none offered; `[os.getcwd()]` for the
-        notebook's); `oauth` holds the
+        servers are told they may use (default: a local server's own directories from
+        its command line, else the working directory; none for remote servers; `[]`:
+        none offered); `oauth` holds the
         token store and how the user is sent to authorize (default: a 0600 file under
         the config directory, a link on stderr and a loopback listener).
 

@@ -201,6 +201,42 @@ def _say(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
+def automatic_roots(spec: Any) -> list[str]:
+    """The roots a server is offered when nothing is configured.
+
+    A local server started with directories on its command line is offered exactly those:
+    a server told of roots may use them instead of its arguments (the filesystem server
+    does), so offering the notebook's directory would take away what the user gave it.
+    Any other local server (stdio, or HTTP on a loopback address) is offered the
+    notebook's directory. A remote server is offered none: this machine's paths mean
+    nothing there, and would only tell it how the user's disk is laid out.
+    """
+    if spec is None:
+        return []
+    if getattr(spec, "transport", None) == "stdio":
+        base = Path(spec.cwd or ".")
+        named = []
+        for arg in spec.args:
+            value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
+            if value.startswith("-") or not value or "\0" in value:
+                continue
+            try:
+                if (base / Path(value).expanduser()).is_dir():
+                    named.append(str(base / Path(value).expanduser()))
+            except (OSError, ValueError):  # too long, bad characters: not a directory
+                continue
+        return named or ["."]
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(spec.url).hostname or "").lower()
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, or a malformed address
+        local = False
+    return ["."] if local else []
+
+
 @dataclass
 class ClientRequests:
     """The handlers for one host; `callbacks(session)` gives the SDK Client's kwargs."""
@@ -214,9 +250,8 @@ class ClientRequests:
     host's `sample` needs no approval."""
     roots: list[str] | None = None
     """Directories the servers may work in, resolved when a server asks (so "." is the
-    kernel's working directory then: the notebook's). None: roots are not offered at all,
-    since a server told of roots may replace the directories its command line gave it
-    (the filesystem server does). A server entry's own `roots` wins."""
+    kernel's working directory then: the notebook's). None: each server's own, see
+    `automatic_roots`; []: none offered. A server entry's own `roots` wins."""
     say: Callable[[str], None] = _say
     on_main: Callable[[Callable[[], Any]], Any] | None = None
     """Runs a function on the thread waiting for the call, from the loop (set by the
@@ -251,11 +286,16 @@ class ClientRequests:
                 tools=types.SamplingToolsCapability()
             ),
         }
-        own = getattr(getattr(session, "spec", None), "roots", None)
+        spec = getattr(session, "spec", None)
+        own = getattr(spec, "roots", None)
         if own is not None:
-            callbacks["list_roots_callback"] = self._roots(lambda: list(own))
+            folders = list(own)
         elif self.roots is not None:
-            callbacks["list_roots_callback"] = self._roots(lambda: self.roots or [])
+            folders = list(self.roots)
+        else:
+            folders = automatic_roots(spec)
+        if folders:  # decided at connect; resolved when the server asks
+            callbacks["list_roots_callback"] = self._roots(lambda: folders)
         return callbacks
 
     async def urls_required(self, session: Any, data: Any) -> bool:

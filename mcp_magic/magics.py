@@ -438,9 +438,11 @@ class McpMagics(Magics):
     roots = List(
         Unicode(), default_value=None, allow_none=True,
         help="Directories offered to servers as roots, e.g. ['.'] (the notebook's "
-        "directory, resolved when a server asks). None (the default): no roots, since a "
-        "server told of roots may replace the directories its command line gave it. "
-        "For servers connected after the change.",
+        "directory, resolved when a server asks); [] offers none. None (the default): a "
+        "local server started with directories on its command line gets those (a server "
+        "told of roots may use them instead of its arguments), any other local server "
+        "the notebook's directory, a remote one none. For servers connected after the "
+        "change.",
     ).tag(config=True)
     endpoints = Dict(
         help="Aliases for OpenAI-compatible endpoints: {'lmstudio': 'http://localhost:1234/v1'}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -161,12 +163,52 @@ def test_sampling_without_a_model_is_declined_with_a_clear_error(asking_server):
             host.call("a.sample")
 
 
-def test_roots_are_not_offered_unless_configured(asking_server):
-    # A server told of roots may replace its own allowed directories with them.
+def test_a_local_server_is_offered_the_working_directory_unless_told_otherwise(
+    asking_server, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
     with Host(connect_timeout=30) as host:
+        host.connect("a", asking_server)
+        assert host.call("a.roots") == tmp_path.resolve().as_uri()
+    with Host(connect_timeout=30, roots=[]) as host:  # [] offers none
         host.connect("a", asking_server)
         with pytest.raises(McpError):
             host.call("a.roots")
+
+
+def test_the_filesystem_server_keeps_the_directories_its_command_line_gave_it(
+    tmp_path, monkeypatch
+):
+    # server-filesystem replaces its allowed directories with the roots it is told of:
+    # offered the notebook's directory it would lose the one the user named.
+    notebook, data = tmp_path / "notebook", tmp_path / "data"
+    notebook.mkdir()
+    data.mkdir()
+    (data / "sales.csv").write_text("region,amount\nnorth,3\n")
+    monkeypatch.chdir(notebook)
+    with Host(connect_timeout=60) as host:
+        host.connect("fs", [node_server("mcp-server-filesystem"), str(data)])
+        session = host.manager.get("fs")
+        deadline = time.monotonic() + 30  # it asks for roots once it is initialized
+        while "from MCP roots" not in session.log_tail() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "from MCP roots" in session.log_tail()
+        allowed = str(host.call("fs.list_allowed_directories"))
+        assert str(data.resolve()) in allowed and str(notebook.resolve()) not in allowed
+        table = host.call("fs.read_text_file", path=str(data / "sales.csv"))
+        assert table["region"].tolist() == ["north"]
+
+
+def test_a_remote_server_is_offered_no_roots():
+    from mcp_magic.client_requests import automatic_roots
+    from mcp_magic.config import HttpSpec, StdioSpec
+
+    assert automatic_roots(HttpSpec("https://mcp.example.com/mcp")) == []
+    assert automatic_roots(HttpSpec("http://127.0.0.1:8000/mcp")) == ["."]
+    assert automatic_roots(HttpSpec("http://[::1]:8000/mcp")) == ["."]
+    assert automatic_roots(HttpSpec("http://localhost/mcp")) == ["."]
+    assert automatic_roots(StdioSpec("uvx", ("mcp-server-duckdb", "--db-path=x.db"))) == ["."]
+    assert automatic_roots(StdioSpec("srv", ("--root=/", "-y"))) == ["/"]
 
 
 def test_2025_requests_from_server_everything():
@@ -700,10 +742,10 @@ def test_sampling_uses_the_model_the_notebooks_agent_uses(kernel):
         assert [body["model"] for body in model.bodies()] == ["m6", "m6"]
 
 
-# -- roots: none unless configured -----------------------------------------------------
+# -- roots: the notebook's directory, configurable --------------------------------------
 
 
-def test_roots_setting_offers_the_notebooks_directory_and_file_entries_their_own(
+def test_roots_are_the_notebooks_directory_configurable_and_file_entries_own(
     shell, mcp, tmp_path, monkeypatch
 ):
     everything = node_server("mcp-server-everything")
@@ -713,14 +755,18 @@ def test_roots_setting_offers_the_notebooks_directory_and_file_entries_their_own
     from IPython.core.error import UsageError
 
     mcp(f"connect plain -- {everything}")
-    # Not told of roots, server-everything does not even offer its roots tool.
-    with pytest.raises(UsageError, match="has no tool 'get-roots-list'"):
-        mcp("call plain.get-roots-list")
+    listed = str(mcp("call plain.get-roots-list"))
+    assert notebook_dir.resolve().as_uri() in listed, listed
     try:
-        shell.run_line_magic("config", 'McpMagics.roots = ["."]')
+        shell.run_line_magic("config", "McpMagics.roots = []")
+        mcp(f"connect unrooted -- {everything}")
+        # Told of no roots, server-everything does not even offer its roots tool.
+        with pytest.raises(UsageError, match="has no tool 'get-roots-list'"):
+            mcp("call unrooted.get-roots-list")
+        shell.run_line_magic("config", 'McpMagics.roots = ["~"]')
         mcp(f"connect rooted -- {everything}")
         listed = str(mcp("call rooted.get-roots-list"))
-        assert notebook_dir.resolve().as_uri() in listed, listed
+        assert Path("~").expanduser().resolve().as_uri() in listed, listed
         # An mcpServers entry's own roots win; relative ones are the file's directory's.
         (tmp_path / "data").mkdir()
         path = tmp_path / "mcp.json"
