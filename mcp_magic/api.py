@@ -19,9 +19,10 @@ from typing import Any
 from . import config
 from .agent import Agent, AgentOptions, RunResult, agent_for, interpolate
 from .arguments import missing_message, parse_target
+from .asking import approve_call
 from .auth import OAuth, OAuthSettings
 from .client_requests import ClientRequests, ElicitHandler, SamplingRequest, model_sampler
-from .driver import ask_user, run_agent
+from .driver import run_agent
 from .events import ApprovalRequest, Decision, Event
 from .sessions import McpError, Session, SessionManager
 
@@ -193,7 +194,7 @@ class Host:
         base_url: str | None = None,
         new: bool = False,
         show: Callable[[Event], None] | None = None,
-        approve: Callable[[ApprovalRequest], Decision] = ask_user,
+        approve: Callable[[ApprovalRequest], Decision] = approve_call,
         **options: Any,
     ) -> RunResult:
         """Run the tool-calling loop once. `options` are AgentOptions fields, e.g.
@@ -201,8 +202,8 @@ class Host:
         and `run_timeout` (seconds for the whole run, default 600).
 
         `code=True` is code mode: the model runs Python in `self.namespace`, where
-        servers are objects whose tools are functions; each block asks at an input
-        prompt first unless `code_approval=False`.
+        servers are objects whose tools are functions; each block asks first (`asking.approve_code`:
+        widgets in Jupyter, else an input prompt) unless `code_approval=False`.
 
         `model` defaults to `MCP_MAGIC_MODEL` (environment or `.env`). By default the
         answer and the tool calls are printed as they happen; pass

@@ -1,5 +1,6 @@
 """Asking the user in the notebook: a server's form or link (elicitation), approval of a
-sampling request, the address a remote browser was sent to after an authorization.
+sampling request, of an agent's tool call or of a code block, the address a remote
+browser was sent to after an authorization. One path for all of them.
 
 Everything here runs on the thread waiting for the call (the kernel's main thread, see
 `SessionManager.on_main`), so the question shows in the running cell: as ipywidgets in
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .client_requests import Answer, Declined, Elicitation, SamplingRequest
+from .events import ApprovalRequest, CodeRequest, Decision
 
 Read = Callable[[str], str]
 Show = Callable[[str, str | None], None]
@@ -330,6 +332,63 @@ def ask_redirect(url: str, read: Read, show: Show) -> str:
             return pasted
 
 
+NOBODY_FOR_CALL = ("{what} needs approval but nobody can answer here (non-interactive "
+                   "run); it was denied. Use --approve never to allow it.")
+NOBODY_FOR_CODE = ("code needs approval but nobody can answer here (non-interactive run); "
+                   "it was denied. Use --approve never to run the model's code without "
+                   "asking.")
+_UNANSWERABLE = (Declined, EOFError, NotImplementedError, RuntimeError)
+"""What `read` raises where nobody can answer: no stdin (nbval, papermill, a closed
+terminal), or no cell waiting."""
+
+
+def call_question(request: ApprovalRequest) -> str:
+    """The approval question for an agent's tool call, its arguments bounded."""
+    import json
+
+    arguments = json.dumps(request.arguments, ensure_ascii=False, default=str)
+    if len(arguments) > 300:
+        arguments = arguments[:300] + "…"
+    return f"Run {request.server}.{request.tool}({arguments})? ({request.reason})"
+
+
+def ask_call(request: ApprovalRequest, read: Read) -> Decision:
+    """Allow, deny, or type the answer in the tool's place, at a prompt."""
+    try:
+        answer = read(call_question(request) + "\n[y] allow  [n] deny  or type a reply to "
+                      "send instead: ").strip()
+    except _UNANSWERABLE:
+        return Decision("deny", NOBODY_FOR_CALL.format(what=f"{request.server}.{request.tool}"))
+    if answer.lower() in ("y", "yes", "allow"):
+        return Decision("allow")
+    if answer.lower() in ("", "n", "no", "deny"):
+        return Decision("deny")
+    return Decision("answer", answer)
+
+
+def ask_code(request: CodeRequest, read: Read) -> tuple[str, str]:
+    """("allow", code), ("deny", reason or ""), or ("edit", new code), at a prompt."""
+    try:
+        answer = read("Run this code in the notebook? [y] run  [n] deny  [e] edit and "
+                      "run: ").strip().lower()
+        if answer in ("e", "edit"):
+            lines = []
+            while True:
+                line = read("new code, line by line; an empty line ends it: "
+                            if not lines else "... ")
+                if not line.strip():
+                    break
+                lines.append(line)
+            if not lines:
+                return "deny", "the user cleared the code"
+            return "edit", "\n".join(lines)
+    except _UNANSWERABLE:
+        return "deny", NOBODY_FOR_CODE
+    if answer in ("y", "yes", "run", "allow"):
+        return "allow", request.code
+    return "deny", ""
+
+
 # -- where the questions are shown ------------------------------------------------------
 
 
@@ -437,6 +496,42 @@ def approve(request: SamplingRequest) -> bool:
                                     answers=_YES_NO_CANCEL)
         return approve_sampling(request, read_, show_)
     return approve_sampling(request, read, show)
+
+
+def approve_call(request: ApprovalRequest) -> Decision:
+    """The notebook's approval of an agent's tool call: Allow / Deny / a reply typed in
+    the tool's place, as buttons in Jupyter, else at the input prompt."""
+    if not widgets_usable():
+        return ask_call(request, read)
+    from html import escape
+
+    question = call_question(request)
+    action, typed = ask_widgets(
+        f"<pre style='white-space:pre-wrap;margin:0'>{escape(question)}</pre>", question,
+        [("Allow", "allow", "primary"), ("Deny", "deny", ""),
+         ("Send the reply instead", "answer", "")],
+        field="or a reply to send the model in the tool's place")
+    if action == "answer" and typed.strip():
+        return Decision("answer", typed.strip())
+    return Decision("allow" if action == "allow" else "deny")
+
+
+def approve_code(request: CodeRequest) -> tuple[str, str]:
+    """The notebook's approval of a code block: Run (as edited in the box) / Deny, as
+    widgets in Jupyter, else at the input prompt. ("allow", code), ("edit", new code)
+    or ("deny", reason)."""
+    if not widgets_usable():
+        return ask_code(request, read)
+    action, typed = ask_widgets(
+        "Run this code in the notebook? Edit it below first if you like.",
+        "Run this code in the notebook?",
+        [("Run", "allow", "primary"), ("Deny", "deny", "")],
+        value=request.code, rows=min(max(request.code.count("\n") + 2, 4), 24))
+    if action != "allow":
+        return "deny", ""
+    if not typed.strip():
+        return "deny", "the user cleared the code"
+    return ("allow", request.code) if typed == request.code else ("edit", typed)
 
 
 def pasted_redirect(url: str) -> str:
@@ -588,6 +683,7 @@ def ask_form_widgets(request: Elicitation) -> Answer:
 
     head = w.HTML(f"<b>{escape(request.server)}</b> asks: {escape(request.message)}")
     form = w.VBox([head, *inputs, notes, w.HBox(buttons)])
+    form.add_class("mcp-magic-question")
     answer: list[Answer] = []
     done = threading.Event()
 
@@ -633,10 +729,10 @@ def ask_form_widgets(request: Elicitation) -> Answer:
 
 
 def ask_widgets(html: str, text: str, actions: list[tuple[str, str, str]],
-                field: str | None = None) -> tuple[str, str]:
+                field: str | None = None, value: str = "", rows: int = 0) -> tuple[str, str]:
     """A question as widgets: an HTML body, buttons (label, action, style), and a text
-    field when `field` is its placeholder. Returns (action, text typed); waits, and the
-    stop button interrupts the wait."""
+    field when `field` is its placeholder (or a box of `rows` lines holding `value`).
+    Returns (action, text typed); waits, and the stop button interrupts the wait."""
     import threading
     from html import escape
 
@@ -645,10 +741,12 @@ def ask_widgets(html: str, text: str, actions: list[tuple[str, str, str]],
 
     subshell = _widget_subshell()
     assert subshell is not None
-    box = w.Text(placeholder=field, layout=w.Layout(width="90%")) if field else None
+    box = (w.Textarea(value=value, rows=rows, layout=w.Layout(width="90%")) if rows
+           else w.Text(placeholder=field, layout=w.Layout(width="90%")) if field else None)
     buttons = [w.Button(description=label, button_style=style) for label, _, style in actions]
     notes = w.HTML()
     form = w.VBox([w.HTML(html), *([box] if box else []), notes, w.HBox(buttons)])
+    form.add_class("mcp-magic-question")
     chosen: list[str] = []
     done = threading.Event()
     for button, (_, action, _) in zip(buttons, actions, strict=True):

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from .apps import visible_to_model
-from .events import CodeFinished, CodeRequest
+from .events import CodeFinished
 from .notebook_tools import dataframes, is_frame
 from .sessions import McpError, SessionManager
 
@@ -416,37 +416,3 @@ def report_for_model(
             described.append(f"{name} ({kind})")
         parts.append("Notebook variables set: " + ", ".join(described))
     return "\n".join(parts) or "Ran; no output and no value."
-
-
-# ---------------------------------------------------------------------------
-# approval (on the main thread)
-
-
-def ask_code(request: CodeRequest, read: Callable[[str], str] = input) -> tuple[str, str]:
-    """Ask at an input prompt: ("allow", code), ("deny", reason or ""), or ("edit", new code).
-
-    Where nobody can answer (nbval, papermill: no stdin) the block is denied in one line.
-    """
-    question = "Run this code in the notebook? [y] run  [n] deny  [e] edit and run: "
-    try:
-        answer = read(question).strip().lower()
-        if answer in ("e", "edit"):
-            lines = []
-            while True:
-                line = read(
-                    "new code, line by line; an empty line ends it: " if not lines else "... "
-                )
-                if not line.strip():
-                    break
-                lines.append(line)
-            if not lines:
-                return "deny", "the user cleared the code"
-            return "edit", "\n".join(lines)
-    except (EOFError, NotImplementedError, RuntimeError):
-        return "deny", (
-            "code needs approval but nobody can answer here (non-interactive run); it was "
-            "denied. Use --approve never to run the model's code without asking."
-        )
-    if answer in ("y", "yes", "run", "allow"):
-        return "allow", request.code
-    return "deny", ""

@@ -1,7 +1,8 @@
 """Run the agent from the kernel's main thread: pump its events into the view.
 
 The loop runs on the session thread; this side renders what it publishes and answers
-approval requests, so displays and `input()` happen on the main thread. In code mode it
+approval requests (`asking.approve_call` / `approve_code`: widgets in Jupyter, else a
+prompt), so displays and questions happen on the main thread. In code mode it
 also runs the model's code here (`CodeRequest`): displays land in the right cell and the
 stop button interrupts it. A tool the code calls goes through `SessionManager.call_tool`,
 which submits the call to the loop and waits for it: the loop is free meanwhile (the
@@ -10,7 +11,6 @@ agent only awaits the request's reply future), so this cannot deadlock.
 
 from __future__ import annotations
 
-import json
 import queue
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -75,34 +75,6 @@ def run_agent(
                 show(event)
 
 
-def ask_user(request: ApprovalRequest, read: Callable[[str], str] = input) -> Decision:
-    """Ask at an input prompt: allow, deny, or type the answer in the tool's place.
-
-    Where nobody can answer (nbval, papermill: no stdin), the call is denied, so a
-    non-interactive run never waits forever.
-    """
-    arguments = json.dumps(request.arguments, ensure_ascii=False, default=str)
-    if len(arguments) > 300:
-        arguments = arguments[:300] + "…"
-    question = (
-        f"Run {request.server}.{request.tool}({arguments})? ({request.reason})\n"
-        "[y] allow  [n] deny  or type a reply to send instead: "
-    )
-    try:
-        answer = read(question).strip()
-    except (EOFError, NotImplementedError, RuntimeError):
-        return Decision(
-            "deny",
-            f"{request.server}.{request.tool} needs approval but nobody can answer here "
-            "(non-interactive run); it was denied. Use --approve never to allow it.",
-        )
-    if answer.lower() in ("y", "yes", "allow"):
-        return Decision("allow")
-    if answer.lower() in ("", "n", "no", "deny"):
-        return Decision("deny")
-    return Decision("answer", answer)
-
-
 def run_code_request(
     request: CodeRequest,
     namespace: MutableMapping[str, Any],
@@ -114,12 +86,13 @@ def run_code_request(
     the request, so the loop ends the run and answers the call for the model, and is
     raised on to end the cell.
     """
-    from .code_mode import ask_code, run_code
+    from .asking import approve_code
+    from .code_mode import run_code
 
     code, edited = request.code, False
     try:
         if request.ask:
-            action, text = (ask or ask_code)(request)
+            action, text = (ask or approve_code)(request)
             if action == "deny":
                 return CodeFinished(request.call_id, "denied", code, error=text or None)
             if action == "edit":

@@ -424,8 +424,9 @@ class McpMagics(Magics):
     ).tag(config=True)
     ask_with = Unicode(
         "auto",
-        help="How a server's questions (forms, links, sampling approval) are asked in "
-        "Jupyter: 'auto' (widgets where the kernel allows) or 'prompt' (input prompts).",
+        help="How questions are asked in Jupyter (servers' forms and links, approval of "
+        "sampling, of %%agent tool calls and code): 'auto' (widgets where the kernel "
+        "allows) or 'prompt' (input prompts).",
     ).tag(config=True)
     oauth_paste = Unicode(
         "auto",
@@ -1037,7 +1038,8 @@ class McpMagics(Magics):
 
     def _run_agent(self, args: Any, template: str, text_key: str = "") -> None:
         from .agent import AgentOptions, interpolate
-        from .driver import ask_user, run_agent, run_code_request
+        from .asking import approve_call
+        from .driver import run_agent, run_code_request
         from .providers import default_model
 
         model = args.model or self.default_model or default_model()
@@ -1085,7 +1087,7 @@ class McpMagics(Magics):
                 prompt,
                 options,
                 view.handle,
-                ask_user,
+                approve_call,
                 idle=view.tick,
                 code=lambda request: run_code_request(request, namespace),
             )

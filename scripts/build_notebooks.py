@@ -520,7 +520,8 @@ servers' tools. In that code every server is an object whose tools are functions
 (`data.query_db(sql=...)` returns the same DataFrame as `%mcp call`), so the model can
 fetch both tables, join them in pandas and print only the summary it needs: the rows
 never travel through the model. Each block shows as a collapsible block with its code
-and output. Normally each one asks before it runs (`y`, `n`, or `e` to edit it first);
+and output. Normally each one asks before it runs: the code waits in an editable box
+with *Run* and *Deny* (edit it, and your version runs);
 `--approve never` lets this tutorial run unattended, so use it only with code you would
 run anyway.
 """
@@ -817,10 +818,11 @@ endpoint; that is how CI runs these notebooks against a local stand-in model.
 
 The `scratch` server was started with `--allow-writes`, so its `query_db` is not marked
 read-only. With `--approve writes`, `mcp_magic` asks before running such a tool (use
-`--approve always` to ask for every call). In JupyterLab an input box appears below the
-cell, and *Run All* waits there for you: `y` runs the call, `n` refuses it, and anything
-else is sent to the model *instead of* the tool's result. The model is told when a call
-was refused.
+`--approve always` to ask for every call). In JupyterLab the question appears in the
+cell with *Allow* and *Deny* buttons, and *Run All* waits there for you; a reply typed in
+its box and sent is given to the model *instead of* the tool's result (in terminal
+IPython it is a prompt: `y`, `n`, or the reply). The model is told when a call was
+refused.
 
 When nobody can answer, as when this notebook was executed to save its outputs (or under
 nbval or papermill), the call is denied rather than left waiting, and the cell says so:

@@ -51,6 +51,8 @@ def start_kernel(
     kernel_env = dict(os.environ)
     kernel_env.update({"IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1"})
     kernel_env.pop("MPLBACKEND", None)
+    # Questions at the input prompt, which tests answer over stdin; widget tests say so.
+    kernel_env.setdefault("MCP_MAGIC_ASK", "prompt")
     kernel_env.update(env or {})
     km.start_kernel(env=kernel_env, cwd=str(directory))
     kc = km.client()

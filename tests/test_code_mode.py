@@ -14,7 +14,8 @@ from fakes import openai_wire as wire
 from fakes.scripted_http import ScriptedServer
 
 from mcp_magic.agent import Agent, AgentOptions
-from mcp_magic.code_mode import ask_code, python_name, run_code
+from mcp_magic.asking import ask_code
+from mcp_magic.code_mode import python_name, run_code
 from mcp_magic.config import builtin_spec
 from mcp_magic.driver import run_agent, run_code_request
 from mcp_magic.events import CodeFinished, CodeRequest, Notice, ToolCallFinished

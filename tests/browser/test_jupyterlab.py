@@ -466,6 +466,7 @@ RUN_STATE = """name => {
     const panel = window.jupyterapp.shell.currentWidget;
     if (!panel || !panel.context || panel.context.path !== name) return false;
     if (panel.node.querySelector('.jp-Stdin-input')) return 'stdin';
+    if (panel.node.querySelector('.mcp-magic-question button:not([disabled])')) return 'ask';
     const indicator = panel.node.querySelector('.jp-Notebook-ExecutionIndicator');
     if (!indicator || indicator.getAttribute('data-status') !== 'idle') return false;
     let pending = false;
@@ -586,7 +587,14 @@ def run_all(page: Any, panel: Any, name: str) -> None:
         state = page.wait_for_function(RUN_STATE, arg=name, timeout=left, polling=250)
         if state.json_value() == "done":
             return
-        # A cell asks (an approval prompt): answer it as a user would, in the input box.
+        if state.json_value() == "ask":  # approval buttons: deny, as the tutorials expect
+            question = panel.locator(".mcp-magic-question").filter(
+                has=page.locator("button:not([disabled])")).first
+            print(f"{name}: denied: {question.inner_text()[:400].strip()!r}")
+            question.get_by_role("button", name=re.compile("^(Deny|Decline)$")).click()
+            question.locator("button:not([disabled])").first.wait_for(state="detached")
+            continue
+        # A cell asks at an input prompt: answer it as a user would, in the input box.
         box = panel.locator("input.jp-Stdin-input").first
         area = box.locator("xpath=ancestor::div[contains(@class, 'jp-OutputArea ')][1]")
         print(f"{name}: answered {STDIN_ANSWER!r} to: {area.inner_text()[-400:].strip()!r}")
