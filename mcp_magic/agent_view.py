@@ -32,9 +32,12 @@ from .events import (
 )
 from .render import format_duration, server_notes_html, server_notes_text
 
-STATUS_SYMBOLS = {"running": "⏳", "ok": "✓", "error": "✗", "denied": "⊘", "cancelled": "⊘"}
+WAITING = "waiting for approval"
+STATUS_SYMBOLS = {"running": "⏳", WAITING: "⏸", "ok": "✓", "error": "✗", "denied": "⊘",
+                  "cancelled": "⊘"}
 STATUS_COLORS = {
     "running": "#888",
+    WAITING: "#b80",
     "ok": "#2a7",
     "error": "#c33",
     "denied": "#b80",
@@ -121,12 +124,19 @@ def result_text(result: Any) -> str:
     return str(result)
 
 
-def tool_header(started: ToolCallStarted, finished: ToolCallFinished | None = None) -> str:
+def _status(finished: ToolCallFinished | None, waiting: bool) -> str:
+    if finished is not None:
+        return finished.status
+    return WAITING if waiting else "running"
+
+
+def tool_header(started: ToolCallStarted, finished: ToolCallFinished | None = None,
+                waiting: bool = False) -> str:
     """One line: status symbol, server.tool, status, duration, bound variable, hosted mark.
 
     Plain text (not escaped): escape it for HTML; widget titles are set as text.
     """
-    status = finished.status if finished is not None else "running"
+    status = _status(finished, waiting)
     parts = [f"{STATUS_SYMBOLS.get(status, '?')} {started.server}.{started.tool} — {status}"]
     if finished is not None:
         parts.append(format_duration(finished.duration))
@@ -137,8 +147,9 @@ def tool_header(started: ToolCallStarted, finished: ToolCallFinished | None = No
     return " · ".join(parts)
 
 
-def _header_html(started: ToolCallStarted, finished: ToolCallFinished | None) -> str:
-    status = finished.status if finished is not None else "running"
+def _header_html(started: ToolCallStarted, finished: ToolCallFinished | None,
+                 waiting: bool = False) -> str:
+    status = _status(finished, waiting)
     color = STATUS_COLORS.get(status, "#888")
     symbol = html.escape(STATUS_SYMBOLS.get(status, "?"))
     parts = [
@@ -199,12 +210,13 @@ def _notices(frame: Any) -> list[str]:
     return notices(frame)
 
 
-def tool_block_html(started: ToolCallStarted, finished: ToolCallFinished | None = None) -> str:
+def tool_block_html(started: ToolCallStarted, finished: ToolCallFinished | None = None,
+                    waiting: bool = False) -> str:
     """The static block: a collapsed `<details>` with the header as its summary."""
-    status = finished.status if finished is not None else "running"
+    status = "waiting" if finished is None and waiting else _status(finished, waiting)
     return (
         f"<details class='mcp-magic-tool mcp-magic-{html.escape(status)}'>"
-        f"<summary>{_header_html(started, finished)}</summary>"
+        f"<summary>{_header_html(started, finished, waiting)}</summary>"
         f"<div style='margin-left:1.2em'>{arguments_html(started)}{preview_html(finished)}"
         "</div></details>"
     )
@@ -232,9 +244,10 @@ def preview_text(finished: ToolCallFinished | None) -> str:
     return _truncate(result_text(result), SHORT_TEXT_LIMIT)
 
 
-def tool_block_text(started: ToolCallStarted, finished: ToolCallFinished | None = None) -> str:
+def tool_block_text(started: ToolCallStarted, finished: ToolCallFinished | None = None,
+                    waiting: bool = False) -> str:
     """The header line, then the arguments and a short preview, indented."""
-    lines = [tool_header(started, finished)]
+    lines = [tool_header(started, finished, waiting)]
     arguments = _truncate(format_arguments(started.arguments), SHORT_TEXT_LIMIT)
     if arguments:
         lines.append(_indent("arguments: " + arguments))
@@ -249,13 +262,14 @@ def tool_block_bundle(
     started: ToolCallStarted,
     finished: ToolCallFinished | None = None,
     model_id: str | None = None,
+    waiting: bool = False,
 ) -> dict[str, Any]:
     """The MIME bundle of a block; with `model_id`, the widget view plus the fallbacks."""
     bundle: dict[str, Any] = {}
     if model_id is not None:
         bundle[WIDGET_VIEW] = {"version_major": 2, "version_minor": 0, "model_id": model_id}
-    bundle["text/html"] = tool_block_html(started, finished)
-    bundle["text/plain"] = tool_block_text(started, finished)
+    bundle["text/html"] = tool_block_html(started, finished, waiting)
+    bundle["text/plain"] = tool_block_text(started, finished, waiting)
     return bundle
 
 
@@ -530,10 +544,11 @@ class _ToolBlock:
         self.handle: Any = None
         self.accordion: Any = None
         self.result_html: Any = None
+        self.waiting = False  # for the user's approval
 
     def bundle(self) -> dict[str, Any]:
         model_id = self.accordion.model_id if self.accordion is not None else None
-        return tool_block_bundle(self.started, self.finished, model_id)
+        return tool_block_bundle(self.started, self.finished, model_id, self.waiting)
 
     def show(self, live: bool) -> None:
         if live:
@@ -550,8 +565,16 @@ class _ToolBlock:
         )
         self.accordion.add_class("mcp-magic-tool")
 
+    def wait_for_approval(self, waiting: bool = True) -> None:
+        self.waiting = waiting
+        if self.accordion is not None:
+            self.accordion.set_title(0, tool_header(self.started, None, waiting))
+        if self.handle is not None:
+            self.handle.update(self.bundle(), raw=True)
+
     def finish(self, finished: ToolCallFinished) -> None:
         self.finished = finished
+        self.waiting = False
         if self.accordion is not None:
             self.result_html.value = preview_html(finished)
             self.accordion.set_title(0, tool_header(self.started, finished))
@@ -585,7 +608,7 @@ class AgentView:
     # -- dispatch
 
     def handle(self, event: Any) -> None:
-        """Show one event; approval requests only end the current text segment."""
+        """Show one event."""
         if isinstance(event, TextDelta):
             self.text(event.text)
         elif isinstance(event, ToolCallStarted):
@@ -597,7 +620,7 @@ class AgentView:
         elif isinstance(event, Notice):
             self.notice(event)
         elif isinstance(event, ApprovalRequest):
-            self.flush()  # the prompt shown elsewhere must come after the text so far
+            self.approval_asked(event)
         elif isinstance(event, CodeRequest):
             self.code_requested(event)
         elif isinstance(event, CodeFinished):
@@ -671,6 +694,14 @@ class AgentView:
             self._line(f"{tool_header(ev)} {_truncate(compact, 200)}".rstrip())
             return
         block.show(self.live)
+
+    def approval_asked(self, ev: ApprovalRequest) -> None:
+        """Shown before the question (the call's block says it waits, and the question
+        comes after the text so far) and again once answered (it runs, or is denied)."""
+        self.flush()
+        block = self.blocks.get(ev.call_id)
+        if block is not None and block.finished is None and not self.terminal:
+            block.wait_for_approval(not ev.reply.done())
 
     def tool_finished(self, ev: ToolCallFinished) -> None:
         """Update the call's block in place with its status, duration, variable, result."""

@@ -38,10 +38,12 @@ def run_agent(
 
     def on_event(event: Event) -> None:
         if isinstance(event, ApprovalRequest):
+            show(event)  # the call's block: waiting for approval
             decision = ask(event)
             if decision.action == "deny" and decision.text:
                 show(Notice(decision.text, level="warning"))
             event.reply.set_result(decision)
+            show(event)  # answered
         elif isinstance(event, CodeRequest):
             show(event)  # the block with the code, before anyone is asked about it
             if code is None:

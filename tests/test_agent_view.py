@@ -72,6 +72,28 @@ def test_header_while_running() -> None:
     assert "→" not in header
 
 
+def test_a_call_waiting_for_approval_says_so_until_answered(monkeypatch) -> None:
+    import mcp_magic.agent_view as agent_view
+    from mcp_magic.events import ApprovalRequest, Decision
+
+    shown: list[dict] = []
+
+    class Handle:  # what IPython's display(display_id=True) returns
+        def update(self, bundle: dict, raw: bool = False) -> None:
+            shown.append(bundle)
+
+    monkeypatch.setattr(agent_view, "_display", lambda bundle: (shown.append(bundle), Handle())[1])
+    view = agent_view.AgentView(live=False)
+    view.handle(started())
+    request = ApprovalRequest("c1", "db", "query_db", {"sql": "select 1"}, "it may change data")
+    view.handle(request)
+    assert shown[-1]["text/plain"].startswith("⏸ db.query_db — waiting for approval")
+    assert "mcp-magic-waiting" in shown[-1]["text/html"]
+    request.reply.set_result(Decision("allow"))
+    view.handle(request)
+    assert shown[-1]["text/plain"].startswith("⏳ db.query_db — running")
+
+
 @pytest.mark.parametrize(
     ("status", "symbol"),
     [("ok", "✓"), ("error", "✗"), ("denied", "⊘"), ("cancelled", "⊘")],

@@ -73,6 +73,8 @@ def test_a_tool_call_is_allowed_denied_or_answered_with_buttons(kernel, endpoint
     assert questions and questions[0].startswith("Run data.query_db({\"sql\": \"select")
     assert {"Allow", "Deny", "Send the reply instead"} <= {
         s.get("description") for s in front.states.values()}
+    titles = [t for s in front.states.values() for t in s.get("titles") or []]
+    assert "⏸ data.query_db — waiting for approval" in titles, titles
     front.click("Allow")
     _, reply = collect(kc, msg_id, timeout=60)
     assert reply["content"]["status"] == "ok", reply["content"]
