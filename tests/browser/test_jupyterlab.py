@@ -50,7 +50,7 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 GENERATED = "browser-check/agent_check.ipynb"  # written by this test, beside the tutorials
 GENERATED_CODE = "browser-check/code_check.ipynb"  # one code-mode block, no approval asked
 RUN_TIMEOUT_MS = 120_000  # one notebook, run all (builtin server start-up included)
-EXECUTED: dict[str, Path] = {}  # notebooks saved after a run in the lab
+EXPORTS: dict[str, Export] = {}  # HTML exports of notebooks saved after a run in the lab
 
 
 # ---------------------------------------------------------------------------
@@ -74,6 +74,44 @@ def notebook_source(path: Path) -> str:
 def has_agent_cells(path: Path) -> bool:
     """Whether a notebook runs the agent (so tool-call widgets must appear)."""
     return re.search(r"^\s*%%?agent\b", notebook_source(path), re.MULTILINE) is not None
+
+
+@dataclass
+class Export:
+    """`jupyter nbconvert --to html` of a saved notebook, running in the background (while
+    the next notebook runs in the browser); `wait` gives the HTML file."""
+
+    name: str
+    target: Path
+    process: subprocess.Popen
+    log: Path
+
+    @classmethod
+    def start(cls, lab: JupyterServer, name: str, source: Path, target: Path) -> Export:
+        target.mkdir(parents=True, exist_ok=True)
+        log = target / "nbconvert.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html"]
+                + ["--output-dir", str(target), str(source)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=lab.env,
+            )
+        return cls(name, target, process, log)
+
+    def wait(self, timeout: float = 120) -> Path:
+        try:
+            code = self.process.wait(timeout=timeout)
+        finally:
+            self.stop()
+        assert code == 0, f"nbconvert failed ({code}):\n{self.log.read_text()[-3000:]}"
+        return self.target / (short(self.name) + ".html")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def generated_notebook(base_url: str) -> nbformat.NotebookNode:
@@ -131,6 +169,9 @@ def lab(jupyter: JupyterServer, scripted_model: ScriptedModel) -> Iterator[Jupyt
     nbformat.write(generated_notebook(scripted_model.url + "/api/v1"), root / GENERATED)
     nbformat.write(generated_code_notebook(), root / GENERATED_CODE)
     yield jupyter
+    for export in EXPORTS.values():  # not waited for (their tests deselected, or failed)
+        export.stop()
+    EXPORTS.clear()
     for directory in ("notebooks", str(Path(GENERATED).parent)):
         with contextlib.suppress(OSError):
             jupyter.shutdown_kernels(directory)
@@ -403,7 +444,7 @@ NOTEBOOK_PARAMS.append(pytest.param(GENERATED, id="generated-agent"))
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("name", NOTEBOOK_PARAMS)
-def test_notebook_runs_in_jupyterlab(lab, page, name):
+def test_notebook_runs_in_jupyterlab(lab, page, name, tmp_path):
     from playwright.sync_api import expect
 
     errors = PageErrors()
@@ -433,7 +474,8 @@ def test_notebook_runs_in_jupyterlab(lab, page, name):
                     && !document.querySelector('.lm-TabBar-tab.jp-mod-dirty');
             }"""
         )
-        EXECUTED[name] = lab.root / name
+        if name in STATIC_NAMES:  # exported while the next notebook runs
+            EXPORTS[name] = Export.start(lab, name, lab.root / name, tmp_path / "export")
         full_screenshot(page, screenshot_path(short(name)))
     except Exception:
         with contextlib.suppress(Exception):
@@ -540,34 +582,18 @@ STATIC_PARAMS = [
     if has_agent_cells(ROOT / name)
 ]
 STATIC_PARAMS.append(pytest.param(GENERATED, id="generated-agent"))
+STATIC_NAMES = {param.values[0] for param in STATIC_PARAMS}
 
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("name", STATIC_PARAMS)
 def test_static_fallback_in_html_export(lab, page, name, tmp_path):
     """The saved notebook, exported to HTML: each tool call is a `<details>` block."""
-    source = EXECUTED.get(name)
-    if source is None:  # the JupyterLab run did not happen (e.g. -k): execute it here
+    export = EXPORTS.pop(name, None)
+    if export is None:  # the JupyterLab run did not happen (e.g. -k): execute it here
         source = execute_with_nbclient(lab, name, tmp_path)
-    target = tmp_path / "export"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "nbconvert",
-            "--to",
-            "html",
-            "--output-dir",
-            str(target),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-        env=lab.env,
-    )
-    html_file = target / (short(name) + ".html")
+        export = Export.start(lab, name, source, tmp_path / "export")
+    html_file = export.wait()
     exported = html_file.read_text(encoding="utf-8")
     assert re.search(r"<details class=[\"']mcp-magic-tool", exported), "no <details> block"
 
