@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +129,48 @@ def token_env(monkeypatch) -> str:
     secret = "tok-" + os.urandom(8).hex()
     monkeypatch.setenv("MCP_MAGIC_TEST_TOKEN", secret)
     return secret
+
+
+# -- a scripted model endpoint, and a kernel for replaying exported runs -----------------
+
+
+@pytest.fixture(scope="module")
+def model_endpoint() -> Iterator[Any]:
+    """One scripted OpenAI-compatible endpoint on 127.0.0.1 for a module's tests (and its
+    kernel); tests take it as `endpoint`, which empties it first."""
+    from fakes.scripted_http import ScriptedServer
+
+    with ScriptedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def endpoint(model_endpoint: Any) -> Any:
+    """The module's scripted endpoint, with no reply queued and no request recorded."""
+    model_endpoint.replies.clear()
+    model_endpoint.requests.clear()
+    return model_endpoint
+
+
+USER_NAMES = "print(sorted(n for n in globals() if not n.startswith('_')))"
+
+
+@pytest.fixture(scope="session")
+def _replay_kernel(tmp_path_factory) -> Iterator[Any]:
+    from kernel_utils import ok, replay_kernel
+
+    with replay_kernel(tmp_path_factory.mktemp("replay-kernel")) as (km, kc):
+        yield km, kc, ok(kc, USER_NAMES)  # the names a kernel starts with
+
+
+@pytest.fixture
+def replay(_replay_kernel: Any) -> Any:
+    """(km, kc) of a kernel that has never had a model (no key, no default model), the
+    built-in data server connected as `data` and its namespace emptied (`%reset -f`) to
+    what a new kernel has: where an exported run is rerun. It starts once a session."""
+    from kernel_utils import ok
+
+    km, kc, names = _replay_kernel
+    ok(kc, "%reset -f")
+    assert ok(kc, USER_NAMES) == names
+    return km, kc

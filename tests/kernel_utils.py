@@ -13,6 +13,7 @@ import os
 import queue
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,33 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def model_kernel(
+    directory: Path, base_url: str, key: str, setup: str = ""
+) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """A kernel whose `openrouter:` models are answered at `base_url` (the scripted
+    endpoint's URL + "/api/v1") with `key`; the extension loaded, `setup` run and the
+    built-in data server connected as `data`."""
+    env = {"OPENROUTER_API_KEY": key, "OPENROUTER_BASE_URL": base_url}
+    km, kc = start_kernel(directory, env=env)
+    try:
+        ok(kc, "%load_ext mcp_magic" + (f"\n{setup}" if setup else ""))
+        ok(kc, "%mcp connect data --builtin", timeout=60)
+        yield km, kc
+    finally:
+        stop_kernel(km, kc)
+
+
+@contextlib.contextmanager
+def replay_kernel(directory: Path) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """A kernel with no model configured at all (so an exported run must rebuild its tables
+    by itself); the extension loaded and the built-in data server connected as `data`."""
+    km, kc = start_kernel(directory, env={"OPENROUTER_API_KEY": "", "MCP_MAGIC_MODEL": ""})
+    try:
+        ok(kc, "%load_ext mcp_magic")
+        ok(kc, "%mcp connect data --builtin", timeout=60)
+        yield km, kc
+    finally:
+        stop_kernel(km, kc)

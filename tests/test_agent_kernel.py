@@ -10,11 +10,10 @@ from pathlib import Path
 import nbformat
 import pytest
 from fakes import openai_wire as wire
-from fakes.scripted_http import ScriptedServer
 from nbclient import NotebookClient
 
 from conftest import FAULT_SERVER
-from kernel_utils import collect, execute, ok, read_lines, start_kernel, stop_kernel, wait_for
+from kernel_utils import collect, execute, model_kernel, ok, read_lines, wait_for
 
 KEY = "sk-test-" + "k3y" * 8
 MODEL = "openrouter:openai/gpt-4o-mini"
@@ -22,25 +21,11 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
-def endpoint():
-    with ScriptedServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def kernel(endpoint, tmp_path_factory):
-    env = {"OPENROUTER_API_KEY": KEY, "OPENROUTER_BASE_URL": endpoint.url + "/api/v1"}
-    km, kc = start_kernel(tmp_path_factory.mktemp("agent-kernel"), env=env)
-    ok(kc, "%load_ext mcp_magic")
-    ok(kc, "%mcp connect data --builtin", timeout=60)
-    yield km, kc
-    stop_kernel(km, kc)
-
-
-@pytest.fixture(autouse=True)
-def fresh_script(endpoint):
-    endpoint.replies.clear()
-    endpoint.requests.clear()
+def kernel(model_endpoint, tmp_path_factory):
+    """One kernel for the module, its models answered by the module's scripted endpoint."""
+    directory = tmp_path_factory.mktemp("agent-kernel")
+    with model_kernel(directory, model_endpoint.url + "/api/v1", KEY) as kernel:
+        yield kernel
 
 
 def agent_cell(prompt: str, options: str = "") -> str:

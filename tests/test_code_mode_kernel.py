@@ -11,7 +11,7 @@ import pytest
 from fakes import openai_wire as wire
 from fakes.scripted_http import ScriptedServer
 
-from kernel_utils import collect, execute, ok, start_kernel, stop_kernel, wait_for
+from kernel_utils import collect, execute, model_kernel, ok, wait_for
 
 KEY = "sk-test-" + "c0de" * 6
 MODEL = "openrouter:openai/gpt-4o-mini"
@@ -20,25 +20,12 @@ SQL = "select region, count(distinct order_id) as orders from sales group by reg
 
 
 @pytest.fixture(scope="module")
-def endpoint():
-    with ScriptedServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def kernel(endpoint, tmp_path_factory):
-    env = {"OPENROUTER_API_KEY": KEY, "OPENROUTER_BASE_URL": endpoint.url + "/api/v1"}
-    km, kc = start_kernel(tmp_path_factory.mktemp("code-kernel"), env=env)
-    ok(kc, "%load_ext mcp_magic\nimport pandas as pd")
-    ok(kc, "%mcp connect data --builtin", timeout=60)
-    yield km, kc
-    stop_kernel(km, kc)
-
-
-@pytest.fixture(autouse=True)
-def fresh_script(endpoint):
-    endpoint.replies.clear()
-    endpoint.requests.clear()
+def kernel(model_endpoint, tmp_path_factory):
+    """One kernel for the module, its models answered by the module's scripted endpoint."""
+    directory = tmp_path_factory.mktemp("code-kernel")
+    url = model_endpoint.url + "/api/v1"
+    with model_kernel(directory, url, KEY, setup="import pandas as pd") as kernel:
+        yield kernel
 
 
 def cell(prompt: str, options: str = "") -> str:
@@ -200,8 +187,8 @@ def test_notebook_tools_in_the_kernel_see_the_users_dataframes(kernel, endpoint)
     assert "notebook.list_dataframes" in json.dumps(outputs)  # shown as a tool-call block
 
 
-def test_an_exported_code_mode_run_rebuilds_its_tables_in_a_fresh_kernel(
-    kernel, endpoint, tmp_path
+def test_an_exported_code_mode_run_rebuilds_its_tables_in_a_kernel_without_a_model(
+    kernel, endpoint, replay, tmp_path
 ):
     km, kc = kernel
     code = (
@@ -214,28 +201,22 @@ def test_an_exported_code_mode_run_rebuilds_its_tables_in_a_fresh_kernel(
         wire.stream(text="Done."),
     )
     ok(kc, cell("top regions?", "--approve never"), timeout=60)
-    replay = tmp_path / "replay.ipy"
-    ok(kc, f"%agent export --to {replay}")
-    text = replay.read_text()
+    script = tmp_path / "replay.ipy"
+    ok(kc, f"%agent export --to {script}")
+    text = script.read_text()
     assert "%mcp functions" in text and "by_region = data.query_db(" in text
     assert "not this one" not in text  # a block that failed is not replayed
     frames = tmp_path / "frames.pkl"
     ok(kc, f"import pickle; pickle.dump((by_region, top), open({str(frames)!r}, 'wb'))")
 
-    no_model = {"OPENROUTER_API_KEY": "", "MCP_MAGIC_MODEL": ""}
-    km2, kc2 = start_kernel(tmp_path / "fresh", env=no_model)
-    try:
-        ok(kc2, "%load_ext mcp_magic")
-        ok(kc2, "%mcp connect data --builtin", timeout=60)
-        ok(kc2, f"%run {replay}", timeout=60)
-        same = ok(
-            kc2,
-            "import pickle, pandas as pd\n"
-            f"before = pickle.load(open({str(frames)!r}, 'rb'))\n"
-            "pd.testing.assert_frame_equal(by_region, before[0])\n"
-            "pd.testing.assert_frame_equal(top, before[1])\n"
-            "print(len(by_region), len(top))",
-        )
-        assert same.split() == ["5", "2"]
-    finally:
-        stop_kernel(km2, kc2)
+    _, kc2 = replay  # no model at all, nothing in its namespace
+    ok(kc2, f"%run {script}", timeout=60)
+    same = ok(
+        kc2,
+        "import pickle, pandas as pd\n"
+        f"before = pickle.load(open({str(frames)!r}, 'rb'))\n"
+        "pd.testing.assert_frame_equal(by_region, before[0])\n"
+        "pd.testing.assert_frame_equal(top, before[1])\n"
+        "print(len(by_region), len(top))",
+    )
+    assert same.split() == ["5", "2"]

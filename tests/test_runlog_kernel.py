@@ -8,9 +8,8 @@ import json
 
 import pytest
 from fakes import openai_wire as wire
-from fakes.scripted_http import ScriptedServer
 
-from kernel_utils import execute, ok, start_kernel, stop_kernel
+from kernel_utils import execute, model_kernel, ok
 
 KEY = "sk-test-" + "r7n" * 8
 MODEL = "openrouter:openai/gpt-4o-mini"
@@ -22,25 +21,11 @@ NASTY_SQL = (
 
 
 @pytest.fixture(scope="module")
-def endpoint():
-    with ScriptedServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def kernel(endpoint, tmp_path_factory):
-    env = {"OPENROUTER_API_KEY": KEY, "OPENROUTER_BASE_URL": endpoint.url + "/api/v1"}
-    km, kc = start_kernel(tmp_path_factory.mktemp("runlog-kernel"), env=env)
-    ok(kc, "%load_ext mcp_magic")
-    ok(kc, "%mcp connect data --builtin", timeout=60)
-    yield km, kc
-    stop_kernel(km, kc)
-
-
-@pytest.fixture(autouse=True)
-def fresh_script(endpoint):
-    endpoint.replies.clear()
-    endpoint.requests.clear()
+def kernel(model_endpoint, tmp_path_factory):
+    """One kernel for the module, its models answered by the module's scripted endpoint."""
+    directory = tmp_path_factory.mktemp("runlog-kernel")
+    with model_kernel(directory, model_endpoint.url + "/api/v1", KEY) as kernel:
+        yield kernel
 
 
 def failed(kc, code: str) -> str:
@@ -58,8 +43,8 @@ def test_log_and_export_before_any_run_say_so_in_one_line(kernel, endpoint):
     assert endpoint.requests == []  # neither was sent to the model as a prompt
 
 
-def test_exported_cells_rebuild_the_same_tables_in_a_fresh_kernel_without_a_model(
-    kernel, endpoint, tmp_path
+def test_exported_cells_rebuild_the_same_tables_in_a_kernel_without_a_model(
+    kernel, endpoint, replay, tmp_path
 ):
     _, kc = kernel
     ok(kc, "targets = 'a variable of mine'")
@@ -116,9 +101,9 @@ def test_exported_cells_rebuild_the_same_tables_in_a_fresh_kernel_without_a_mode
     assert "regions = %mcp call data.query_db '" in code  # multi-line SQL: one JSON word
     assert "targets_2 = %mcp call data.query_db sql=" in code
     assert "result_1 = %mcp call data.query_db" in code
-    replay = tmp_path / "replay.ipy"
-    ok(kc, f"%agent export --to {replay}")
-    assert replay.read_text() == code + "\n"
+    script = tmp_path / "replay.ipy"
+    ok(kc, f"%agent export --to {script}")
+    assert script.read_text() == code + "\n"
     bound = tmp_path / "bound.pkl"
     ok(
         kc,
@@ -126,25 +111,18 @@ def test_exported_cells_rebuild_the_same_tables_in_a_fresh_kernel_without_a_mode
         f"['regions', 'targets_2', 'result_1']}}, open({str(bound)!r}, 'wb'))",
     )
 
-    # A fresh kernel, no model configured at all: the exported cells alone.
-    km2, kc2 = start_kernel(
-        tmp_path / "fresh", env={"OPENROUTER_API_KEY": "", "MCP_MAGIC_MODEL": ""}
+    # A kernel with no model configured at all, nothing in its namespace: the cells alone.
+    _, kc2 = replay
+    ok(kc2, f"%run {script}", timeout=60)
+    same = ok(
+        kc2,
+        "import pickle, pandas as pd\n"
+        f"before = pickle.load(open({str(bound)!r}, 'rb'))\n"
+        "for name, frame in before.items():\n"
+        "    pd.testing.assert_frame_equal(globals()[name], frame)\n"
+        "print(sorted(before), len(regions), regions.odd[0])",
     )
-    try:
-        ok(kc2, "%load_ext mcp_magic")
-        ok(kc2, "%mcp connect data --builtin", timeout=60)
-        ok(kc2, f"%run {replay}", timeout=60)
-        same = ok(
-            kc2,
-            "import pickle, pandas as pd\n"
-            f"before = pickle.load(open({str(bound)!r}, 'rb'))\n"
-            "for name, frame in before.items():\n"
-            "    pd.testing.assert_frame_equal(globals()[name], frame)\n"
-            "print(sorted(before), len(regions), regions.odd[0])",
-        )
-        assert same.strip().startswith("['regions', 'result_1', 'targets_2'] 5 it's $HOME {x}")
-    finally:
-        stop_kernel(km2, kc2)
+    assert same.strip().startswith("['regions', 'result_1', 'targets_2'] 5 it's $HOME {x}")
 
 
 def test_a_cells_rerun_rebinds_its_names_and_another_cell_gets_new_ones(kernel, endpoint):

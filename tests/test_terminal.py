@@ -58,7 +58,7 @@ class Terminal:
     def close(self) -> None:
         if self.child.isalive():
             self.child.send("exit\r")
-            self.child.expect(pexpect.EOF, timeout=20)
+            self.child.expect(pexpect.EOF, timeout=60)
         self.child.close(force=True)
 
 
@@ -86,15 +86,15 @@ def test_ctrl_c_during_a_call_is_one_line_and_the_session_lives_on(terminal, tmp
     )
     assert "Connected 'f'" in out, out
     terminal.child.send("%mcp call f.sleep seconds=60\r")
-    wait_for(events, "start sleep")
+    wait_for(events, "start sleep", timeout=60)
     terminal.child.sendintr()
-    out = terminal.settle(timeout=10)
+    out = terminal.settle(timeout=60)
     assert "Interrupted: call to f.sleep cancelled" in out, out
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
     shown = [line for line in out.splitlines() if line.strip() and "In [" not in line]
     assert shown == ["^CInterrupted: call to f.sleep cancelled"], out
     # The server heard the cancellation, and the same session answers the next call.
-    wait_for(events, "cancelled sleep")
+    wait_for(events, "cancelled sleep", timeout=60)
     assert "Out[" in (out := terminal.run("%mcp call f.echo text='still here'")), out
     assert "still here" in out, out
     assert re.search(r"^f\s+stdio\s+connected\b", terminal.run("%mcp list"), re.M)
@@ -104,13 +104,18 @@ def test_ctrl_c_during_a_call_is_one_line_and_the_session_lives_on(terminal, tmp
 
 def test_ctrl_c_during_a_connect_is_one_line(terminal, tmp_path):
     hung = tmp_path / "hung_server.py"
+    heard = tmp_path / "heard"
+    # The server notes each request it reads (the first is `initialize`) and answers none.
     hung.write_text("import sys\nprint('hung server up', file=sys.stderr, flush=True)\n"
-                    "for _ in sys.stdin:\n    pass\n")  # fmt: skip
+                    "for line in sys.stdin:\n"
+                    f"    with open({str(heard)!r}, 'a') as out:\n"
+                    "        out.write(line)\n")  # fmt: skip
     terminal.run("%load_ext mcp_magic")
     terminal.child.send(f"%mcp connect hung -- {sys.executable} {hung}\r")
-    time.sleep(1.0)  # the server starts and gets `initialize`, which it never answers
+    # Ctrl-C once the connect is waiting on the handshake, however long that took to begin.
+    wait_for(heard, '"initialize"', timeout=60)
     terminal.child.sendintr()
-    out = terminal.settle(timeout=15)
+    out = terminal.settle(timeout=60)
     assert "Interrupted: connecting 'hung' cancelled" in out, out
     assert "Traceback" not in out, out
     out = terminal.run("%mcp list") + terminal.run("import gc; gc.collect()")

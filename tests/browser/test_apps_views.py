@@ -13,63 +13,38 @@ whose view uses the official App SDK). Then, in the page:
   an unknown tool gives a one-line note; the theme follows a switch to JupyterLab Dark;
 - the page had no JavaScript error.
 
-JupyterLab is started the way tests/browser/test_jupyterlab.py does (own config, data,
-runtime and settings directories; the venv's extensions through sys.prefix).
+JupyterLab is the package's server (tests/browser/conftest.py), the notebook in a
+directory of its own; Notebook 7 is a `jupyter notebook` server of this module's. Each
+frontend's kernel is shut down after its tests, and each has a browser context of its own.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import nbformat
 import pytest
 from fakes import openai_wire as wire
 from fakes.scripted_http import Recorded, Reply, ScriptedServer
 
-ROOT = Path(__file__).resolve().parents[2]
+from .labserver import (
+    ROOT,
+    UI_TIMEOUT_MS,
+    WIDGETS_PLUGIN,
+    JupyterServer,
+    new_context,
+    python_notebook,
+    start_jupyter,
+)
+from conftest import free_port
+
 APP_SERVER = ROOT / "tests" / "servers" / "app_server.py"
 CLOCK_SERVER = ROOT / "tests" / "node" / "node_modules" / ".bin" / "mcp-server-basic-vanillajs"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = Path(os.environ.get("MCP_MAGIC_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-TOKEN = "apps-test-" + os.urandom(8).hex()
-NOTEBOOK = "views.ipynb"
-UI_TIMEOUT_MS = 60_000
-WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop_group(process: subprocess.Popen, timeout: float = 10) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
+DIRECTORY = "apps"
 
 
 def answer(recorded: Recorded) -> Reply:
@@ -104,110 +79,52 @@ def views_notebook(model_url: str) -> nbformat.NotebookNode:
             f"%%agent openai:gpt-4o-mini --base-url {model_url} --new\nShow the counter."
         ),
     ]
-    notebook = nbformat.v4.new_notebook(cells=cells)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                       "language": "python"}
-    return notebook
+    return python_notebook(cells)
 
 
 # The frontends: JupyterLab 4 and Notebook 7 (the same widget manager and anywidget).
-FRONTENDS = {
-    "lab": ("lab", "LabApp", "/lab/tree/{name}?reset&token={token}"),
-    "notebook": ("notebook", "JupyterNotebookApp", "/notebooks/{name}?token={token}"),
-}
-
-
-@pytest.fixture(scope="module", params=list(FRONTENDS))
-def lab(request, tmp_path_factory, model: str) -> Iterator[str]:
-    """The frontend's URL for the notebook, with the server started for it."""
-    command_name, app, path = FRONTENDS[request.param]
-    base = tmp_path_factory.mktemp(f"apps-{request.param}")
-    root = base / "root"
-    root.mkdir()
-    nbformat.write(views_notebook(model), root / NOTEBOOK)
-    dirs = {name: base / name for name in ("config", "data", "runtime", "ipython", "workspaces")}
-    for directory in dirs.values():
-        directory.mkdir()
-    settings = dirs["config"] / "lab" / "user-settings"
-    settings_files = {
-        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-            "checkForUpdates": False, "fetchNews": "false"},
-    }
-    for name, value in (settings_files if request.param == "lab" else {}).items():
-        (settings / name).parent.mkdir(parents=True, exist_ok=True)
-        (settings / name).write_text(json.dumps(value), encoding="utf-8")
-    env = dict(os.environ)
-    env.pop("JUPYTER_PATH", None)
-    env.update({
-        "JUPYTER_CONFIG_DIR": str(dirs["config"]), "JUPYTER_DATA_DIR": str(dirs["data"]),
-        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]), "IPYTHONDIR": str(dirs["ipython"]),
-        "JUPYTER_PLATFORM_DIRS": "1", "PYTHONUNBUFFERED": "1", "OPENAI_API_KEY": "sk-dummy",
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
-    })
-    port = free_port()
-    log = base / "jupyterlab.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", command_name, "--no-browser", f"--port={port}",
-             "--ip=127.0.0.1", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}",
-             "--ServerApp.port_retries=0", f"--{app}.user_settings_dir={settings}",
-             f"--{app}.workspaces_dir={dirs['workspaces']}",
-             f"--{app}.expose_app_in_browser=True", "--allow-root"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited:\n{log.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=5).read()
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    tail = log.read_text()[-3000:]
-                    raise RuntimeError(f"jupyter lab not answering:\n{tail}") from None
-                time.sleep(0.2)
-        yield url + path.format(name=NOTEBOOK, token=TOKEN)
-    finally:
-        with contextlib.suppress(Exception):
-            request = urllib.request.Request(f"{url}/api/shutdown?token={TOKEN}", method="POST")
-            urllib.request.urlopen(request, timeout=5)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=15)
-        stop_group(process)
-
-
-def _only_local(route: Any) -> None:
-    parts = urlsplit(route.request.url)
-    if parts.scheme in ("file", "data", "blob", "about") or parts.hostname in (
-            "127.0.0.1", "localhost"):
-        route.continue_()
-    else:
-        route.abort()
+FRONTENDS = ("lab", "notebook")
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory, lab: str) -> Iterator[Any]:
-    """A browser of its own for each frontend (no page of the other one left behind)."""
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: scripts/setup.sh --test installs it"
-    from playwright import sync_api
+def notebook7(tmp_path_factory, jupyter: JupyterServer) -> Iterator[JupyterServer]:
+    """`jupyter notebook`, started with the module (while the JupyterLab tests run) and
+    waited for when its frontend's turn comes; its models are JupyterLab's kernels'."""
+    base = tmp_path_factory.mktemp("notebook7")
+    server = start_jupyter(base, free_port(), jupyter.env["OPENAI_BASE_URL"], app="notebook")
+    try:
+        yield server
+    finally:
+        server.stop()
 
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM),
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1300, "height": 1600},
-        )
-        context.set_default_timeout(UI_TIMEOUT_MS)
-        context.route("**/*", _only_local)
-        try:
-            page = context.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            yield page
-        finally:
-            context.close()
+
+@pytest.fixture(scope="module", params=FRONTENDS)
+def frontend(
+    request, jupyter: JupyterServer, notebook7: JupyterServer, model: str
+) -> Iterator[tuple[str, str]]:
+    """(the frontend's URL for its notebook, the notebook's path); its kernel stops after."""
+    if request.param == "lab":
+        server, path = jupyter, f"{DIRECTORY}/views.ipynb"
+    else:
+        server, path = notebook7, "views.ipynb"
+        server.wait_until_up()
+    (server.root / path).parent.mkdir(exist_ok=True)
+    nbformat.write(views_notebook(model), server.root / path)
+    url = server.lab_url(path) if request.param == "lab" else server.notebook_url(path)
+    yield url, path
+    server.shutdown_kernels(path)
+
+
+@pytest.fixture(scope="module")
+def page(chromium: Any, frontend: tuple[str, str]) -> Iterator[Any]:
+    """A browser context of its own for each frontend (no page of the other one left)."""
+    context = new_context(chromium, {"width": 1300, "height": 1600})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(UI_TIMEOUT_MS)
+        yield page
+    finally:
+        context.close()
 
 
 RUN_DONE = """name => {
@@ -240,7 +157,7 @@ def command(page: Any, name: str, args: dict[str, Any] | None = None) -> None:
 
 
 @pytest.fixture(scope="module")
-def ran(lab: str, page: Any) -> dict[str, list[str]]:
+def ran(frontend: tuple[str, str], page: Any) -> dict[str, list[str]]:
     """The notebook, run all in JupyterLab; yields the page's JavaScript errors."""
     problems: dict[str, list[str]] = {"errors": []}
 
@@ -253,12 +170,13 @@ def ran(lab: str, page: Any) -> dict[str, list[str]]:
     # Errors thrown inside a view are reported too; their stack names about:srcdoc.
     page.on("pageerror", lambda error: problems["errors"].append(
         f"pageerror: {error} {error.stack or ''}"))
-    page.goto(lab)
+    url, path = frontend
+    page.goto(url)
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
     page.wait_for_function(f"() => window.jupyterapp.isPluginActivated('{WIDGETS_PLUGIN}')")
-    page.wait_for_function(READY, arg=NOTEBOOK, polling=250)
+    page.wait_for_function(READY, arg=path, polling=250)
     command(page, "notebook:run-all-cells")
-    page.wait_for_function(RUN_DONE, arg=NOTEBOOK, polling=250, timeout=120_000)
+    page.wait_for_function(RUN_DONE, arg=path, polling=250, timeout=120_000)
     return problems
 
 

@@ -1,77 +1,56 @@
 """The tutorials in a real browser: JupyterLab + Debian's Chromium driven by Playwright.
 
-The module starts JupyterLab on a free loopback port with its own config, data, runtime,
-settings, workspace and IPython directories (the venv's kernelspec and lab extensions
-stay reachable through `sys.prefix/share/jupyter`), serving a temporary copy of
-`notebooks/` plus one generated notebook whose `%%agent` cell is answered by a scripted
-OpenAI-compatible endpoint in this process. The tutorials' own agent cells go to
-`tests/fakes/notebook_model.py` when it exists (else to the same scripted endpoint).
+The package's JupyterLab server (tests/browser/conftest.py, labserver.py) serves a copy
+of `notebooks/` plus two generated notebooks in a directory of their own: one whose
+`%%agent` cell is answered by a scripted OpenAI-compatible endpoint in this process, one
+code-mode block. The tutorials' own agent cells go to `tests/fakes/notebook_model.py`,
+which the server's kernels are pointed at.
 
 For each notebook: open it, clear outputs, run all, wait for the kernel to finish, then
 assert that tool calls show as ipywidgets Accordions that expand on a click to show
 their arguments and result, that a DataFrame renders as a table, that no cell failed and
-that the page had no JavaScript error. Executed notebooks are saved, exported with
-`jupyter nbconvert --to html`, and the export is checked in the same browser for the
-static `<details>` fallback. Screenshots go to `test-artifacts/screenshots/`.
-
-Chromium comes from Debian (`apt-get install chromium`, done by `scripts/setup.sh
---test`), not from Playwright's download, which does not work here.
-
-Not a `conftest.py`: the tests import `from conftest import ...` by that bare name, and a
-second conftest.py outside a package would shadow `tests/conftest.py` for them.
+that the page had no JavaScript error; its kernel is shut down after it. Executed
+notebooks are saved, exported with `jupyter nbconvert --to html`, and the export is
+checked in the same browser for the static `<details>` fallback. Screenshots go to
+`test-artifacts/screenshots/`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import nbformat
 import pytest
-from fakes import openai_wire as wire
-from fakes.scripted_http import Recorded, Reply, ScriptedServer
 
-ROOT = Path(__file__).resolve().parents[2]
+from .labserver import (
+    MODEL,
+    NOTEBOOK_MODEL,
+    ROOT,
+    UI_TIMEOUT_MS,
+    WIDGETS_PLUGIN,
+    JupyterServer,
+    ScriptedModel,
+    new_context,
+    python_notebook,
+)
+
 NOTEBOOKS = ROOT / "notebooks"
-NOTEBOOK_MODEL = ROOT / "tests" / "fakes" / "notebook_model.py"
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
-CHROMIUM = Path(os.environ.get("MCP_MAGIC_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TOKEN = "browser-test-" + os.urandom(8).hex()
-API_KEY = "sk-browser-test-dummy"
-MODEL = "openrouter:openai/gpt-4o-mini"
 GENERATED = "browser-check/agent_check.ipynb"  # written by this test, beside the tutorials
 GENERATED_CODE = "browser-check/code_check.ipynb"  # one code-mode block, no approval asked
-SQL = "select region, round(sum(amount), 2) as total from sales group by region order by total desc"
-ANSWER = "East had the most revenue; the table is bound to result_1."
-WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
 RUN_TIMEOUT_MS = 120_000  # one notebook, run all (builtin server start-up included)
-UI_TIMEOUT_MS = 60_000  # JupyterLab loading, a kernel starting, a widget appearing
-
+EXPORTS: dict[str, Export] = {}  # HTML exports of notebooks saved after a run in the lab
 
 
 # ---------------------------------------------------------------------------
@@ -97,116 +76,42 @@ def has_agent_cells(path: Path) -> bool:
     return re.search(r"^\s*%%?agent\b", notebook_source(path), re.MULTILINE) is not None
 
 
-# ---------------------------------------------------------------------------
-# the model endpoint
-
-
-class ScriptedModel(ScriptedServer):
-    """An OpenAI-compatible endpoint that answers by the conversation, not by a queue.
-
-    A request whose last message is a tool result gets the final text answer; any other
-    gets one `query_db` tool call. So reruns, retries and extra requests all get a
-    sensible reply, whatever order they come in.
-    """
-
-    def _next(self, recorded: Recorded) -> Reply:
-        with self._lock:
-            self.requests.append(recorded)
-        body = recorded.body if isinstance(recorded.body, dict) else {}
-        messages = body.get("messages") or [{}]
-        streaming = bool(body.get("stream"))
-        if messages[-1].get("role") == "tool":
-            text, calls = ANSWER, []
-        else:
-            text, calls = "", [wire.Call("call_sql_1", "data__query_db", {"sql": SQL})]
-        usage = wire.usage(40, 12)
-        if streaming:
-            return wire.stream(text=text, calls=calls, usage_block=usage)
-        return wire.completion_reply(text or None, calls, usage)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop_group(process: subprocess.Popen, timeout: float = 10) -> None:
-    """Stop a process we started in its own session, then anything left in its group."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout)
-    # Kernels and the servers they started are in the same process group.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def scripted_model() -> Iterator[ScriptedModel]:
-    with ScriptedModel() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def model_url(scripted_model, tmp_path_factory) -> Iterator[str]:
-    """Base URL (…/api/v1) of the endpoint the tutorials' agent cells talk to."""
-    if not NOTEBOOK_MODEL.exists():
-        yield scripted_model.url + "/api/v1"
-        return
-    port_file = tmp_path_factory.mktemp("notebook-model") / "port"
-    log = (tmp_path_factory.getbasetemp() / "notebook_model.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, str(NOTEBOOK_MODEL), "--port", "0", "--port-file", str(port_file)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"notebook_model.py did not start (log: {log.name})")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{int(port_file.read_text().strip())}/api/v1"
-    finally:
-        stop_group(process)
-        log.close()
-
-
-# ---------------------------------------------------------------------------
-# JupyterLab
-
-
 @dataclass
-class Lab:
-    url: str
-    root: Path
+class Export:
+    """`jupyter nbconvert --to html` of a saved notebook, running in the background (while
+    the next notebook runs in the browser); `wait` gives the HTML file."""
+
+    name: str
+    target: Path
     process: subprocess.Popen
     log: Path
-    env: dict[str, str]  # the server's environment, which its kernels inherit
-    executed: dict[str, Path] = field(default_factory=dict)  # saved after a run in the lab
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.url}{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-        return json.loads(raw) if raw else None
+    @classmethod
+    def start(cls, lab: JupyterServer, name: str, source: Path, target: Path) -> Export:
+        target.mkdir(parents=True, exist_ok=True)
+        log = target / "nbconvert.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html"]
+                + ["--output-dir", str(target), str(source)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=lab.env,
+            )
+        return cls(name, target, process, log)
 
-    def shutdown_kernels(self) -> None:
-        for session in self.api("GET", "/api/sessions") or []:
-            with contextlib.suppress(urllib.error.URLError):
-                self.api("DELETE", f"/api/sessions/{session['id']}")
+    def wait(self, timeout: float = 120) -> Path:
+        try:
+            code = self.process.wait(timeout=timeout)
+        finally:
+            self.stop()
+        assert code == 0, f"nbconvert failed ({code}):\n{self.log.read_text()[-3000:]}"
+        return self.target / (short(self.name) + ".html")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def generated_notebook(base_url: str) -> nbformat.NotebookNode:
@@ -221,13 +126,7 @@ def generated_notebook(base_url: str) -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell("result_1"),
         nbformat.v4.new_code_cell("%mcp disconnect --all"),
     ]
-    notebook = nbformat.v4.new_notebook(cells=cells)
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    return notebook
+    return python_notebook(cells)
 
 
 def generated_code_notebook() -> nbformat.NotebookNode:
@@ -248,160 +147,54 @@ def generated_code_notebook() -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell("by_region"),
         nbformat.v4.new_code_cell("%mcp disconnect --all"),
     ]
-    notebook = nbformat.v4.new_notebook(cells=cells)
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    return notebook
-
-
-def lab_settings(settings_dir: Path) -> None:
-    """User settings: every cell in the DOM (no windowing), no news or update checks."""
-    files = {
-        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-            "checkForUpdates": False,
-            "fetchNews": "false",
-        },
-    }
-    for name, value in files.items():
-        path = settings_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(value), encoding="utf-8")
+    return python_notebook(cells)
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, model_url, scripted_model) -> Iterator[Lab]:
-    base = tmp_path_factory.mktemp("jupyterlab")
-    root = base / "root"
+def scripted_model() -> Iterator[ScriptedModel]:
+    with ScriptedModel() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def lab(jupyter: JupyterServer, scripted_model: ScriptedModel) -> Iterator[JupyterServer]:
+    """The package's server, with the tutorials and the generated notebooks in its root."""
+    root = jupyter.root
     # The tutorials' own directory holds nothing else, so what `list_files` shows in them
-    # is what a user sees; the generated notebook gets a directory of its own.
+    # is what a user sees; the generated notebooks get a directory of their own.
     shutil.copytree(
         NOTEBOOKS, root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints")
     )
     (root / GENERATED).parent.mkdir(parents=True)
     nbformat.write(generated_notebook(scripted_model.url + "/api/v1"), root / GENERATED)
     nbformat.write(generated_code_notebook(), root / GENERATED_CODE)
-    dirs = {
-        name: base / name for name in ("config", "data", "runtime", "ipython", "workspaces")
-    }
-    for directory in dirs.values():
-        directory.mkdir()
-    settings = dirs["config"] / "lab" / "user-settings"
-    lab_settings(settings)
-    venv_bin = str(Path(sys.executable).parent)
-    env = dict(os.environ)
-    env.pop("MPLBACKEND", None)
-    env.pop("JUPYTER_PATH", None)  # sys.prefix/share/jupyter (kernelspec, extensions) stays
-    env.update(
-        {
-            "JUPYTER_CONFIG_DIR": str(dirs["config"]),
-            "JUPYTER_DATA_DIR": str(dirs["data"]),
-            "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
-            "IPYTHONDIR": str(dirs["ipython"]),
-            "JUPYTER_PLATFORM_DIRS": "1",
-            "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
-            "PYTHONUNBUFFERED": "1",
-            # The providers the tutorials name all go to the local model (as in test.sh).
-            "OPENROUTER_BASE_URL": model_url,
-            "OPENROUTER_API_KEY": API_KEY,
-            "OPENAI_BASE_URL": model_url,
-            "OPENAI_API_KEY": API_KEY,
-        }
-    )
-    env.pop("MCP_MAGIC_MODEL", None)
-    port = free_port()
-    log = base / "jupyterlab.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter",
-                "lab",
-                "--no-browser",
-                f"--port={port}",
-                "--ip=127.0.0.1",
-                f"--ServerApp.token={TOKEN}",
-                f"--ServerApp.root_dir={root}",
-                "--ServerApp.port_retries=0",
-                f"--LabApp.user_settings_dir={settings}",
-                f"--LabApp.workspaces_dir={dirs['workspaces']}",
-                "--LabApp.expose_app_in_browser=True",
-                "--allow-root",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-            env=env,
-            start_new_session=True,  # one process group: the server, its kernels, their children
-        )
-    instance = Lab(f"http://127.0.0.1:{port}", root, process, log, env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited:\n{log.read_text()[-3000:]}")
-            try:
-                instance.api("GET", "/api/status")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
-                if time.monotonic() > deadline:
-                    tail = log.read_text()[-3000:]
-                    raise RuntimeError(f"jupyter lab not answering:\n{tail}") from error
-                time.sleep(0.2)
-        yield instance
-    finally:
-        with contextlib.suppress(Exception):
-            instance.shutdown_kernels()
-        with contextlib.suppress(Exception):
-            instance.api("POST", "/api/shutdown")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=15)
-        stop_group(process)
+    yield jupyter
+    for export in EXPORTS.values():  # not waited for (their tests deselected, or failed)
+        export.stop()
+    EXPORTS.clear()
+    for directory in ("notebooks", str(Path(GENERATED).parent)):
+        with contextlib.suppress(OSError):
+            jupyter.shutdown_kernels(directory)
 
 
 # ---------------------------------------------------------------------------
 # the browser
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory) -> Iterator[Any]:
-    # A missing browser is a failed install step, not a reason to skip: say so and fail.
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: scripts/setup.sh --test installs it"
-    from playwright import sync_api
-    user_data = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as playwright:
-        # A persistent context is what takes a user data dir; it is the one context.
-        context = playwright.chromium.launch_persistent_context(
-            str(user_data),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        context.set_default_timeout(UI_TIMEOUT_MS)
-        context.route("**/*", _only_local)
-        try:
-            yield context
-        finally:
-            context.close()
-
-
 BLOCKED: list[str] = []
 
 
-def _only_local(route: Any) -> None:
-    """Hermetic: nothing leaves the machine (CI may have no network, and must not need it)."""
-    url = route.request.url
-    parts = urlsplit(url)
-    if parts.scheme in ("file", "data", "blob") or parts.hostname in ("127.0.0.1", "localhost"):
-        route.continue_()
-    else:
-        BLOCKED.append(url)
-        route.abort()
+@pytest.fixture(scope="module")
+def browser(chromium: Any) -> Iterator[Any]:
+    """This module's browser context in the package's Chromium."""
+    context = new_context(chromium, {"width": 1400, "height": 1000}, BLOCKED)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+
 
 
 @dataclass
@@ -555,9 +348,9 @@ RUN_STARTED = """name => {
 }"""
 
 
-def open_notebook(page: Any, lab: Lab, name: str) -> Any:
+def open_notebook(page: Any, lab: JupyterServer, name: str) -> Any:
     """Open `/lab/tree/NAME` in a reset workspace; wait until it can run (READY_STATE)."""
-    page.goto(f"{lab.url}/lab/tree/{name}?reset&token={TOKEN}")
+    page.goto(lab.lab_url(name))
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
     # The ipywidgets extension comes from sys.prefix/share/jupyter/labextensions.
     page.wait_for_function(f"() => window.jupyterapp.isPluginActivated('{WIDGETS_PLUGIN}')")
@@ -659,7 +452,7 @@ NOTEBOOK_PARAMS.append(pytest.param(GENERATED, id="generated-agent"))
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("name", NOTEBOOK_PARAMS)
-def test_notebook_runs_in_jupyterlab(lab, page, name):
+def test_notebook_runs_in_jupyterlab(lab, page, name, tmp_path):
     from playwright.sync_api import expect
 
     errors = PageErrors()
@@ -689,7 +482,8 @@ def test_notebook_runs_in_jupyterlab(lab, page, name):
                     && !document.querySelector('.lm-TabBar-tab.jp-mod-dirty');
             }"""
         )
-        lab.executed[name] = lab.root / name
+        if name in STATIC_NAMES:  # exported while the next notebook runs
+            EXPORTS[name] = Export.start(lab, name, lab.root / name, tmp_path / "export")
         full_screenshot(page, screenshot_path(short(name)))
     except Exception:
         with contextlib.suppress(Exception):
@@ -698,7 +492,7 @@ def test_notebook_runs_in_jupyterlab(lab, page, name):
     finally:
         page.close()  # first, so a kernel going away cannot add to the errors
         with contextlib.suppress(OSError):  # not to hide the failure; the group dies later
-            lab.shutdown_kernels()
+            lab.shutdown_kernels(name)
     report(name, errors)
     assert not errors.errors, f"{name}: JavaScript errors:\n" + "\n".join(errors.errors)
 
@@ -774,7 +568,7 @@ def test_code_block_renders_and_expands(lab, page, tmp_path):
     finally:
         page.close()
         with contextlib.suppress(OSError):
-            lab.shutdown_kernels()
+            lab.shutdown_kernels(name)
     report(name, errors)
     assert not errors.errors, f"{name}: JavaScript errors:\n" + "\n".join(errors.errors)
 
@@ -796,34 +590,18 @@ STATIC_PARAMS = [
     if has_agent_cells(ROOT / name)
 ]
 STATIC_PARAMS.append(pytest.param(GENERATED, id="generated-agent"))
+STATIC_NAMES = {param.values[0] for param in STATIC_PARAMS}
 
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("name", STATIC_PARAMS)
 def test_static_fallback_in_html_export(lab, page, name, tmp_path):
     """The saved notebook, exported to HTML: each tool call is a `<details>` block."""
-    source = lab.executed.get(name)
-    if source is None:  # the JupyterLab run did not happen (e.g. -k): execute it here
+    export = EXPORTS.pop(name, None)
+    if export is None:  # the JupyterLab run did not happen (e.g. -k): execute it here
         source = execute_with_nbclient(lab, name, tmp_path)
-    target = tmp_path / "export"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "nbconvert",
-            "--to",
-            "html",
-            "--output-dir",
-            str(target),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-        env=lab.env,
-    )
-    html_file = target / (short(name) + ".html")
+        export = Export.start(lab, name, source, tmp_path / "export")
+    html_file = export.wait()
     exported = html_file.read_text(encoding="utf-8")
     assert re.search(r"<details class=[\"']mcp-magic-tool", exported), "no <details> block"
 
@@ -856,7 +634,7 @@ def test_static_fallback_in_html_export(lab, page, name, tmp_path):
     assert not errors.errors, f"{name}.html: JavaScript errors:\n" + "\n".join(errors.errors)
 
 
-def execute_with_nbclient(lab: Lab, name: str, tmp_path: Path) -> Path:
+def execute_with_nbclient(lab: JupyterServer, name: str, tmp_path: Path) -> Path:
     """Run a notebook headless, with the lab's environment (model endpoint, dirs)."""
     from nbclient import NotebookClient
 

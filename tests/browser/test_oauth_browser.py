@@ -11,21 +11,17 @@ issues access tokens that live a few seconds, with refresh tokens). In JupyterLa
   (the server saw one code exchange and at least one refresh);
 - neither the saved notebook nor the page holds a token, the client secret or the code.
 
-JupyterLab is started the way tests/browser/test_apps_views.py does (own config, data,
-runtime and settings directories; the venv's extensions through sys.prefix).
+JupyterLab is the package's server (tests/browser/conftest.py): its kernels keep their
+tokens in a config directory of their own (`XDG_CONFIG_HOME`), in no keyring, and open
+no browser themselves. The notebook is in a directory of its own; its kernel is shut
+down after the test, and the test has a browser context of its own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,37 +31,10 @@ import nbformat
 import pytest
 from test_auth import _start_protected
 
-from conftest import free_port
+from .labserver import JupyterServer, new_context, python_notebook
 
-CHROMIUM = Path(os.environ.get("MCP_MAGIC_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-TOKEN = "oauth-test-" + os.urandom(8).hex()
-NOTEBOOK = "oauth.ipynb"
-UI_TIMEOUT_MS = 60_000
+NOTEBOOK = "oauth/oauth.ipynb"
 LIFETIME = 4  # seconds an access token lives
-
-
-def stop_group(process: subprocess.Popen, timeout: float = 10) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
-
-
-def _only_local(route: Any) -> None:
-    parts = urlsplit(route.request.url)
-    if parts.scheme in ("file", "data", "blob", "about") or parts.hostname in (
-            "127.0.0.1", "localhost"):
-        route.continue_()
-    else:
-        route.abort()
 
 
 @pytest.fixture(scope="module")
@@ -77,91 +46,22 @@ def protected(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
-    """JupyterLab's URL for the notebook, its root and the kernel's config directory."""
-    base = tmp_path_factory.mktemp("oauth-lab")
-    root = base / "root"
-    root.mkdir()
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("")])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                       "language": "python"}
-    nbformat.write(notebook, root / NOTEBOOK)
-    dirs = {name: base / name for name in ("config", "data", "runtime", "ipython", "workspaces",
-                                           "xdg")}
-    for directory in dirs.values():
-        directory.mkdir()
-    settings = dirs["config"] / "lab" / "user-settings"
-    for name, value in {
-        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-            "checkForUpdates": False, "fetchNews": "false"},
-    }.items():
-        (settings / name).parent.mkdir(parents=True, exist_ok=True)
-        (settings / name).write_text(json.dumps(value), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("JUPYTERHUB_", "BINDER_", "MCP_MAGIC_ASK"))}
-    env.pop("JUPYTER_PATH", None)
-    env.update({
-        "JUPYTER_CONFIG_DIR": str(dirs["config"]), "JUPYTER_DATA_DIR": str(dirs["data"]),
-        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]), "IPYTHONDIR": str(dirs["ipython"]),
-        "JUPYTER_PLATFORM_DIRS": "1", "PYTHONUNBUFFERED": "1",
-        # The kernel keeps its tokens here, and opens no browser of its own: the test's
-        # Chromium is the user's browser.
-        "XDG_CONFIG_HOME": str(dirs["xdg"]), "MCP_MAGIC_NO_BROWSER": "1",
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
-    })
-    port = free_port()
-    log = base / "jupyterlab.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-             "--ip=127.0.0.1", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}",
-             "--ServerApp.port_retries=0", f"--LabApp.user_settings_dir={settings}",
-             f"--LabApp.workspaces_dir={dirs['workspaces']}",
-             "--LabApp.expose_app_in_browser=True", "--allow-root"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited:\n{log.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=5).read()
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    tail = log.read_text()[-3000:]
-                    raise RuntimeError(f"jupyter lab not answering:\n{tail}") from None
-                time.sleep(0.2)
-        yield f"{url}/lab/tree/{NOTEBOOK}?reset&token={TOKEN}", root, dirs["xdg"]
-    finally:
-        with contextlib.suppress(Exception):
-            request = urllib.request.Request(f"{url}/api/shutdown?token={TOKEN}", method="POST")
-            urllib.request.urlopen(request, timeout=5)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=15)
-        stop_group(process)
+def lab(jupyter: JupyterServer) -> Iterator[tuple[str, Path, Path]]:
+    """JupyterLab's URL for the notebook, the server's root and the kernel's config dir."""
+    path = jupyter.root / NOTEBOOK
+    path.parent.mkdir()
+    nbformat.write(python_notebook([nbformat.v4.new_code_cell("")]), path)
+    yield jupyter.lab_url(NOTEBOOK), jupyter.root, jupyter.xdg
+    jupyter.shutdown_kernels(NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
-def context(tmp_path_factory) -> Iterator[Any]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: scripts/setup.sh --test installs it"
-    from playwright import sync_api
-
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM),
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1300, "height": 1200},
-        )
-        browser.set_default_timeout(UI_TIMEOUT_MS)
-        browser.route("**/*", _only_local)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def context(chromium: Any) -> Iterator[Any]:
+    browser = new_context(chromium, {"width": 1300, "height": 1200})
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 READY = """name => {
