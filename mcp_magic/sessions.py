@@ -436,10 +436,15 @@ class LoopThread:
         """
         events = events if events is not None else queue.SimpleQueue()
         done = object()
-        future = self.submit(coro)
+        # Waiting before the coroutine starts: a question it asks at once finds this wait.
+        self._waits.append(events)
+        try:
+            future = self.submit(coro)
+        except BaseException:
+            self._waits.remove(events)
+            raise
         future.add_done_callback(lambda _: events.put(done))
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._waits.append(events)
         try:
             while True:
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
