@@ -87,9 +87,9 @@ class Bench:
     def __init__(self) -> None:
         from fakes.scripted_http import ScriptedServer
 
-        from mcp_magic.config import StdioSpec, builtin_spec
+        from mcp_magic.host.config import StdioSpec, builtin_spec
+        from mcp_magic.host.sessions import SessionManager
         from mcp_magic.providers import make_provider, resolve
-        from mcp_magic.sessions import SessionManager
 
         self.server = ScriptedServer().__enter__()
         self.manager = SessionManager()

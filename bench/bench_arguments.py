@@ -3,7 +3,7 @@
 For each size (100 kB, 300 kB, 1 MB, 3 MB) one SQL-like value is typed on the line:
 
   parse     `$name`/`{expr}` expansion + shell-like splitting + typing by the schema
-            (mcp_magic.arguments), for a quoted value, and for a quoted value that
+            (mcp_magic.host.arguments), for a quoted value, and for a quoted value that
             also references a notebook variable `{who}` (the expansion path)
   cell      `r = %mcp call f.echo sql="..."` through `InteractiveShell.run_cell`
             (IPython's input transformation, the magic, the round trip to a stdio
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from IPython.testing.globalipapp import start_ipython
 
-    from mcp_magic.arguments import expand_variables, parse_tool_arguments, split_words
+    from mcp_magic.host.arguments import expand_variables, parse_tool_arguments, split_words
 
     shell = start_ipython()
     shell.run_line_magic("load_ext", "mcp_magic")

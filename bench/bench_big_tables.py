@@ -204,7 +204,7 @@ def connect_builtin(host: Host, name: str, db: Path, options: list[str]) -> None
     """`host.connect(name, builtin=True, db=db)`, with `options` added to the command."""
     import dataclasses
 
-    from mcp_magic import config
+    from mcp_magic.host import config
 
     spec = config.builtin_spec(str(db))
     host.manager.connect(name, dataclasses.replace(spec, args=(*spec.args, *options)))
@@ -246,7 +246,7 @@ def http_server(db: Path, options: list[str]) -> Iterator[tuple[str, int]]:
 
 def connect_json(host: Host, name: str, connect: Callable[[], None]) -> None:
     """Connect without announcing the Arrow extension: the server answers JSON rows."""
-    import mcp_magic.sessions as sessions
+    import mcp_magic.host.sessions as sessions
 
     announce = sessions.client_extensions
     sessions.client_extensions = list  # looked up at connect: no extensions

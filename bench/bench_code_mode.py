@@ -132,8 +132,8 @@ def main() -> None:
     runs = 2 if args.quick else 7
     os.environ.setdefault("OPENROUTER_API_KEY", "scripted-model-needs-no-key")
 
-    from mcp_magic.config import builtin_spec
-    from mcp_magic.sessions import SessionManager
+    from mcp_magic.host.config import builtin_spec
+    from mcp_magic.host.sessions import SessionManager
 
     manager = SessionManager()
     try:

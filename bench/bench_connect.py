@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mcp_magic.config import StdioSpec  # noqa: E402
-from mcp_magic.sessions import SessionManager  # noqa: E402
+from mcp_magic.host.config import StdioSpec  # noqa: E402
+from mcp_magic.host.sessions import SessionManager  # noqa: E402
 
 SERVER = ROOT / "tests" / "servers" / "fault_server.py"
 GOAL = 1.5

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from . import naming
 from .apps import visible_to_model
-from .config import HttpSpec, expand_vars
 from .events import (
     ApprovalRequest,
     CodeFinished,
@@ -36,6 +35,8 @@ from .events import (
     ToolCallStarted,
     UsageReport,
 )
+from .host.config import HttpSpec, expand_vars
+from .host.sessions import McpError, Session, SessionManager
 from .providers.base import (
     HostedMcpServer,
     Message,
@@ -48,7 +49,6 @@ from .providers.base import (
 )
 from .results import frame_for_model, interpret
 from .runlog import RunLog, recording
-from .sessions import McpError, Session, SessionManager
 
 ApprovalMode = Literal["never", "always", "writes"]
 HostedMode = Literal["auto", "always", "never"]

@@ -16,15 +16,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import config
 from .agent import Agent, AgentOptions, RunResult, agent_for, interpolate
-from .arguments import missing_message, parse_target
 from .asking import approve_call
-from .auth import OAuth, OAuthSettings
-from .client_requests import ClientRequests, ElicitHandler, SamplingRequest, model_sampler
 from .driver import run_agent
 from .events import ApprovalRequest, Decision, Event
-from .sessions import McpError, Session, SessionManager
+from .host import config
+from .host.arguments import missing_message, parse_target
+from .host.auth import OAuth, OAuthSettings
+from .host.client_requests import ClientRequests, ElicitHandler, SamplingRequest, model_sampler
+from .host.sessions import McpError, Session, SessionManager
 
 
 class ToolError(McpError):
@@ -180,7 +180,7 @@ class Host:
                    progress: Callable[..., None] | None = None, **arguments: Any) -> Any:
         """Every row of a paged table tool (`limit=`/`offset=`, as `query_db`), one
         page of `page_rows` per call; `progress(rows, None, message)` after each page."""
-        from .paging import call_pages
+        from .host.paging import call_pages
 
         return call_pages(lambda page: self.call(target, page), arguments, page_rows, progress)
 

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client_requests import Answer, Declined, Elicitation, SamplingRequest
 from .events import ApprovalRequest, CodeRequest, Decision
+from .host.client_requests import Answer, Declined, Elicitation, SamplingRequest
 
 Read = Callable[[str], str]
 Show = Callable[[str, str | None], None]

@@ -26,8 +26,8 @@ from typing import Any
 
 from .apps import visible_to_model
 from .events import CodeFinished
+from .host.sessions import McpError, SessionManager
 from .notebook_tools import dataframes, is_frame
-from .sessions import McpError, SessionManager
 
 CODE_SERVER = "notebook"
 CODE_TOOL = "run_python"
@@ -72,7 +72,7 @@ class ToolFunction:
         self.__doc__ = f"{signature(server, tool)}\n\n{(tool.description or '').strip()}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from .arguments import missing_message
+        from .host.arguments import missing_message
         from .results import interpret
 
         schema = self._tool.input_schema or {}

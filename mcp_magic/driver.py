@@ -17,7 +17,7 @@ from typing import Any
 
 from .agent import Agent, AgentOptions, RunResult
 from .events import ApprovalRequest, CodeFinished, CodeRequest, Decision, Event, Notice
-from .sessions import SessionManager
+from .host.sessions import SessionManager
 
 
 def run_agent(

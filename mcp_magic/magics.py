@@ -19,8 +19,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import dedent
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
 
-from . import config
-from .arguments import (
+from .host import config
+from .host.arguments import (
     LINE_LIMIT,
     check_line_length,
     expand_variables,
@@ -30,8 +30,8 @@ from .arguments import (
     split_words,
     strip_comment,
 )
-from .auth import OAuth, OAuthSettings, format_summary
-from .sessions import McpError, SessionManager, UnknownServer, UnknownTool
+from .host.auth import OAuth, OAuthSettings, format_summary
+from .host.sessions import McpError, SessionManager, UnknownServer, UnknownTool
 
 
 def _split(line: str) -> list[str]:
@@ -509,7 +509,7 @@ class McpMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         from . import asking
-        from .client_requests import model_sampler
+        from .host.client_requests import model_sampler
 
         self.oauth = OAuth(ask_redirect=asking.pasted_redirect)
         self.manager = SessionManager(
@@ -741,7 +741,7 @@ class McpMagics(Magics):
 
     def _call_all(self, server: str, name: str, tool: Any, arguments: dict[str, Any],
                   progress: Any, raw: bool) -> Any:
-        from .paging import call_pages, page_tool_problem
+        from .host.paging import call_pages, page_tool_problem
         from .render import tool_value
 
         problem = page_tool_problem(tool.input_schema) or ("--raw and --all do not go together"

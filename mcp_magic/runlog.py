@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .config import redact
 from .events import (
     ApprovalRequest,
     CodeFinished,
@@ -34,6 +33,7 @@ from .events import (
     ToolCallStarted,
     UsageReport,
 )
+from .host.config import redact
 from .providers.base import Usage
 
 PREVIEW_LIMIT = 300  # characters of a result or output kept in a row

@@ -18,10 +18,10 @@ from mcp_magic.agent import (
     qualify,
     validate_arguments,
 )
-from mcp_magic.config import StdioSpec, builtin_spec
 from mcp_magic.events import ApprovalRequest, Decision, Notice, ToolCallFinished, UsageReport
+from mcp_magic.host.config import StdioSpec, builtin_spec
+from mcp_magic.host.sessions import SessionManager
 from mcp_magic.providers.base import Request, ToolCall, Turn, Usage
-from mcp_magic.sessions import SessionManager
 
 from conftest import FAULT_SERVER
 

@@ -15,9 +15,9 @@ from fakes.scripted_http import ScriptedServer
 from mcp_magic import Host
 from mcp_magic.agent import PromptError, RunResult
 from mcp_magic.api import ToolError
-from mcp_magic.config import ConfigError
 from mcp_magic.events import ApprovalRequest, Decision, TextDelta, ToolCallFinished, UsageReport
-from mcp_magic.sessions import McpError, Session
+from mcp_magic.host.config import ConfigError
+from mcp_magic.host.sessions import McpError, Session
 
 from conftest import FAULT_SERVER
 

@@ -21,8 +21,8 @@ from mcp_magic.apps.bridge import (
     RATE_LIMIT,
     ViewBridge,
 )
-from mcp_magic.config import stdio_spec
-from mcp_magic.sessions import SessionManager
+from mcp_magic.host.config import stdio_spec
+from mcp_magic.host.sessions import SessionManager
 
 APP_SERVER = Path(__file__).resolve().parent / "servers" / "app_server.py"
 

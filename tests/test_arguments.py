@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from mcp_magic.arguments import (
+from mcp_magic.host.arguments import (
     check_line_length,
     clip,
     expand_variables,
@@ -16,7 +16,7 @@ from mcp_magic.arguments import (
     strip_comment,
     tool_signature,
 )
-from mcp_magic.config import ConfigError
+from mcp_magic.host.config import ConfigError
 
 SHELL_LINES = [
     "a b  c",

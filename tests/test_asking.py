@@ -15,7 +15,7 @@ from mcp_magic.asking import (
     parse_value,
     problem,
 )
-from mcp_magic.client_requests import Declined, Elicitation, SamplingRequest
+from mcp_magic.host.client_requests import Declined, Elicitation, SamplingRequest
 
 SCHEMA = {
     "type": "object",

@@ -22,8 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mcp_magic import Host, config
-from mcp_magic.auth import (
+from mcp_magic import Host
+from mcp_magic.host import config
+from mcp_magic.host.auth import (
     AuthorizationFailed,
     LoopbackAuthorizer,
     OAuth,
@@ -31,7 +32,7 @@ from mcp_magic.auth import (
     TokenStore,
     format_summary,
 )
-from mcp_magic.sessions import McpError
+from mcp_magic.host.sessions import McpError
 
 from conftest import free_port
 
@@ -402,7 +403,7 @@ def test_a_pasted_address_from_another_authorization_or_no_address_is_one_line(p
 
 
 def test_jupyterhub_and_binder_are_taken_for_remote_kernels():
-    from mcp_magic.auth import remote_kernel
+    from mcp_magic.host.auth import remote_kernel
 
     assert remote_kernel({"JUPYTERHUB_API_URL": "http://hub"})
     assert remote_kernel({"BINDER_LAUNCH_HOST": "https://mybinder.org/"})
@@ -647,7 +648,7 @@ def test_a_keyring_picked_automatically_must_be_a_real_store():
     pytest.importorskip("keyrings.alt")
     code = ("import keyring; from keyrings.alt.file import PlaintextKeyring; "
             "keyring.set_keyring(PlaintextKeyring()); "
-            "from mcp_magic.auth import keyring_backend; print(keyring_backend())")
+            "from mcp_magic.host.auth import keyring_backend; print(keyring_backend())")
     env = {k: v for k, v in os.environ.items() if k != "PYTHON_KEYRING_BACKEND"}
     env["XDG_CONFIG_HOME"] = "/nonexistent-config"  # no keyringrc.cfg
     done = subprocess.run([sys.executable, "-c", code], env=env, text=True,

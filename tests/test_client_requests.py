@@ -17,8 +17,8 @@ from widget_front import WidgetFront
 
 from mcp_magic import Host
 from mcp_magic.api import ToolError
-from mcp_magic.client_requests import Answer, Elicitation, accept_defaults
-from mcp_magic.sessions import McpError
+from mcp_magic.host.client_requests import Answer, Elicitation, accept_defaults
+from mcp_magic.host.sessions import McpError
 
 from conftest import node_server
 from kernel_utils import collect, ok, start_kernel, stop_kernel
@@ -201,8 +201,8 @@ def test_the_filesystem_server_keeps_the_directories_its_command_line_gave_it(
 
 
 def test_a_remote_server_is_offered_no_roots():
-    from mcp_magic.client_requests import automatic_roots
-    from mcp_magic.config import HttpSpec, StdioSpec
+    from mcp_magic.host.client_requests import automatic_roots
+    from mcp_magic.host.config import HttpSpec, StdioSpec
 
     assert automatic_roots(HttpSpec("https://mcp.example.com/mcp")) == []
     assert automatic_roots(HttpSpec("http://127.0.0.1:8000/mcp")) == ["."]
@@ -230,7 +230,7 @@ def test_sampling_is_answered_by_the_model_after_approval(asking_server, monkeyp
     from fakes.openai_wire import completion_reply
     from fakes.scripted_http import ScriptedServer
 
-    from mcp_magic.client_requests import SamplingRequest
+    from mcp_magic.host.client_requests import SamplingRequest
 
     approvals: list[SamplingRequest] = []
     with ScriptedServer() as model:
@@ -663,7 +663,7 @@ def test_questions_run_on_the_thread_that_waits_and_nowhere_else():
     import threading
     import time
 
-    from mcp_magic.sessions import NobodyWaiting, SessionManager
+    from mcp_magic.host.sessions import NobodyWaiting, SessionManager
 
     manager = SessionManager()
     try:
@@ -738,7 +738,7 @@ def test_roots_are_the_notebooks_directory_configurable_and_file_entries_own(
         listed = str(mcp("call own.get-roots-list"))
         assert (tmp_path / "data").resolve().as_uri() in listed, listed
         assert notebook_dir.resolve().as_uri() not in listed
-        from mcp_magic import config
+        from mcp_magic.host import config
 
         assert "'roots' must be a list of directories" in str(
             config.load_config_file(str(path))["bad"])

@@ -16,12 +16,12 @@ from fakes.scripted_http import ScriptedServer
 from mcp_magic.agent import Agent, AgentOptions
 from mcp_magic.asking import ask_code
 from mcp_magic.code_mode import python_name, run_code
-from mcp_magic.config import builtin_spec
 from mcp_magic.driver import run_agent, run_code_request
 from mcp_magic.events import CodeFinished, CodeRequest, Notice, ToolCallFinished
+from mcp_magic.host.config import builtin_spec
+from mcp_magic.host.sessions import SessionManager
 from mcp_magic.providers import make_provider, resolve
 from mcp_magic.results import interpret
-from mcp_magic.sessions import SessionManager
 
 MODEL = "openrouter:openai/gpt-4o-mini"
 SQL = "select region, count(distinct order_id) as n from sales group by region order by region"

@@ -295,7 +295,7 @@ def test_another_servers_json_still_works(foreign):
 
 
 def test_loading_does_not_import_pyarrow():
-    code = ("import sys, mcp_magic, mcp_magic.sessions, mcp_magic.results, mcp_magic.columnar;"
+    code = ("import sys, mcp_magic, mcp_magic.host.sessions, mcp_magic.results, mcp_magic.columnar;"
             "assert 'pyarrow' not in sys.modules and 'pandas' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 

@@ -67,7 +67,7 @@ def test_all_fetches_every_page_with_a_progress_bar(data, db, shell, monkeypatch
 
 
 def test_all_pages_a_query_larger_than_a_page(data, db, monkeypatch):
-    import mcp_magic.paging as paging
+    import mcp_magic.host.paging as paging
 
     pages: list[dict] = []
     original = paging.call_pages

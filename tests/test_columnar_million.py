@@ -61,7 +61,7 @@ def connect(host: Host, transport: str, db: Path, url: str) -> None:
 @pytest.mark.parametrize("transport", ["stdio", "http"])
 def test_a_million_rows_equal_read_sql_query(transport, path, db, want, http_url,
                                              monkeypatch):
-    import mcp_magic.sessions as sessions
+    import mcp_magic.host.sessions as sessions
 
     if path == "json":  # a host without the Arrow extension: the server answers JSON rows
         monkeypatch.setattr(sessions, "client_extensions", list)

@@ -21,12 +21,12 @@ import pytest
 from IPython.core.error import UsageError
 
 import mcp_magic
-from mcp_magic import config
 from mcp_magic.api import Host
-from mcp_magic.config import ConfigError
+from mcp_magic.host import config
+from mcp_magic.host.config import ConfigError
+from mcp_magic.host.server_log import fold_probe_noise, last_server_line
+from mcp_magic.host.sessions import McpError, exit_status
 from mcp_magic.magics import McpRuntimeError
-from mcp_magic.server_log import fold_probe_noise, last_server_line
-from mcp_magic.sessions import McpError, exit_status
 
 FAULT_SERVER = Path(__file__).resolve().parent / "servers" / "fault_server.py"
 
@@ -383,7 +383,7 @@ def test_sqlite_server_on_the_1x_sdk_log_leads_with_one_line(mcp, tmp_path):
 INTERRUPTED_CONNECT = """
 import os, signal, sys, threading
 from mcp_magic.api import Host
-from mcp_magic.sessions import Interrupted
+from mcp_magic.host.sessions import Interrupted
 
 host = Host()
 threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
@@ -498,7 +498,7 @@ def test_a_refused_token_says_so_and_hides_only_the_token(mcp, html_site):
 SSE_TO_A_WEB_PAGE = """
 import sys
 from mcp_magic.api import Host
-from mcp_magic.sessions import McpError
+from mcp_magic.host.sessions import McpError
 
 with Host(connect_timeout=20) as host:
     try:

@@ -24,7 +24,7 @@ import pytest
 from data_servers import ENVS, NODE_BIN, commands, env_for, make_duckdb, make_workbook
 
 from mcp_magic import Host
-from mcp_magic.sessions import McpError
+from mcp_magic.host.sessions import McpError
 
 pytestmark = pytest.mark.timeout(240)
 

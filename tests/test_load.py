@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mcp_magic import config
-from mcp_magic.sessions import SessionManager
+from mcp_magic.host import config
+from mcp_magic.host.sessions import SessionManager
 
 FAULT_SERVER = Path(__file__).resolve().parent / "servers" / "fault_server.py"
 SEQUENTIAL = 10_000

@@ -14,9 +14,9 @@ import pytest
 
 from mcp_magic.agent import Agent, AgentOptions
 from mcp_magic.agent_view import usage_text
-from mcp_magic.config import StdioSpec, builtin_spec
 from mcp_magic.events import ApprovalRequest, Decision, Notice, ToolCallFinished, UsageReport
 from mcp_magic.export import call_line, export_run, read_back
+from mcp_magic.host.config import StdioSpec, builtin_spec
 from mcp_magic.magics import agent_subcommand
 from mcp_magic.naming import Names, offer, problem, take
 from mcp_magic.providers.base import Request, ToolCall, Turn, Usage
@@ -50,7 +50,7 @@ def call(name: str, arguments: dict, call_id: str) -> ToolCall:
 
 @pytest.fixture(scope="module")
 def manager():
-    from mcp_magic.sessions import SessionManager
+    from mcp_magic.host.sessions import SessionManager
 
     manager = SessionManager()
     manager.connect("f", StdioSpec(sys.executable, (str(FAULT_SERVER),), env={"X": SECRET_ENV}))

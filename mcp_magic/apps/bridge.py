@@ -168,7 +168,7 @@ class ViewBridge:
         self._run(request_id, name, arguments)
 
     def _tool(self, name: str) -> Any:
-        from ..sessions import McpError
+        from ..host.sessions import McpError
 
         try:
             tool = self.manager.tool(self.server, name)
@@ -191,7 +191,7 @@ class ViewBridge:
         self._run(request_id, name, arguments)
 
     def _run(self, request_id: Any, name: str, arguments: dict[str, Any]) -> None:
-        from ..sessions import McpError
+        from ..host.sessions import McpError
 
         try:
             result = self.manager.call_tool(self.server, name, arguments)
@@ -205,7 +205,7 @@ class ViewBridge:
         self._reply(request_id, dump_result(result))
 
     def _read(self, params: dict[str, Any]) -> dict[str, Any]:
-        from ..sessions import McpError
+        from ..host.sessions import McpError
 
         uri = params.get("uri")
         if not isinstance(uri, str) or not uri:

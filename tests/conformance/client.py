@@ -14,8 +14,8 @@ import os
 import sys
 
 from mcp_magic import Host
-from mcp_magic.auth import FollowingAuthorizer, OAuth, OAuthSettings, TokenStore
-from mcp_magic.client_requests import Elicitation, accept_defaults
+from mcp_magic.host.auth import FollowingAuthorizer, OAuth, OAuthSettings, TokenStore
+from mcp_magic.host.client_requests import Elicitation, accept_defaults
 
 # The harness serves no metadata document; it accepts this URL as the client id (CIMD).
 CIMD_URL = "https://conformance-test.local/client-metadata.json"

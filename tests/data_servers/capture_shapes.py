@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from postgres import cluster  # noqa: E402
 
 from data_servers import commands, env_for, make_duckdb, make_workbook  # noqa: E402
-from mcp_magic import Host, config  # noqa: E402
+from mcp_magic import Host  # noqa: E402
+from mcp_magic.host import config  # noqa: E402
 
 ALL = "select * from measurements order by id limit 25"
 AGG = (

@@ -367,7 +367,7 @@ def builtin_spec(
     if allow_writes:
         args.append("--allow-writes")
     # The package may not be installed (a source checkout): make it importable.
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(Path(__file__).resolve().parents[2])  # mcp_magic/host/config.py
     return StdioSpec(
         command=sys.executable,
         args=tuple(args),

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .apps import client_extensions as app_extensions
+from ..apps import client_extensions as app_extensions
+from ..columnar import client_extensions, settle_result
 from .auth import explain_failure as explain_auth_failure
 from .client_requests import ClientRequests
-from .columnar import client_extensions, settle_result
 from .config import (
     ConfigError,
     HttpSpec,
@@ -219,7 +219,7 @@ def _open_transport(session: Session, errlog: Any, oauth: Any = None) -> Any:
     """The SDK transport for a spec, with `$VAR`s expanded only now."""
     spec = session.spec
     if isinstance(spec, StdioSpec):
-        from .stdio_transport import StdioServerParameters, stdio_client
+        from ..stdio_transport import StdioServerParameters, stdio_client
 
         env = inherited_environment()
         env.update({key: expand_vars(value) for key, value in spec.env.items()})
@@ -230,7 +230,7 @@ def _open_transport(session: Session, errlog: Any, oauth: Any = None) -> Any:
         return stdio_client(params, errlog=errlog)
     from mcp.client import streamable_http
 
-    from .stdio_transport import parse_big_results_once
+    from ..stdio_transport import parse_big_results_once
 
     parse_big_results_once(streamable_http)  # a big answer parsed once, as over stdio
     headers = {key: expand_vars(value) for key, value in spec.headers.items()}
@@ -241,7 +241,7 @@ def _open_transport(session: Session, errlog: Any, oauth: Any = None) -> Any:
         return sse.sse_client(spec.url, headers=headers)
     from mcp.shared._httpx_utils import create_mcp_http_client
 
-    # OAuth (mcp_magic.auth) acts only on a 401/403, and not when a token is given as a header.
+    # OAuth (mcp_magic.host.auth) acts only on a 401/403, and not when a token is given as a header.
     auth = None if oauth is None or "authorization" in {k.lower() for k in headers} else (
         oauth(session)
     )
@@ -268,7 +268,7 @@ def _lift_sse_event_limit(module: Any) -> None:
     import functools
     import inspect
 
-    from .stdio_transport import MAX_MESSAGE_BYTES
+    from ..stdio_transport import MAX_MESSAGE_BYTES
 
     original = getattr(module, "sse_within_origin", None)
     if original is None or getattr(original, "_mcp_magic_lifted", False):
@@ -289,7 +289,7 @@ class _HttpTransport:
     def __init__(self, url: str, http_client: Any) -> None:
         from mcp.client.streamable_http import streamable_http_client
 
-        from .stdio_transport import MAX_MESSAGE_BYTES
+        from ..stdio_transport import MAX_MESSAGE_BYTES
 
         self._http = http_client
         # The SDK's default 1 MiB SSE event limit fails any bigger answer from 2025 servers.
@@ -517,7 +517,7 @@ class SessionManager:
         self.client_requests = client_requests or ClientRequests()
         self.client_requests.on_main = self.on_main  # questions go to the waiting thread
         self.oauth = oauth
-        """Makes the httpx auth for a remote session (`mcp_magic.auth.OAuth.for_session`)."""
+        """Makes the httpx auth for a remote session (`mcp_magic.host.auth.OAuth.for_session`)."""
         self.sessions: dict[str, Session] = {}
         self._starting: set[Session] = set()
         self.connect_timeout = connect_timeout
@@ -574,7 +574,7 @@ class SessionManager:
                 )
         return self.run(
             self._connect_many(specs),
-            # A remote server may send the user to authorize first (mcp_magic.auth): the
+            # A remote server may send the user to authorize first (mcp_magic.host.auth): the
             # consent in the browser gets its own time, as in `_wait_ready`.
             timeout=self.connect_timeout + 10 + (
                 AUTHORIZATION_WAIT if any(isinstance(s, HttpSpec) for s in specs.values())
@@ -1022,7 +1022,7 @@ def _connect_failure(exc: BaseException, session: Session) -> str:
 
 
 async def _wait_ready(session: Session, ready: asyncio.Future[None], timeout: float) -> None:
-    """The connect timeout, extended while the user is asked to authorize (mcp_magic.auth)."""
+    """The connect timeout, extended while the user is asked to authorize (mcp_magic.host.auth)."""
     try:
         await asyncio.wait_for(asyncio.shield(ready), timeout=timeout)
     except asyncio.TimeoutError:
