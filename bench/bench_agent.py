@@ -87,9 +87,9 @@ class Bench:
     def __init__(self) -> None:
         from fakes.scripted_http import ScriptedServer
 
+        from mcp_magic.agent.providers import make_provider, resolve
         from mcp_magic.host.config import StdioSpec, builtin_spec
         from mcp_magic.host.sessions import SessionManager
-        from mcp_magic.providers import make_provider, resolve
 
         self.server = ScriptedServer().__enter__()
         self.manager = SessionManager()
@@ -115,7 +115,7 @@ class Bench:
         self.server.__exit__(None, None, None)
 
     def agent(self, namespace: dict[str, Any] | None = None) -> Any:
-        from mcp_magic.agent import Agent
+        from mcp_magic.agent.loop import Agent
 
         return Agent(self.manager, self.provider, namespace if namespace is not None else {})
 
@@ -154,7 +154,7 @@ def reply(stream: bool, text: str = "", calls: list[Any] | None = None) -> Any:
 
 
 def finished(events: list[Any]) -> list[Any]:
-    from mcp_magic.events import ToolCallFinished
+    from mcp_magic.agent.events import ToolCallFinished
 
     return [e for e in events if isinstance(e, ToolCallFinished)]
 
@@ -172,7 +172,7 @@ def import_seconds(module: str) -> float:
 def bench_concurrency(bench: Bench, seconds: float, explain_cold: bool) -> None:
     from fakes.openai_wire import Call
 
-    from mcp_magic.agent import AgentOptions
+    from mcp_magic.agent.loop import AgentOptions
 
     manager = bench.manager
     args = {"seconds": seconds}
@@ -245,7 +245,7 @@ def big_query(rows: int) -> str:
 def bench_context(bench: Bench, rows: int) -> None:
     from fakes.openai_wire import Call
 
-    from mcp_magic.agent import AgentOptions
+    from mcp_magic.agent.loop import AgentOptions
 
     args = {"sql": big_query(rows), "limit": rows}
     bench.server.push(
@@ -368,7 +368,7 @@ def direct_side(
 def bench_steps(bench: Bench, steps: int, rounds: int) -> None:
     import httpx2
 
-    from mcp_magic.agent import AgentOptions
+    from mcp_magic.agent.loop import AgentOptions
 
     manager = bench.manager
     client = manager.run(_make(lambda: httpx2.AsyncClient(timeout=60)))

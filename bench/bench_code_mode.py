@@ -75,15 +75,15 @@ def notebook_model() -> Iterator[str]:
 def one_run(manager: Any, url: str, code: bool) -> dict[str, Any]:
     import pandas as pd
 
-    from mcp_magic.agent import Agent, AgentOptions
-    from mcp_magic.driver import run_agent, run_code_request
-    from mcp_magic.providers import make_provider, resolve
+    from mcp_magic.agent.driver import run_agent, run_code_request
+    from mcp_magic.agent.loop import Agent, AgentOptions
+    from mcp_magic.agent.providers import make_provider, resolve
 
     namespace: dict[str, Any] = {"pd": pd}
     agent = Agent(manager, make_provider(resolve(MODEL, base_url=url)), namespace)
     options = AgentOptions(code=code, code_approval=False)
-    from mcp_magic.providers.base import Request, ToolSpec
-    from mcp_magic.providers.openai_chat import wire_messages, wire_tool
+    from mcp_magic.agent.providers.base import Request, ToolSpec
+    from mcp_magic.agent.providers.openai_chat import wire_messages, wire_tool
 
     tools, _, sessions = agent.gather_tools(options)  # as offered: before tables are bound
     specs = [ToolSpec(t.qualified, t.description, t.schema) for t in tools.values()]

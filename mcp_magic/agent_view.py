@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from .events import (
+from .agent.events import (
     ApprovalRequest,
     CodeFinished,
     CodeRequest,

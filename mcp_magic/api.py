@@ -16,10 +16,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .agent import Agent, AgentOptions, RunResult, agent_for, interpolate
+from .agent.driver import run_agent
+from .agent.events import ApprovalRequest, Decision, Event
+from .agent.loop import Agent, AgentOptions, RunResult, agent_for, interpolate
 from .asking import approve_call
-from .driver import run_agent
-from .events import ApprovalRequest, Decision, Event
 from .host import config
 from .host.arguments import missing_message, parse_target
 from .host.auth import OAuth, OAuthSettings
@@ -210,8 +210,8 @@ class Host:
         `show=lambda event: None` to stay quiet. `{name}` in the prompt fills in from
         `self.namespace`, where table results are bound too.
         """
+        from .agent.providers import ProviderError, default_model, resolve
         from .agent_view import AgentView
-        from .providers import ProviderError, default_model, resolve
 
         model = model or default_model()
         if not model:
@@ -221,7 +221,7 @@ class Host:
         agent_options = AgentOptions(**options)
         code_runner = None
         if agent_options.code:  # code mode: the model's code runs here, in `self.namespace`
-            from .driver import run_code_request
+            from .agent.driver import run_code_request
 
             def code_runner(request: Any) -> Any:
                 return run_code_request(request, self.namespace)
@@ -260,7 +260,7 @@ class Host:
     def export(self, run: int | None = None) -> str:
         """The last agent run (or run `run`) as code that needs no model: `%mcp call`
         lines and the code blocks that ran, for a notebook cell or an `.ipy` file."""
-        from .export import export_run
+        from .agent.export import export_run
 
         runs = self._agent.log if self._agent is not None else None
         if runs is None or not runs.runs:

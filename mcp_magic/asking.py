@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import ApprovalRequest, CodeRequest, Decision
+from .agent.events import ApprovalRequest, CodeRequest, Decision
 from .host.client_requests import Answer, Declined, Elicitation, SamplingRequest
 
 Read = Callable[[str], str]

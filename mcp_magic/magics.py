@@ -537,7 +537,7 @@ class McpMagics(Magics):
     def _sampling_model(self) -> Any:
         """The model that answers servers' sampling requests: `default_model` when set,
         else the one the notebook's %%agent uses, else `MCP_MAGIC_MODEL`."""
-        from .providers import default_model
+        from .agent.providers import default_model
 
         current = getattr(getattr(self.agent, "provider", None), "config", None)
         return self.default_model or current or default_model()
@@ -672,7 +672,7 @@ class McpMagics(Magics):
         return status_table(list(self.manager.sessions.values()))
 
     def _do_functions(self, parser: Any, rest: str) -> None:
-        from .code_mode import bind_servers, python_name, signature
+        from .agent.code_mode import bind_servers, python_name, signature
 
         args = _parse(parser, rest)
         wanted = set(args.name or self.manager.sessions)
@@ -918,8 +918,8 @@ class McpMagics(Magics):
     @no_var_expand
     @line_cell_magic
     def agent(self, line: str, cell: str | None = None) -> None:
-        from .agent import PromptError
-        from .providers.base import ProviderError
+        from .agent.loop import PromptError
+        from .agent.providers.base import ProviderError
 
         if cell is None and (sub := agent_subcommand(line)) is not None:
             return self._agent_subcommand(*sub)
@@ -977,7 +977,7 @@ class McpMagics(Magics):
         return parser.parse_args(_split(" ".join(leading))), prompt.strip()
 
     def _looks_like_model(self, word: str) -> bool:
-        from .providers import PROVIDERS
+        from .agent.providers import PROVIDERS
 
         provider, sep, model = word.partition(":")
         if bool(sep and model) and (provider in PROVIDERS or provider in self.endpoints):
@@ -1006,7 +1006,7 @@ class McpMagics(Magics):
                 print(f"Wrote {count} steps of {runs} run{'s' if runs > 1 else ''} to {args.save}.")
                 return None
             return log.frame(run.id if args.run else None)
-        from .export import export_run
+        from .agent.export import export_run
 
         code = export_run(run, self._input_schema)
         if args.to:
@@ -1037,10 +1037,10 @@ class McpMagics(Magics):
         return cell_id if isinstance(cell_id, str) and cell_id else None
 
     def _run_agent(self, args: Any, template: str, text_key: str = "") -> None:
-        from .agent import AgentOptions, interpolate
+        from .agent.driver import run_agent, run_code_request
+        from .agent.loop import AgentOptions, interpolate
+        from .agent.providers import default_model
         from .asking import approve_call
-        from .driver import run_agent, run_code_request
-        from .providers import default_model
 
         model = args.model or self.default_model or default_model()
         if not model:
@@ -1097,8 +1097,8 @@ class McpMagics(Magics):
 
     def _agent_for(self, model: str, base_url: str | None) -> Any:
         """The notebook's agent; a new model keeps the conversation."""
-        from .agent import agent_for
-        from .providers import ProviderError, resolve
+        from .agent.loop import agent_for
+        from .agent.providers import ProviderError, resolve
 
         try:
             config_ = resolve(model, base_url=base_url, aliases=dict(self.endpoints))
@@ -1133,7 +1133,7 @@ def _cell_key(line: str, cell: str | None) -> str:
 def _results_prefix(prefix: str | None) -> str:
     if prefix is None:
         return "result"
-    from .naming import problem
+    from .agent.naming import problem
 
     if problem(prefix):
         raise UsageError(f"--results {prefix!r}: the prefix must be a Python name")

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from mcp_magic.agent import (
+from mcp_magic.agent.events import ApprovalRequest, Decision, Notice, ToolCallFinished, UsageReport
+from mcp_magic.agent.loop import (
     Agent,
     AgentOptions,
     PromptError,
@@ -18,10 +19,9 @@ from mcp_magic.agent import (
     qualify,
     validate_arguments,
 )
-from mcp_magic.events import ApprovalRequest, Decision, Notice, ToolCallFinished, UsageReport
+from mcp_magic.agent.providers.base import Request, ToolCall, Turn, Usage
 from mcp_magic.host.config import StdioSpec, builtin_spec
 from mcp_magic.host.sessions import SessionManager
-from mcp_magic.providers.base import Request, ToolCall, Turn, Usage
 
 from conftest import FAULT_SERVER
 
@@ -392,7 +392,7 @@ def test_a_model_slower_than_the_run_timeout_is_one_line(manager):
             self.requests.append(request)
             await asyncio.sleep(30)
 
-    from mcp_magic.agent import RunTimeout
+    from mcp_magic.agent.loop import RunTimeout
 
     provider = Slow()
     events: list = []

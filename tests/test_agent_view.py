@@ -12,6 +12,15 @@ import pytest
 from IPython.utils.capture import capture_output
 
 from mcp_magic import agent_view
+from mcp_magic.agent.events import (
+    ApprovalRequest,
+    Notice,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    UsageReport,
+)
+from mcp_magic.agent.providers.base import Usage
 from mcp_magic.agent_view import (
     WIDGET_VIEW,
     AgentView,
@@ -23,15 +32,6 @@ from mcp_magic.agent_view import (
     usage_html,
     usage_text,
 )
-from mcp_magic.events import (
-    ApprovalRequest,
-    Notice,
-    TextDelta,
-    ToolCallFinished,
-    ToolCallStarted,
-    UsageReport,
-)
-from mcp_magic.providers.base import Usage
 
 SQL = {"sql": "select region, revenue from sales"}
 
@@ -74,7 +74,7 @@ def test_header_while_running() -> None:
 
 def test_a_call_waiting_for_approval_says_so_until_answered(monkeypatch) -> None:
     import mcp_magic.agent_view as agent_view
-    from mcp_magic.events import ApprovalRequest, Decision
+    from mcp_magic.agent.events import ApprovalRequest, Decision
 
     shown: list[dict] = []
 

@@ -21,13 +21,13 @@ from fakes import openai_wire as ow
 from fakes import responses_wire as rw
 from fakes.scripted_http import Reply, ScriptedServer
 
-from mcp_magic.agent import Agent, AgentOptions, RunResult
-from mcp_magic.events import Notice, TextDelta, ToolCallFinished, ToolCallStarted, UsageReport
+from mcp_magic.agent.events import Notice, TextDelta, ToolCallFinished, ToolCallStarted, UsageReport
+from mcp_magic.agent.loop import Agent, AgentOptions, RunResult
+from mcp_magic.agent.providers import make_provider, resolve
+from mcp_magic.agent.providers.base import ProviderError
+from mcp_magic.agent.providers.http import RetryPolicy
 from mcp_magic.host.config import StdioSpec, builtin_spec, http_spec
 from mcp_magic.host.sessions import SessionManager
-from mcp_magic.providers import make_provider, resolve
-from mcp_magic.providers.base import ProviderError
-from mcp_magic.providers.http import RetryPolicy
 
 from conftest import FAULT_SERVER
 

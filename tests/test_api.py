@@ -13,9 +13,15 @@ from fakes import openai_wire as ow
 from fakes.scripted_http import ScriptedServer
 
 from mcp_magic import Host
-from mcp_magic.agent import PromptError, RunResult
+from mcp_magic.agent.events import (
+    ApprovalRequest,
+    Decision,
+    TextDelta,
+    ToolCallFinished,
+    UsageReport,
+)
+from mcp_magic.agent.loop import PromptError, RunResult
 from mcp_magic.api import ToolError
-from mcp_magic.events import ApprovalRequest, Decision, TextDelta, ToolCallFinished, UsageReport
 from mcp_magic.host.config import ConfigError
 from mcp_magic.host.sessions import McpError, Session
 
@@ -260,7 +266,7 @@ def test_agent_by_default_prints_the_answer(host, server, capsys):
 
 
 def test_agent_missing_key_names_the_variable(host, monkeypatch, tmp_path):
-    from mcp_magic.providers import ProviderError
+    from mcp_magic.agent.providers import ProviderError
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)

@@ -110,8 +110,8 @@ def test_a_resource_that_is_not_html_is_refused() -> None:
 
 
 def test_tools_meant_for_views_alone_are_not_offered_to_the_model(host: Host) -> None:
-    from mcp_magic.agent import Agent, AgentOptions
-    from mcp_magic.code_mode import tool_description
+    from mcp_magic.agent.code_mode import tool_description
+    from mcp_magic.agent.loop import Agent, AgentOptions
 
     counter = host.manager.sessions["counter"]
     assert "view_state" in counter.tools  # the view may call it ...

@@ -13,14 +13,14 @@ import pytest
 from fakes import openai_wire as wire
 from fakes.scripted_http import ScriptedServer
 
-from mcp_magic.agent import Agent, AgentOptions
+from mcp_magic.agent.code_mode import python_name, run_code
+from mcp_magic.agent.driver import run_agent, run_code_request
+from mcp_magic.agent.events import CodeFinished, CodeRequest, Notice, ToolCallFinished
+from mcp_magic.agent.loop import Agent, AgentOptions
+from mcp_magic.agent.providers import make_provider, resolve
 from mcp_magic.asking import ask_code
-from mcp_magic.code_mode import python_name, run_code
-from mcp_magic.driver import run_agent, run_code_request
-from mcp_magic.events import CodeFinished, CodeRequest, Notice, ToolCallFinished
 from mcp_magic.host.config import builtin_spec
 from mcp_magic.host.sessions import SessionManager
-from mcp_magic.providers import make_provider, resolve
 from mcp_magic.results import interpret
 
 MODEL = "openrouter:openai/gpt-4o-mini"

@@ -20,10 +20,10 @@ from fakes.anthropic_wire import (
 )
 from fakes.scripted_http import Reply, ScriptedServer, json_reply, sse_reply
 
-from mcp_magic.providers import make_provider, resolve
-from mcp_magic.providers.anthropic import AnthropicProvider
-from mcp_magic.providers.base import Message, ProviderError, Request, ToolCall, ToolSpec
-from mcp_magic.providers.http import RetryPolicy
+from mcp_magic.agent.providers import make_provider, resolve
+from mcp_magic.agent.providers.anthropic import AnthropicProvider
+from mcp_magic.agent.providers.base import Message, ProviderError, Request, ToolCall, ToolSpec
+from mcp_magic.agent.providers.http import RetryPolicy
 
 KEY = "fake-ant-test-key-abcdef"
 FAST = RetryPolicy(retries=2, initial=0.01, cap=0.02)

@@ -19,9 +19,9 @@ from fakes import anthropic_wire as aw
 from fakes.openai_wire import PROCESSING, Call, chunk, raw_stream, stream_chunks, usage
 from fakes.scripted_http import Reply, ScriptedServer
 
-from mcp_magic.providers import ProviderError, make_provider, resolve
-from mcp_magic.providers.base import Message, Request, Turn
-from mcp_magic.providers.http import RetryPolicy
+from mcp_magic.agent.providers import ProviderError, make_provider, resolve
+from mcp_magic.agent.providers.base import Message, Request, Turn
+from mcp_magic.agent.providers.http import RetryPolicy
 
 KEY = "fake-deadline-test-key-0000"
 IDLE = 0.5
@@ -227,8 +227,8 @@ def test_an_html_error_page_from_a_proxy_is_retried(server):
 
 
 def test_empty_assistant_content_is_empty_string_only_on_the_openai_wire():
-    from mcp_magic.providers import anthropic, openai_chat, responses
-    from mcp_magic.providers.base import ToolCall
+    from mcp_magic.agent.providers import anthropic, openai_chat, responses
+    from mcp_magic.agent.providers.base import ToolCall
 
     calls = [ToolCall("c1", "data__query_db", '{"sql": "select 1"}')]
     request = Request(

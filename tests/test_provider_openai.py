@@ -28,10 +28,10 @@ from fakes.openai_wire import (
 )
 from fakes.scripted_http import Reply, ScriptedServer, json_reply
 
-from mcp_magic.providers import ProviderError, make_provider, resolve
-from mcp_magic.providers.base import Message, Request, ToolCall, ToolSpec, Turn
-from mcp_magic.providers.http import RetryPolicy
-from mcp_magic.providers.openai_chat import OpenAIChatProvider
+from mcp_magic.agent.providers import ProviderError, make_provider, resolve
+from mcp_magic.agent.providers.base import Message, Request, ToolCall, ToolSpec, Turn
+from mcp_magic.agent.providers.http import RetryPolicy
+from mcp_magic.agent.providers.openai_chat import OpenAIChatProvider
 
 KEY = "fake-or-key-7f3a9c1e-must-never-leak"
 CALL_A = Call("call_a", "data__query", {"sql": "select * from t where x = 'a,b'"})

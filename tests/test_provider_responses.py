@@ -24,8 +24,8 @@ from fakes.responses_wire import (
 )
 from fakes.scripted_http import Reply, ScriptedServer, json_reply, sse_reply
 
-from mcp_magic.providers import make_provider, resolve
-from mcp_magic.providers.base import (
+from mcp_magic.agent.providers import make_provider, resolve
+from mcp_magic.agent.providers.base import (
     HostedCall,
     HostedMcpServer,
     Message,
@@ -34,8 +34,8 @@ from mcp_magic.providers.base import (
     ToolCall,
     ToolSpec,
 )
-from mcp_magic.providers.http import RetryPolicy
-from mcp_magic.providers.responses import ResponsesProvider
+from mcp_magic.agent.providers.http import RetryPolicy
+from mcp_magic.agent.providers.responses import ResponsesProvider
 
 KEY = "fake-dashscope-test-key"
 OPENAI_KEY = "fake-openai-test-key"

@@ -12,14 +12,14 @@ import sys
 import pandas as pd
 import pytest
 
-from mcp_magic.agent import Agent, AgentOptions
+from mcp_magic.agent.events import ApprovalRequest, Decision, Notice, ToolCallFinished, UsageReport
+from mcp_magic.agent.export import call_line, export_run, read_back
+from mcp_magic.agent.loop import Agent, AgentOptions
+from mcp_magic.agent.naming import Names, offer, problem, take
+from mcp_magic.agent.providers.base import Request, ToolCall, Turn, Usage
 from mcp_magic.agent_view import usage_text
-from mcp_magic.events import ApprovalRequest, Decision, Notice, ToolCallFinished, UsageReport
-from mcp_magic.export import call_line, export_run, read_back
 from mcp_magic.host.config import StdioSpec, builtin_spec
 from mcp_magic.magics import agent_subcommand
-from mcp_magic.naming import Names, offer, problem, take
-from mcp_magic.providers.base import Request, ToolCall, Turn, Usage
 
 from conftest import FAULT_SERVER
 
@@ -227,7 +227,7 @@ def test_log_has_one_row_per_step_with_what_happened_and_no_secrets(manager, tmp
 
 
 def test_a_run_that_fails_ends_its_log_with_the_error(manager):
-    from mcp_magic.providers.base import ProviderError
+    from mcp_magic.agent.providers.base import ProviderError
 
     class Failing(ScriptedProvider):
         async def complete(self, request, on_text=None):
@@ -241,7 +241,7 @@ def test_a_run_that_fails_ends_its_log_with_the_error(manager):
 
 
 def test_a_second_run_gets_the_next_id_and_get_finds_runs():
-    from mcp_magic.runlog import RunLog
+    from mcp_magic.agent.runlog import RunLog
 
     log = RunLog()
     with pytest.raises(LookupError, match="no agent runs"):
@@ -282,8 +282,8 @@ def test_call_lines_read_back_to_the_same_arguments(value):
 
 
 def test_multi_line_values_are_shown_in_a_comment_above_their_json_call():
-    from mcp_magic.events import ToolCallFinished, ToolCallStarted
-    from mcp_magic.runlog import RunLog
+    from mcp_magic.agent.events import ToolCallFinished, ToolCallStarted
+    from mcp_magic.agent.runlog import RunLog
 
     log = RunLog()
     recorder = log.start("q", "m", [])
@@ -301,7 +301,7 @@ def test_call_lines_keep_json_values():
 
 
 def test_export_writes_calls_and_approved_code_in_order(manager):
-    from mcp_magic.events import CodeFinished
+    from mcp_magic.agent.events import CodeFinished
 
     provider = ScriptedProvider(
         Turn(
@@ -315,7 +315,7 @@ def test_export_writes_calls_and_approved_code_in_order(manager):
     agent = Agent(manager, provider, {})
     run(agent, prompt="first line\nsecond", cell_key="k")
     recorder_run = agent.log.get()
-    from mcp_magic.runlog import RunRecorder
+    from mcp_magic.agent.runlog import RunRecorder
 
     recorder = RunRecorder(recorder_run, [])
     recorder(CodeFinished("c1", "ok", "top = regions.head(2)", variables=["top"]))
@@ -403,7 +403,7 @@ def test_the_model_a_router_picked_reaches_the_usage_line_over_the_wire(manager,
     from fakes import openai_wire as wire
     from fakes.scripted_http import ScriptedServer
 
-    from mcp_magic.providers import make_provider, resolve
+    from mcp_magic.agent.providers import make_provider, resolve
 
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test-" + "x" * 12)
     chunks = wire.stream_chunks(text="Hi.", usage_block=wire.usage(12, 3, cost=0.00002))
@@ -422,7 +422,7 @@ def test_the_model_a_router_picked_reaches_the_usage_line_over_the_wire(manager,
     )
     assert agent.log.frame().cost.iloc[-1] == 0.00002
     # a dated version of the model asked for is the same model: no remark
-    from mcp_magic.agent import _same_model
+    from mcp_magic.agent.loop import _same_model
 
     assert _same_model("openai/gpt-4o-mini-2024-07-18", "openrouter:openai/gpt-4o-mini")
     assert _same_model("gpt-4o-mini", "openai:gpt-4o-mini")
@@ -479,8 +479,8 @@ def test_a_table_never_takes_the_name_the_answer_goes_to(manager):
 def test_code_blocks_are_logged_once_whether_replied_or_published():
     import concurrent.futures
 
-    from mcp_magic.events import CodeFinished, CodeRequest
-    from mcp_magic.runlog import RunLog
+    from mcp_magic.agent.events import CodeFinished, CodeRequest
+    from mcp_magic.agent.runlog import RunLog
 
     log = RunLog()
     recorder = log.start("p", "m", ["sk-hidden-123"])

@@ -96,9 +96,9 @@ def sampling_request(server: str, params: Any) -> SamplingRequest:
 
 
 def provider_messages(request: SamplingRequest) -> tuple[list[Any], list[Any]]:
-    """The conversation and tools for a provider (`mcp_magic.providers.base`): tool use
+    """The conversation and tools for a provider (`mcp_magic.agent.providers.base`): tool use
     by the assistant becomes its tool calls, tool results become tool messages."""
-    from ..providers.base import Message, ToolCall, ToolSpec
+    from ..agent.providers.base import Message, ToolCall, ToolSpec
 
     if request.params is None:
         return [Message(role=role, content=text) for role, text in request.messages], []  # type: ignore[arg-type]
@@ -145,13 +145,13 @@ def sampling_result(turn: Any, model: str) -> Any:
 
 def model_sampler(model: Callable[[], Any], aliases: Callable[[], dict] | None = None
                   ) -> Callable[[SamplingRequest], Any]:
-    """Answers sampling with a model from `mcp_magic.providers`: `model()` names it when
+    """Answers sampling with a model from `mcp_magic.agent.providers`: `model()` names it when
     asked ("provider:model", e.g. the notebook's default model, or a resolved
     `ProviderConfig`); declined when there is none."""
 
     def check() -> Any:
         """The model's config, or Declined: asked before the user is asked to approve."""
-        from ..providers import ProviderError, resolve
+        from ..agent.providers import ProviderError, resolve
 
         spec = model()
         if spec is not None and not isinstance(spec, str):
@@ -166,8 +166,8 @@ def model_sampler(model: Callable[[], Any], aliases: Callable[[], dict] | None =
             raise Declined(f"the model {spec!r} cannot be used: {exc}") from None
 
     async def sample(request: SamplingRequest) -> Any:
-        from ..providers import make_provider
-        from ..providers.base import Request
+        from ..agent.providers import make_provider
+        from ..agent.providers.base import Request
 
         provider = make_provider(check())
         messages, tools = provider_messages(request)

@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from ..apps import visible_to_model
+from ..host.config import HttpSpec, expand_vars
+from ..host.sessions import McpError, Session, SessionManager
+from ..results import frame_for_model, interpret
 from . import naming
-from .apps import visible_to_model
 from .events import (
     ApprovalRequest,
     CodeFinished,
@@ -35,8 +38,6 @@ from .events import (
     ToolCallStarted,
     UsageReport,
 )
-from .host.config import HttpSpec, expand_vars
-from .host.sessions import McpError, Session, SessionManager
 from .providers.base import (
     HostedMcpServer,
     Message,
@@ -47,7 +48,6 @@ from .providers.base import (
     ToolSpec,
     Usage,
 )
-from .results import frame_for_model, interpret
 from .runlog import RunLog, recording
 
 ApprovalMode = Literal["never", "always", "writes"]
@@ -850,7 +850,7 @@ def interpolate(template: str, namespace: MutableMapping[str, Any]) -> str:
         except (AttributeError, KeyError, IndexError, TypeError) as exc:
             raise PromptError(f"cannot fill {{{field_name}}}: {exc}") from None
         if hasattr(value, "to_csv") and hasattr(value, "dtypes") and not spec and not conversion:
-            from .results import frame_summary
+            from ..results import frame_summary
 
             pieces.append(frame_summary(value, root if root == field_name else field_name))
             continue

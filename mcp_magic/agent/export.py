@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .host.arguments import expand_variables, parse_tool_arguments, split_words, strip_comment
-from .host.config import ConfigError
+from ..host.arguments import expand_variables, parse_tool_arguments, split_words, strip_comment
+from ..host.config import ConfigError
 from .runlog import HOSTED, Run
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.,:/@+-]+")  # a value that needs no quotes on a line

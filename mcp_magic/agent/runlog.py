@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..host.config import redact
 from .events import (
     ApprovalRequest,
     CodeFinished,
@@ -33,7 +34,6 @@ from .events import (
     ToolCallStarted,
     UsageReport,
 )
-from .host.config import redact
 from .providers.base import Usage
 
 PREVIEW_LIMIT = 300  # characters of a result or output kept in a row

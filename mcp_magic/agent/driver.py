@@ -15,9 +15,9 @@ import queue
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from .agent import Agent, AgentOptions, RunResult
+from ..host.sessions import SessionManager
 from .events import ApprovalRequest, CodeFinished, CodeRequest, Decision, Event, Notice
-from .host.sessions import SessionManager
+from .loop import Agent, AgentOptions, RunResult
 
 
 def run_agent(
@@ -88,7 +88,7 @@ def run_code_request(
     the request, so the loop ends the run and answers the call for the model, and is
     raised on to end the cell.
     """
-    from .asking import approve_code
+    from ..asking import approve_code
     from .code_mode import run_code
 
     code, edited = request.code, False

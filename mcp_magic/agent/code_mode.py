@@ -24,9 +24,9 @@ import traceback
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
-from .apps import visible_to_model
+from ..apps import visible_to_model
+from ..host.sessions import McpError, SessionManager
 from .events import CodeFinished
-from .host.sessions import McpError, SessionManager
 from .notebook_tools import dataframes, is_frame
 
 CODE_SERVER = "notebook"
@@ -72,8 +72,8 @@ class ToolFunction:
         self.__doc__ = f"{signature(server, tool)}\n\n{(tool.description or '').strip()}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from .host.arguments import missing_message
-        from .results import interpret
+        from ..host.arguments import missing_message
+        from ..results import interpret
 
         schema = self._tool.input_schema or {}
         names = list(schema.get("properties") or {})
@@ -367,7 +367,7 @@ def last_name(code: str) -> str | None:
 def value_preview(value: Any, name: str | None, max_rows: int = 30) -> str:
     """A bounded account of a value: DataFrames as `results.frame_for_model` tells them."""
     if is_frame(value):
-        from .results import frame_for_model
+        from ..results import frame_for_model
 
         return frame_for_model(value, name, max_rows=max_rows)
     try:
