@@ -19,7 +19,7 @@ from typing import Any
 from .agent.driver import run_agent
 from .agent.events import ApprovalRequest, Decision, Event
 from .agent.loop import Agent, AgentOptions, RunResult, agent_for, interpolate
-from .asking import approve_call
+from .display.asking import approve_call
 from .host import config
 from .host.arguments import missing_message, parse_target
 from .host.auth import OAuth, OAuthSettings
@@ -211,7 +211,7 @@ class Host:
         `self.namespace`, where table results are bound too.
         """
         from .agent.providers import ProviderError, default_model, resolve
-        from .agent_view import AgentView
+        from .display.agent_view import AgentView
 
         model = model or default_model()
         if not model:

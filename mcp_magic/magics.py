@@ -482,7 +482,7 @@ class McpMagics(Magics):
             raise TraitError(
                 f"McpMagics.ask_with must be auto or prompt, got {proposal['value']!r}"
             )
-        from . import asking
+        from .display import asking
 
         asking.STYLE = proposal["value"]
         return proposal["value"]
@@ -508,7 +508,7 @@ class McpMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        from . import asking
+        from .display import asking
         from .host.client_requests import model_sampler
 
         self.oauth = OAuth(ask_redirect=asking.pasted_redirect)
@@ -550,7 +550,7 @@ class McpMagics(Magics):
         self.manager.connect_timeout = change["new"]
 
     def _set_display_limit(self, change: dict[str, Any]) -> None:
-        from . import render
+        from .display import render
 
         render.DISPLAY_LIMIT = change["new"]
 
@@ -667,7 +667,7 @@ class McpMagics(Magics):
 
     def _do_list(self, parser: Any, rest: str) -> Any:
         _parse(parser, rest)
-        from .render import status_table
+        from .display.render import status_table
 
         return status_table(list(self.manager.sessions.values()))
 
@@ -692,7 +692,7 @@ class McpMagics(Magics):
 
     def _do_tools(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)
-        from .render import tools_table
+        from .display.render import tools_table
 
         names = (
             [args.name]
@@ -741,8 +741,8 @@ class McpMagics(Magics):
 
     def _call_all(self, server: str, name: str, tool: Any, arguments: dict[str, Any],
                   progress: Any, raw: bool) -> Any:
+        from .display.render import tool_value
         from .host.paging import call_pages, page_tool_problem
-        from .render import tool_value
 
         problem = page_tool_problem(tool.input_schema) or ("--raw and --all do not go together"
                                                            if raw else None)
@@ -776,12 +776,12 @@ class McpMagics(Magics):
             # Run by nbclient (nbval, papermill): nobody watches the bar, and whether it
             # appeared would depend on the machine's speed, changing the saved outputs.
             return None
-        from .render import Progress
+        from .display.render import Progress
 
         return Progress(label, terminal=type(self.shell).__name__ == "TerminalInteractiveShell")
 
     def _tool_value(self, server: str, tool: str, result: Any) -> Any:
-        from .render import tool_value
+        from .display.render import tool_value
         from .results import interpret
 
         definition = self.manager.sessions[server].tools.get(tool)
@@ -791,14 +791,14 @@ class McpMagics(Magics):
         if outcome.notices:
             from IPython.display import display
 
-            from .render import ServerNotes
+            from .display.render import ServerNotes
 
             display(ServerNotes(outcome.notices))
         return tool_value(outcome.value)
 
     def _do_resources(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)
-        from .render import Table
+        from .display.render import Table
 
         rows = []
         for name in self._server_names(args.name):
@@ -817,7 +817,7 @@ class McpMagics(Magics):
 
     def _do_read(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)
-        from .render import ToolText
+        from .display.render import ToolText
 
         server = args.server or self._server_for_resource(args.uri)
         result = self.manager.request(server, lambda c: c.read_resource(args.uri))
@@ -841,7 +841,7 @@ class McpMagics(Magics):
 
     def _do_prompts(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)
-        from .render import Table
+        from .display.render import Table
 
         rows = []
         for name in self._server_names(args.name):
@@ -861,7 +861,7 @@ class McpMagics(Magics):
 
     def _do_prompt(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)
-        from .render import ToolText
+        from .display.render import ToolText
 
         server, prompt = parse_target(args.target)
         arguments = {k: str(v) for k, v in parse_tool_arguments(args.arguments).items()}
@@ -875,7 +875,7 @@ class McpMagics(Magics):
 
     def _do_log(self, parser: Any, rest: str) -> Any:
         args = _parse(parser, rest)
-        from .render import ToolText
+        from .display.render import ToolText
 
         session = self.manager.get(args.name)
         return ToolText(session.log_tail(args.lines) or f"(nothing logged by {args.name!r} yet)")
@@ -1040,7 +1040,7 @@ class McpMagics(Magics):
         from .agent.driver import run_agent, run_code_request
         from .agent.loop import AgentOptions, interpolate
         from .agent.providers import default_model
-        from .asking import approve_call
+        from .display.asking import approve_call
 
         model = args.model or self.default_model or default_model()
         if not model:
@@ -1108,7 +1108,7 @@ class McpMagics(Magics):
         return self.agent
 
     def _agent_view(self) -> Any:
-        from .agent_view import AgentView
+        from .display.agent_view import AgentView
 
         terminal = type(self.shell).__name__ == "TerminalInteractiveShell"
         live = not terminal and getattr(self.shell, "kernel", None) is not None

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from IPython.utils.capture import capture_output
 
-from mcp_magic import agent_view
 from mcp_magic.agent.events import (
     ApprovalRequest,
     Notice,
@@ -21,7 +20,8 @@ from mcp_magic.agent.events import (
     UsageReport,
 )
 from mcp_magic.agent.providers.base import Usage
-from mcp_magic.agent_view import (
+from mcp_magic.display import agent_view
+from mcp_magic.display.agent_view import (
     WIDGET_VIEW,
     AgentView,
     safe_markdown,
@@ -58,7 +58,7 @@ def frame(rows: int = 25) -> pd.DataFrame:
 
 def test_import_is_cheap() -> None:
     code = (
-        "import sys, mcp_magic.agent_view\n"
+        "import sys, mcp_magic.display.agent_view\n"
         "print([m for m in ('ipywidgets', 'pandas') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -73,7 +73,7 @@ def test_header_while_running() -> None:
 
 
 def test_a_call_waiting_for_approval_says_so_until_answered(monkeypatch) -> None:
-    import mcp_magic.agent_view as agent_view
+    import mcp_magic.display.agent_view as agent_view
     from mcp_magic.agent.events import ApprovalRequest, Decision
 
     shown: list[dict] = []
@@ -385,7 +385,7 @@ def test_terminal_writes_to_stdout(ip, clock) -> None:
 
 
 def test_dollar_amounts_are_not_math():
-    from mcp_magic.agent_view import safe_markdown
+    from mcp_magic.display.agent_view import safe_markdown
 
     assert safe_markdown("$385 against $515") == "\\$385 against \\$515"
     assert safe_markdown("`$x`") == "<code>$x</code>"

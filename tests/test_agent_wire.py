@@ -798,7 +798,7 @@ def test_local_llama_cpp_server_calls_tools_and_answers(manager, llama):
 
 
 def test_local_llama_cpp_stream_without_usage_says_not_reported(manager, llama):
-    from mcp_magic.agent_view import usage_text
+    from mcp_magic.display.agent_view import usage_text
 
     llama.requests.clear()
     agent = llama_agent(manager, llama)

@@ -185,7 +185,7 @@ def test_the_widget_carries_the_call_and_hands_out_the_view_on_request(
 
 def test_an_agent_tool_call_with_a_view_shows_it(manager: SessionManager, capsys) -> None:
     from mcp_magic.agent.events import ToolCallFinished, ToolCallStarted
-    from mcp_magic.agent_view import AgentView
+    from mcp_magic.display.agent_view import AgentView
 
     result = manager.call_tool("counter", "show_counter", {"label": "taps"})
     view = AgentView(live=False, terminal=True, manager=manager)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_magic.asking import (
+from mcp_magic.display.asking import (
     approve_sampling,
     ask_form,
     ask_redirect,

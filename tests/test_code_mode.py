@@ -18,7 +18,7 @@ from mcp_magic.agent.driver import run_agent, run_code_request
 from mcp_magic.agent.events import CodeFinished, CodeRequest, Notice, ToolCallFinished
 from mcp_magic.agent.loop import Agent, AgentOptions
 from mcp_magic.agent.providers import make_provider, resolve
-from mcp_magic.asking import ask_code
+from mcp_magic.display.asking import ask_code
 from mcp_magic.host.config import builtin_spec
 from mcp_magic.host.sessions import SessionManager
 from mcp_magic.results import interpret
@@ -303,7 +303,7 @@ def test_pandas_is_there_and_cut_tables_say_so(manager, scripted):
 
 
 def test_code_block_renders_escaped_with_code_output_and_value():
-    from mcp_magic.agent_view import code_block_html, code_block_text
+    from mcp_magic.display.agent_view import code_block_html, code_block_text
 
     code = "print('<script>alert(1)</script>')\ntable"
     request = CodeRequest("c", code, ask=True)

@@ -47,7 +47,7 @@ def test_an_uncapped_call_shows_no_note(data):
 
 def test_all_fetches_every_page_with_a_progress_bar(data, db, shell, monkeypatch):
     import mcp_magic
-    from mcp_magic import render
+    from mcp_magic.display import render
 
     updates: list[tuple] = []
     original = render.Progress.update

@@ -8,8 +8,8 @@ import pickle
 import pytest
 from IPython.lib.pretty import pretty
 
-from mcp_magic import render
-from mcp_magic.render import (
+from mcp_magic.display import render
+from mcp_magic.display.render import (
     JsonDict,
     JsonList,
     ToolText,

@@ -17,7 +17,7 @@ from mcp_magic.agent.export import call_line, export_run, read_back
 from mcp_magic.agent.loop import Agent, AgentOptions
 from mcp_magic.agent.naming import Names, offer, problem, take
 from mcp_magic.agent.providers.base import Request, ToolCall, Turn, Usage
-from mcp_magic.agent_view import usage_text
+from mcp_magic.display.agent_view import usage_text
 from mcp_magic.host.config import StdioSpec, builtin_spec
 from mcp_magic.magics import agent_subcommand
 

@@ -461,7 +461,7 @@ def test_interpret_passes_output_schema_and_notices():
 
 def test_agent_tool_block_shows_the_server_note():
     from mcp_magic.agent.events import ToolCallFinished
-    from mcp_magic.agent_view import preview_html, preview_text
+    from mcp_magic.display.agent_view import preview_html, preview_text
 
     sc = {"success": True, "columns": ["a"], "rows": [[1]], "rowCount": 1, "truncated": True,
           "warning": "Results limited to 1 rows."}

@@ -88,7 +88,7 @@ def run_code_request(
     the request, so the loop ends the run and answers the call for the model, and is
     raised on to end the cell.
     """
-    from ..asking import approve_code
+    from ..display.asking import approve_code
     from .code_mode import run_code
 
     code, edited = request.code, False

@@ -1,7 +1,7 @@
 """Requests a server makes of the client: elicitation, sampling, roots.
 
 All of them reach the user through one path: a handler the host was given (a prompt in
-a notebook, `mcp_magic.asking`; a callback from `Host(elicit=...)`), run on the thread
+a notebook, `mcp_magic.display.asking`; a callback from `Host(elicit=...)`), run on the thread
 that waits for the call (`SessionManager.on_main`), so a notebook shows it in the
 running cell. With no one to ask, the answer is "decline" and a line says so. A handler
 that fails is remembered on the session, so the tool call that caused it raises instead

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .host.arguments import format_size, parameter_summary
+from ..host.arguments import format_size, parameter_summary
 
 DISPLAY_LIMIT = 20_000
 """Characters of a text or JSON answer shown in a cell; `%config McpMagics.display_limit`

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .agent.events import ApprovalRequest, CodeRequest, Decision
-from .host.client_requests import Answer, Declined, Elicitation, SamplingRequest
+from ..agent.events import ApprovalRequest, CodeRequest, Decision
+from ..host.client_requests import Answer, Declined, Elicitation, SamplingRequest
 
 Read = Callable[[str], str]
 Show = Callable[[str, str | None], None]

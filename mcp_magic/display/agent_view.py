@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from .agent.events import (
+from ..agent.events import (
     ApprovalRequest,
     CodeFinished,
     CodeRequest,
@@ -205,7 +205,7 @@ def preview_html(finished: ToolCallFinished | None) -> str:
 
 def _notices(frame: Any) -> list[str]:
     """The server's remarks kept with a table (rows cut, warnings), one line each."""
-    from .tables import notices
+    from ..tables import notices
 
     return notices(frame)
 
@@ -729,11 +729,11 @@ class AgentView:
             return
         session = self.manager.sessions.get(started.server)
         tool = session.tools.get(started.tool) if session is not None else None
-        from .apps import view_uri
+        from ..apps import view_uri
 
         if tool is None or view_uri(tool) is None:
             return
-        from .apps.widget import show_view
+        from ..apps.widget import show_view
 
         self.flush()
         result = ev.raw
