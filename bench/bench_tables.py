@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="rows (default 100,000)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
     parser.add_argument("--quick", action="store_true", help="5,000 rows, one run")
+    parser.add_argument("--only", default="", help="only the shapes whose name holds this text")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the text parse alone (JSON or Python literal -> "
                              "values), the part of ours that the 'parsed' baseline skips")
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'shape':58} {'MB':>5} {'ours':>7} {'parsed':>7} {'user':>7} "
           f"{'/parsed':>8} {'/user':>7}")
     for shape in make_shapes(args.rows):
+        if args.only.lower() not in shape.name.lower():
+            continue
         ours, parsed, user = measure(shape, args.repeat)
         r_parsed, r_user = ours / parsed, ours / user
         verdict = "OK" if r_parsed <= GOAL else "over goal"
