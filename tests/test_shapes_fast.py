@@ -75,6 +75,19 @@ COLUMNS = {
     "dates objects": [dt.date(2024, 1, 1), dt.date(2024, 1, 2)],
     "unicode": ["naïve", "日本"],
     "one row": ["2024-01-05"],
+    "19 digits": ["1000000000000000000", "1"],
+    "negative 19 digits": ["-1000000000000000000", "1"],
+    "negative 18 digits": ["-999999999999999999", "999999999999999999"],
+    "20 digits": ["10000000000000000000", "1"],
+    "19 digit fraction": ["0.1234567890123456789", "1.5"],
+    "19 digit float": ["1234567890123456789.5", "1.5"],
+    "minus zero text": ["-0", "0"],
+    "number then empty": ["1", ""],
+    "float then empty": ["1.5", ""],
+    "date then empty": ["2024-01-05", ""],
+    "empty first": ["", "1"],
+    "only empty": [""],
+    "newline inside": ["1\n2", "3"],
 }
 
 
