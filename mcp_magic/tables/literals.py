@@ -15,6 +15,9 @@ How values come out (the same in both readers, so a DataFrame does not depend on
 ``date``/``datetime`` become ISO 8601 text (the table step turns whole columns into
 ``datetime64``), ``UUID`` and IP addresses become their text, ``time`` and ``timedelta``
 stay objects, ``bytes`` stay bytes.
+
+JSON, and the JSON the fast reader writes, is read by `json_loads`: orjson where it gives
+exactly what ``json.loads`` gives, else json.
 """
 
 from __future__ import annotations
