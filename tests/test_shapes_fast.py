@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import math
 import random
+import re
 
 import numpy as np
 import pandas as pd
@@ -268,13 +269,18 @@ def type_tree(value: object) -> object:
 
 @pytest.mark.parametrize("text", JSON_TEXTS)
 def test_json_reader_gives_what_json_gives(text: str) -> None:
-    from mcp_magic.tables.literals import json_loads
+    from mcp_magic.tables.literals import _dense_in_objects, json_loads
 
     assert json_outcome(json_loads, text) == json_outcome(json.loads, text)
+    # inside a large answer of records, where orjson reads it
+    for big in ("[" + ", ".join([text] + ['{"k": 1}'] * 10_000) + "]",
+                "[" + ", ".join(['{"k": 1}'] * 10_000 + [text]) + "]"):
+        assert _dense_in_objects(big)
+        assert json_outcome(json_loads, big) == json_outcome(json.loads, big)
 
 
 def test_json_reader_numbers_and_long_texts() -> None:
-    from mcp_magic.tables.literals import json_loads
+    from mcp_magic.tables.literals import _dense_in_objects, _long_digit_run, json_loads
 
     rng = random.Random(11)
     numbers = []
@@ -282,9 +288,14 @@ def test_json_reader_numbers_and_long_texts() -> None:
         numbers += [repr(rng.uniform(-1e6, 1e6)), f"{rng.random():.{rng.randint(1, 20)}f}",
                     f"{rng.randint(1, 10**17)}.{rng.randint(0, 10**17)}e{rng.randint(-320, 320)}",
                     str(rng.randint(-10 ** rng.randint(1, 21), 10 ** rng.randint(1, 21)))]
-    text = "[" + ", ".join(numbers) + "]"
-    assert json_outcome(json_loads, text) == json_outcome(json.loads, text)
+    short = [n for n in numbers if not re.search(r"[0-9]{19}", n)]  # these orjson reads
+    for chosen in (numbers, short):
+        text = "[" + ", ".join(f'{{"n": {n}}}' for n in chosen) + "]"
+        assert _dense_in_objects(text)
+        assert json_outcome(json_loads, text) == json_outcome(json.loads, text)
+    assert not _long_digit_run(text.encode())
     big = json.dumps([{"id": i, "v": i * 0.1, "s": "x" * (i % 7)} for i in range(5000)])
+    assert _dense_in_objects(big)
     for tail in ("", ", 12345678901234567890", ", -9223372036854775809", ", NaN",
                  ', "\\ud800"', ", 1234567890123456789012"):
         text = big[:-1] + tail + "]"
@@ -292,8 +303,6 @@ def test_json_reader_numbers_and_long_texts() -> None:
 
 
 def test_long_digit_runs_are_found_wherever_they_are() -> None:
-    import re
-
     from mcp_magic.tables.literals import _long_digit_run
 
     rng = random.Random(5)
