@@ -8,8 +8,10 @@ a value that breaks a fast path must not change the result.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import random
+import re
 
 import numpy as np
 import pandas as pd
@@ -74,6 +76,29 @@ COLUMNS = {
     "dates objects": [dt.date(2024, 1, 1), dt.date(2024, 1, 2)],
     "unicode": ["naïve", "日本"],
     "one row": ["2024-01-05"],
+    "19 digits": ["1000000000000000000", "1"],
+    "negative 19 digits": ["-1000000000000000000", "1"],
+    "negative 18 digits": ["-999999999999999999", "999999999999999999"],
+    "20 digits": ["10000000000000000000", "1"],
+    "19 digit fraction": ["0.1234567890123456789", "1.5"],
+    "19 digit float": ["1234567890123456789.5", "1.5"],
+    "minus zero text": ["-0", "0"],
+    "number then empty": ["1", ""],
+    "float then empty": ["1.5", ""],
+    "date then empty": ["2024-01-05", ""],
+    "empty first": ["", "1"],
+    "only empty": [""],
+    "newline inside": ["1\n2", "3"],
+    "int text then float": ["1", "2.5"],
+    "int text then exponent": ["1", "2e3"],
+    "int text then leading zero": ["1", "01"],
+    "int text then plus": ["1", "+2"],
+    "int text then trailing newline": ["1", "2\n"],
+    "int text then underscore": ["1", "1_000"],
+    "int text then space": ["1", " 2"],
+    "int text then other digits": ["1", "\u0661\u0662"],
+    "int text 18 then 19 digits": ["999999999999999999", "1000000000000000000"],
+    "int text minus only": ["1", "-"],
 }
 
 
@@ -205,3 +230,89 @@ def test_declared_big_ints_with_nulls_in_records_stay_exact() -> None:
                           output_schema=schema)
     assert str(got["n"].dtype) == "Int64"
     assert got["n"].iloc[0] == 2**60 + 1 and got["n"].isna().iloc[1]
+
+
+# --------------------------------------------------------------------------- JSON reader
+
+JSON_TEXTS = [
+    "[18446744073709551615]", "[18446744073709551616]", "[-9223372036854775808]",
+    "[-9223372036854775809]", "[123456789012345678901234567890]", "[1234567890123456789]",
+    '{"a": 99999999999999999999, "b": [1, 2]}', "[1e400]", "[-1e400]", "[1e-400]",
+    "[NaN]", "[Infinity]", "[-Infinity]", '{"a": 1, "b": 2, "a": 3}',
+    '{"a": {"a": 1, "a": [2]}}', '["\\ud800"]', '["\ud800"]', '{"\\udc00": 1}',
+    '["\\ud83d\\ude00", "\U0001f600", "é", "\\u00e9", "\\u0000", "a\\/b"]', "[1.0, -0, -0.0]",
+    "[0.30000000000000004, 9007199254740993, 9007199254740993.0, 5e-324]",
+    "[1.7976931348623157e308, 1.7976931348623159e308, 2.2250738585072014e-308]",
+    "[1.00000000000000011102230246251565404236316680908203125]", '["\x00"]', "\ufeff[1]",
+    "[1,]", "[01]", "[.5]", "[1.e5]", "[1] x", ' \n[1]\t ', "[" * 300 + "]" * 300,
+    "[" * 1100 + "]" * 1100, '"x"', "{}",
+]
+
+
+def json_outcome(loads: object, text: str) -> str:
+    try:
+        value = loads(text)  # type: ignore[operator]
+    except RecursionError:
+        return "RecursionError"
+    except ValueError:
+        return "ValueError"
+    return repr(value) + repr(type_tree(value))
+
+
+def type_tree(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: type_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [type_tree(v) for v in value]
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("text", JSON_TEXTS)
+def test_json_reader_gives_what_json_gives(text: str) -> None:
+    from mcp_magic.tables.literals import _dense_in_objects, json_loads
+
+    assert json_outcome(json_loads, text) == json_outcome(json.loads, text)
+    # inside a large answer of records, where orjson reads it
+    for big in ("[" + ", ".join([text] + ['{"k": 1}'] * 10_000) + "]",
+                "[" + ", ".join(['{"k": 1}'] * 10_000 + [text]) + "]"):
+        assert _dense_in_objects(big)
+        assert json_outcome(json_loads, big) == json_outcome(json.loads, big)
+
+
+def test_json_reader_numbers_and_long_texts() -> None:
+    from mcp_magic.tables.literals import _dense_in_objects, _long_digit_run, json_loads
+
+    rng = random.Random(11)
+    numbers = []
+    for _ in range(3000):
+        numbers += [repr(rng.uniform(-1e6, 1e6)), f"{rng.random():.{rng.randint(1, 20)}f}",
+                    f"{rng.randint(1, 10**17)}.{rng.randint(0, 10**17)}e{rng.randint(-320, 320)}",
+                    str(rng.randint(-10 ** rng.randint(1, 21), 10 ** rng.randint(1, 21)))]
+    short = [n for n in numbers if not re.search(r"[0-9]{19}", n)]  # these orjson reads
+    for chosen in (numbers, short):
+        text = "[" + ", ".join(f'{{"n": {n}}}' for n in chosen) + "]"
+        assert _dense_in_objects(text)
+        assert json_outcome(json_loads, text) == json_outcome(json.loads, text)
+    assert not _long_digit_run(text.encode())
+    big = json.dumps([{"id": i, "v": i * 0.1, "s": "x" * (i % 7)} for i in range(5000)])
+    assert _dense_in_objects(big)
+    for tail in ("", ", 12345678901234567890", ", -9223372036854775809", ", NaN",
+                 ', "\\ud800"', ", 1234567890123456789012"):
+        text = big[:-1] + tail + "]"
+        assert json_outcome(json_loads, text) == json_outcome(json.loads, text)
+
+
+def test_long_digit_runs_are_found_wherever_they_are() -> None:
+    from mcp_magic.tables.literals import _long_digit_run
+
+    rng = random.Random(5)
+    for _ in range(400):
+        size = rng.choice([50, 4096, 5003, 9000])
+        chars: list[str] = []
+        while len(chars) < size:
+            if rng.random() < 0.3:
+                chars += rng.choices("0123456789", k=rng.randint(1, rng.choice([16, 19, 25])))
+            else:
+                chars += rng.choices('ab,." [e', k=rng.randint(1, 4))
+        data = "".join(chars[:size]).encode()
+        assert _long_digit_run(data) == (re.search(rb"[0-9]{19}", data) is not None)

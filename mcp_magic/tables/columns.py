@@ -150,9 +150,9 @@ def fast_column(values: Any, kind: Kind | None, empty_is_null: bool = False) -> 
     except (OverflowError, ValueError, TypeError):
         return None
     if held == "string":
-        if empty_is_null and "" in values:
+        if empty_is_null and kind is not None and "" in values:
             return None
-        return _text_column(values, kind)
+        return _text_column(values, kind, empty_is_null)
     return None
 
 
@@ -171,11 +171,15 @@ def _value_class(values: Any) -> str:
     return _CLASSES.get(types.pop(), "other") if len(types) == 1 else "mixed"
 
 
-def _text_column(values: Any, kind: Kind | None) -> Any:
+def _text_column(values: Any, kind: Kind | None, empty_is_null: bool = False) -> Any:
+    """Dates, numbers or text. Dates and numbers never come from ``""`` (too short, not a
+    number), so the spreadsheet check for empty cells runs only on what stays text."""
     first = values[0]
     if kind in ("datetime", "datetimetz") or (kind is None and _ISO_START.match(first)):
         converted = _attempt(lambda: text_dates(values))
-        return text_array(values) if converted is None else converted.array
+        if converted is not None:
+            return converted.array
+        return None if empty_is_null and "" in values else text_array(values)
     if kind in (None, "int", "float") and _NUMBER_START.match(first):
         # plain numbers: parsed as pandas' to_numeric would (both round correctly)
         numbers = text_numbers(values)
@@ -184,7 +188,7 @@ def _text_column(values: Any, kind: Kind | None) -> Any:
         if numbers is not None and numbers.dtype.kind == "i":
             return numbers
     if kind is None or kind == "text":
-        return text_array(values)
+        return None if empty_is_null and "" in values else text_array(values)
     # numbers, booleans or durations declared on text: the full check, on pandas text
     strings = pd.Series(text_array(values))
     converted = _attempt(lambda: _coerce(strings, kind, lambda: values))

@@ -267,18 +267,26 @@ def _infer_text(series: pd.Series, value: str) -> pd.Series | None:
     return None
 
 
-def _plain_numbers(values: Any) -> str | None:
-    """The values joined, when every one is a plain number (checked in C), else None."""
+def _plain_numbers(values: Any, long_ints: bool = True) -> str | None:
+    """The values joined, when every one is a plain number (checked in C), else None.
+
+    ``long_ints=False`` leaves out the check for 19 digits in a row; the caller then makes
+    it on the numbers (`text_numbers`).
+    """
     joined = "\n" + "\n".join(values) + "\n"
     if (
         _NOT_NUMBER_CHAR.search(joined)
         or "\n\n" in joined
         or "\n+" in joined
         or _LEADING_ZERO.search(joined)  # codes such as ZIP "01234" stay text
-        or (max(map(len, values)) > 18 and _LONG_INT.search(joined))  # beyond int64
+        or (long_ints and _long_int(values, joined))  # beyond int64
     ):
         return None
     return joined
+
+
+def _long_int(values: Any, joined: str) -> bool:
+    return max(map(len, values)) > 18 and _LONG_INT.search(joined) is not None
 
 
 def _number_array(values: Any, joined: str) -> np.ndarray | None:
@@ -292,8 +300,47 @@ def _number_array(values: Any, joined: str) -> np.ndarray | None:
 
 def text_numbers(values: Any) -> np.ndarray | None:
     """A column of text (a list or object array, no NULLs) as numbers when all are plain."""
-    joined = _plain_numbers(values) if _NUMBER_START.match(values[0]) else None
-    return None if joined is None else _number_array(values, joined)
+    if not _NUMBER_START.match(values[0]):
+        return None
+    if _INT_TEXT.fullmatch(values[0]):
+        integers = _arrow_integers(values)
+        if integers is not None:
+            return integers
+    joined = _plain_numbers(values, long_ints=False)
+    array = None if joined is None else _number_array(values, joined)
+    if array is None:
+        return None
+    if array.dtype.kind == "i":
+        # integers without a sign "+" or leading zeros: 19 digits in a row is |n| >= 10**18
+        # (20 and more did not fit int64 above)
+        if len(array) and (array.max() >= _NINETEEN_DIGITS or array.min() <= -_NINETEEN_DIGITS):
+            return None
+        return array
+    return None if _long_int(values, joined) else array  # type: ignore[arg-type]
+
+
+_NINETEEN_DIGITS = 10**18
+_INT_TEXT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
+
+
+def _arrow_integers(values: Any) -> np.ndarray | None:
+    """Integers as text -> int64 in Arrow (2x faster than numpy), or None to ask numpy.
+
+    Exactly what the checks above accept when no value has ``.``, ``e`` or ``E``: an
+    optional minus, no leading zero, at most 18 digits.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:  # pragma: no cover - a dependency
+        return None
+    try:
+        array = pa.array(values, pa.string())
+        if not pc.all(pc.match_substring_regex(array, f"^{_INT_TEXT.pattern}$")).as_py():
+            return None
+        return array.cast(pa.int64()).to_numpy(zero_copy_only=False, writable=True)
+    except (TypeError, ValueError, pa.ArrowException):
+        return None
 
 
 def _text_values(series: pd.Series) -> Any:
