@@ -97,6 +97,22 @@ async def settle_result(client: Any, result: Any) -> Any:
     return result
 
 
+def _reader_lets_go(client: Any) -> bool:
+    """Whether the client's transport releases a big message itself: mcp_magic's stdio
+    reader follows each with a message of its own (`stdio_transport.release_message`).
+    Wrappers around the transport (the host's watcher) keep it as `_inner`."""
+    from .stdio_transport import RELEASES_BIG_MESSAGES
+
+    transport = getattr(client, "server", None)
+    for _ in range(4):
+        if transport is None:
+            return False
+        if getattr(transport, RELEASES_BIG_MESSAGES, False) is True:
+            return True
+        transport = getattr(transport, "_inner", None)
+    return False
+
+
 BIG_JSON_CELLS = 200_000
 """Items in a structured result's lists from which its memory is trimmed when it goes
 (a 20,000-row table of 10 columns: tens of MB as Python objects)."""
@@ -148,7 +164,10 @@ async def _let_go_of_last_message(client: Any) -> None:
     """The SDK's dispatcher keeps the last message it read (here the whole answer, blob
     text included) until the next one arrives, so the memory would stay after `del df`.
     One small request on the wire makes that the next one (ping is gone from 2026-07-28,
-    and a cached tools/list never reaches the wire)."""
+    and a cached tools/list never reaches the wire). Not needed over mcp_magic's stdio
+    transport, whose reader does it without a round trip (`_reader_lets_go`)."""
+    if _reader_lets_go(client):
+        return
     with contextlib.suppress(Exception):
         await client.list_tools(cache_mode="refresh")
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TextIO
 
 import anyio
@@ -294,8 +294,23 @@ def _log_writer(errlog: TextIO) -> Callable[[str], None]:
     return log
 
 
+RELEASES_BIG_MESSAGES = "releases_big_messages"
+"""Attribute set (True) on the transport `stdio_client` returns: its reader follows every
+big message with `release_message()`, so the client need not do it (mcp_magic.columnar)."""
+
+
+def stdio_client(
+    server: StdioServerParameters, errlog: TextIO = sys.stderr
+) -> AbstractAsyncContextManager[tuple[Any, Any]]:
+    """Start a stdio MCP server and connect to it; a drop-in for the SDK's `stdio_client`
+    (see `_stdio_client`), marked with `RELEASES_BIG_MESSAGES`."""
+    transport = _stdio_client(server, errlog)
+    setattr(transport, RELEASES_BIG_MESSAGES, True)
+    return transport
+
+
 @asynccontextmanager
-async def stdio_client(
+async def _stdio_client(
     server: StdioServerParameters, errlog: TextIO = sys.stderr
 ) -> AsyncGenerator[tuple[Any, Any], None]:
     """Start a stdio MCP server and connect to it; a drop-in for the SDK's `stdio_client`.
