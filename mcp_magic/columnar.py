@@ -30,6 +30,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from . import big_json
+from .big_json import compact_rows
+
 EXTENSION_ID = "io.github.mcp-magic/arrow-tables"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ARROW_FILE = "application/vnd.apache.arrow.file"
@@ -80,8 +83,9 @@ def _table_block(result: Any) -> Any:
 
 
 def has_table(result: Any) -> bool:
-    """Cheap check (no pyarrow): does the result carry a binary table?"""
-    return _table_block(result) is not None
+    """Cheap check (no pyarrow): does the result carry a binary table, or a JSON table
+    the transport parsed into compact columns (`mcp_magic.big_json`)?"""
+    return _table_block(result) is not None or compact_rows(result) is not None
 
 
 async def settle_result(client: Any, result: Any) -> Any:
@@ -89,6 +93,10 @@ async def settle_result(client: Any, result: Any) -> Any:
     (`resolve_links`); for a big JSON answer, the SDK's hold on the wire message dropped
     and the memory given back to the system once the result is gone. Without that, a
     million JSON rows kept 2.3 GB in the kernel after `del df` (660 MB after a trim)."""
+    if compact_rows(result) is not None:
+        await _let_go_of_last_message(client)
+        _release_when_gone(result)
+        return result
     if has_table(result):
         return await resolve_links(client, result)
     if _is_big_json(result):
@@ -176,7 +184,13 @@ def result_frame(result: Any) -> Any:
     """The DataFrame of a result's binary table, or None when it carries none."""
     block = _table_block(result)
     if block is None:
-        return None
+        if compact_rows(result) is None:
+            return None
+        frame = big_json.frame(result)
+        if frame is not None:
+            release_memory()
+            _release_when_gone(frame)
+        return frame
     if block.type == "resource":
         resource = block.resource
         kind = _kind(resource.mime_type, str(resource.uri))

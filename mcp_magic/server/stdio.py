@@ -174,7 +174,7 @@ async def write_message(fd: int, message: types.JSONRPCMessage) -> None:
     await anyio.lowlevel.checkpoint()
 
 
-async def read_lines(fd: int) -> AsyncIterator[bytes]:
+async def read_lines(fd: int) -> AsyncIterator[bytes | bytearray]:
     """Lines of `fd` until its end (the unterminated rest too)."""
     splitter = LineSplitter()
     while True:
