@@ -29,9 +29,10 @@ from typing import Any
 import pydantic_core
 
 COMPACT: ContextVar[bool] = ContextVar("mcp_magic_compact_tables", default=False)
-"""True in the tasks of a transport whose results mcp_magic reads (its stdio transport,
-and HTTP for the host's sessions: `stdio_transport.parse_big_results_once`): other clients
-in the same process keep plain rows."""
+"""True in the tasks of mcp_magic's stdio transport (`stdio_transport.stdio_client`); HTTP
+parses compactly once the host has patched the SDK's module
+(`stdio_transport.parse_big_results_once`). Elsewhere (the SDK's own stdio client) rows
+stay plain."""
 
 SLICE = 1 << 20
 """Bytes of rows parsed at a time (about 10,000 rows of 8 cells)."""
@@ -146,8 +147,36 @@ def _frame_rows(frame: Any) -> list[list[Any]]:
     return [list(row) for row in zip(*columns, strict=True)]
 
 
+_CHECKING = ContextVar("mcp_magic_sdk_checks_result", default=False)
+
+
 def _serialize(rows: CompactRows) -> list[list[Any]]:
+    if _CHECKING.get():
+        return []  # the SDK's shape check dumps the result only to drop the dump
     return rows.rows()
+
+
+def _skip_rows_in_the_sdks_check() -> None:
+    """The SDK's client checks a result's shape by dumping it (`validate_server_result`
+    in `mcp_types.methods`) and drops the dump: for compact rows that would make every
+    row as Python objects once, for nothing. While it runs, they dump as an empty list
+    (the shape check does not look into rows). Without the function (another SDK) the
+    check makes the rows and stays correct."""
+    from mcp_types import methods
+
+    original = getattr(methods, "validate_server_result", None)
+    if original is None or getattr(original, "_mcp_magic", False):
+        return
+
+    def validate_server_result(*args: Any, **kwargs: Any) -> Any:
+        token = _CHECKING.set(True)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _CHECKING.reset(token)
+
+    validate_server_result._mcp_magic = True  # type: ignore[attr-defined]
+    methods.validate_server_result = validate_server_result
 
 
 def _install_serializer() -> None:
@@ -264,6 +293,7 @@ def parse_result(data: bytes | bytearray) -> dict[str, Any] | None:
             and len(types) == width and width > 0
             and all(isinstance(n, str) for n in names)):
         return None
+    _skip_rows_in_the_sdks_check()
     structured["rows"] = CompactRows(columns, count)
     return message
 

@@ -138,7 +138,8 @@ class LineSplitter:
             )
 
 
-def _big_response(data: bytes | bytearray | str) -> SessionMessage | None:
+def _big_response(data: bytes | bytearray | str,
+                  compact: bool | None = None) -> SessionMessage | None:
     """A long line that is a result, parsed once, or None to parse it the usual way.
 
     The SDK's `jsonrpc_message_adapter` validates a union of message types; for a result
@@ -153,7 +154,7 @@ def _big_response(data: bytes | bytearray | str) -> SessionMessage | None:
     if not isinstance(data, str):
         from .big_json import COMPACT, parse_result
 
-        if COMPACT.get():
+        if COMPACT.get() if compact is None else compact:
             parsed = parse_result(data)  # a big table's rows as compact columns
     try:
         if parsed is None:
@@ -180,7 +181,9 @@ class _OnePassAdapter:
 
     def validate_json(self, data: Any, *args: Any, **kwargs: Any) -> Any:
         if not args and set(kwargs) <= {"by_name"} and len(data) > BIG_LINE:
-            fast = _big_response(data)
+            # The SDK's HTTP client parses in the context of the task that sent the
+            # request, not the transport's: compact columns for every caller here.
+            fast = _big_response(data, compact=True)
             if fast is not None:
                 return fast.message
         return self._adapter.validate_json(data, *args, **kwargs)
@@ -194,13 +197,10 @@ def parse_big_results_once(module: Any) -> None:
     long results this reader uses. Those modules parse with the `jsonrpc_message_adapter`
     they imported; the SDK has no parameter for it, so that name is replaced by a
     wrapper that hands everything else to the SDK's adapter. A module without the name
-    (another SDK version) is left as it is. In the calling task, big tables are parsed
-    into compact columns (`mcp_magic.big_json`); other clients keep plain rows."""
-    from .big_json import COMPACT
-
-    # The caller's task (a host session's) reads its results with mcp_magic: big tables
-    # may come as compact columns there (the transport's tasks inherit this).
-    COMPACT.set(True)
+    (another SDK version) is left as it is. Big tables are then parsed into compact
+    columns (`mcp_magic.big_json`) for every client of the module in this process: a
+    `CompactRows` acts as the list of rows (indexing, iteration, pydantic dumps) except
+    to C-level readers of list storage such as `json.dumps`, until it is first read."""
     adapter = getattr(module, "jsonrpc_message_adapter", None)
     if adapter is not None and not isinstance(adapter, _OnePassAdapter):
         module.jsonrpc_message_adapter = _OnePassAdapter(adapter)

@@ -150,3 +150,16 @@ def test_a_flagged_error_is_never_compact() -> None:
                               "rows": [[i] for i in range(N)]}}})
     message = parse_line(line).message  # type: ignore[union-attr]
     assert len(message.result["structuredContent"]["rows"]) == N
+
+
+def test_the_sdks_shape_check_does_not_make_the_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_types import methods
+
+    columns, kinds, rows = TABLES["typed"]
+    message = parse_line(_line({"columns": columns, "types": kinds, "rows": rows})).message
+    made = []
+    monkeypatch.setattr(big_json.CompactRows, "rows",
+                        lambda self: made.append(1) or [])
+    methods.validate_server_result("tools/call", "2025-11-25", message.result)
+    assert made == []
+    assert not message.result["structuredContent"]["rows"].filled
