@@ -410,3 +410,12 @@ def test_parquet_written_by_pandas_keeps_its_index_and_dtypes():
     original.to_parquet(buffer)
     frame = frame_from_bytes(buffer.getvalue(), "parquet")
     pd.testing.assert_frame_equal(frame, original)
+
+
+def test_only_http_needs_a_round_trip_to_let_go_of_a_big_answer(stdio_host, http_host):
+    """mcp_magic's stdio reader sends its own release message after a big line; over HTTP
+    the host still makes one small request for it."""
+    from mcp_magic.columnar import _reader_lets_go
+
+    assert _reader_lets_go(stdio_host.manager.get("data").client)
+    assert not _reader_lets_go(http_host.manager.get("data").client)

@@ -476,12 +476,14 @@ def arrow_answer(tool: str, table: pa.Table | Encoded, types: list[str],
 
     The rows are serialized once, as IPC (`encode`; pass an `Encoded` to have the Arrow
     table freed before the base64 text exists; `_arrow_query` streams the IPC while it
-    fetches). What MCP and the SDK add: blobs are base64 text, so the text and the bytes
-    it is made from exist together once (2x the answer, the server's floor); on the way
-    out the SDK dumps the result to a dict (`model_dump(mode="json")`, which shares the
-    blob str), and this server's writers (server/stdio.py, server/http.py) serialize the
-    message once, the blob in 1 MiB pieces. On the client, the reader parses the line
-    once. With zstd these passes touch about a third of the bytes the JSON rows would.
+    fetches). When this server's writers send the answer (server/stdio.py,
+    server/http.py), the blob is a placeholder for the stream's bytes
+    (server/deferred.py), base64 encoded a few MiB at a time as the message goes out: the
+    server holds the compressed stream, never its text (about 1x the answer at 1M rows).
+    Otherwise MCP makes a blob base64 text, and the text and the bytes it is made from
+    exist together once (2x the answer); the SDK's dumps share that str. On the client,
+    the reader parses the line once. With zstd these passes touch about a third of the
+    bytes the JSON rows would.
     """
     from .tables import encode_blobs
 
