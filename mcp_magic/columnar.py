@@ -181,7 +181,22 @@ async def _let_go_of_last_message(client: Any) -> None:
 
 
 def result_frame(result: Any) -> Any:
-    """The DataFrame of a result's binary table, or None when it carries none."""
+    """The DataFrame of a result's binary table, or None when it carries none.
+
+    The stop button during the conversion (the last part of a big call, on the main
+    thread) ends it as it ends the transfer: `sessions.Interrupted`, one line.
+    """
+    try:
+        return _result_frame(result)
+    except KeyboardInterrupt as exc:
+        from .sessions import Interrupted  # imported here: sessions imports this module
+
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted("turning the table into a DataFrame was stopped") from None
+
+
+def _result_frame(result: Any) -> Any:
     block = _table_block(result)
     if block is None:
         if compact_rows(result) is None:
