@@ -163,3 +163,15 @@ def test_the_sdks_shape_check_does_not_make_the_rows(monkeypatch: pytest.MonkeyP
     methods.validate_server_result("tools/call", "2025-11-25", message.result)
     assert made == []
     assert not message.result["structuredContent"]["rows"].filled
+
+
+def test_rows_before_the_columns_and_lists_after_them() -> None:
+    """The last slice ends where the row array does, not at a `],[` further on."""
+    columns, kinds, rows = TABLES["typed"]
+    structured = {"rows": rows, "columns": columns, "types": kinds,
+                  "pages": [[1, 2], [3, 4]], "note": "x],[y]]"}
+    result = _compact_result(_line(structured))
+    frame = big_json.frame(result)
+    usual = _usual(structured)
+    pd.testing.assert_frame_equal(frame, usual)
+    assert frame.attrs == usual.attrs
