@@ -174,3 +174,44 @@ def test_big_json_answers_over_streamable_http() -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_rows_serialized_while_fetched_make_the_same_answer(tmp_path) -> None:
+    """query_db's deferred JSON rows (what this server's writers send) give the same line
+    as the rows built as Python objects: values, types, blobs, the cut and its note."""
+    import sqlite3
+
+    from mcp_magic.server.common import Settings
+    from mcp_magic.server.sql import run_query
+    from mcp_magic.server.tables import table_result
+
+    path = tmp_path / "t.db"
+    con = sqlite3.connect(path)
+    con.execute("create table t (i integer, x real, s text, b blob, m, d date)")
+    con.executemany("insert into t values (?, ?, ?, ?, ?, ?)", [
+        (i, i / 7 if i % 9 else None, f"é\"{i}" * (i % 3), bytes([i % 256, 0]) if i % 4 else None,
+         i if i % 2 else (str(i) if i % 3 else b"\x01"), f"2024-01-{i % 28 + 1:02d}")
+        for i in range(20_000)])
+    con.commit()
+    con.close()
+    settings = Settings(db=path, root=tmp_path)
+
+    def line(result: types.CallToolResult) -> bytes:
+        dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return b"".join(message_chunks(types.JSONRPCResponse(jsonrpc="2.0", id=1,
+                                                             result=dumped)))
+
+    for limit in (15_000, 30_000):
+        sql = "select * from t order by i"
+        plain = line(table_result(run_query(settings, sql, limit, offset=10)))
+        deferred_answer = run_query(settings, sql, limit, offset=10, deferred=True)
+        rows = deferred_answer.structured_content["rows"]
+        assert isinstance(rows, str) and rows.startswith(deferred.PREFIX)
+        assert line(deferred_answer) == plain
+    small = run_query(settings, "select * from t limit 5", 100, deferred=True)
+    assert isinstance(small, dict) and len(small["rows"]) == 5  # small: built as always
+    # the Arrow answer: its stream as bytes until written, the same base64 once written
+    arrow = [line(run_query(settings, "select * from t", 30_000, arrow=True, deferred=d))
+             for d in (False, True)]
+    assert arrow[0] == arrow[1]
+    assert deferred.pending() == 0
