@@ -275,7 +275,12 @@ def connect_with_sdk_reader(host: Host, name: str, db: Path, options: list[str])
 
 def answer_bytes(host: Host, name: str, rows: int) -> int:
     """The size of the answer's JSON on the wire (the server's own serialization)."""
+    from mcp_magic.big_json import compact_rows
+
     result = host.manager.call_tool(name, "query_db", {"sql": sql_for(rows), "limit": rows})
+    compact = compact_rows(result)
+    if compact is not None:  # parsed into columns: the rows as they came, for their size
+        result.structured_content["rows"] = compact.rows()
     return len(result.model_dump_json(by_alias=True, exclude_none=True))
 
 

@@ -30,6 +30,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from . import big_json
+from .big_json import compact_rows
+
 EXTENSION_ID = "io.github.mcp-magic/arrow-tables"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ARROW_FILE = "application/vnd.apache.arrow.file"
@@ -80,8 +83,9 @@ def _table_block(result: Any) -> Any:
 
 
 def has_table(result: Any) -> bool:
-    """Cheap check (no pyarrow): does the result carry a binary table?"""
-    return _table_block(result) is not None
+    """Cheap check (no pyarrow): does the result carry a binary table, or a JSON table
+    the transport parsed into compact columns (`mcp_magic.big_json`)?"""
+    return _table_block(result) is not None or compact_rows(result) is not None
 
 
 async def settle_result(client: Any, result: Any) -> Any:
@@ -89,12 +93,32 @@ async def settle_result(client: Any, result: Any) -> Any:
     (`resolve_links`); for a big JSON answer, the SDK's hold on the wire message dropped
     and the memory given back to the system once the result is gone. Without that, a
     million JSON rows kept 2.3 GB in the kernel after `del df` (660 MB after a trim)."""
+    if compact_rows(result) is not None:
+        await _let_go_of_last_message(client)
+        _release_when_gone(result)
+        return result
     if has_table(result):
         return await resolve_links(client, result)
     if _is_big_json(result):
         await _let_go_of_last_message(client)
         _release_when_gone(result)
     return result
+
+
+def _reader_lets_go(client: Any) -> bool:
+    """Whether the client's transport releases a big message itself: mcp_magic's stdio
+    reader follows each with a message of its own (`stdio_transport.release_message`).
+    Wrappers around the transport (the host's watcher) keep it as `_inner`."""
+    from .stdio_transport import RELEASES_BIG_MESSAGES
+
+    transport = getattr(client, "server", None)
+    for _ in range(4):
+        if transport is None:
+            return False
+        if getattr(transport, RELEASES_BIG_MESSAGES, False) is True:
+            return True
+        transport = getattr(transport, "_inner", None)
+    return False
 
 
 BIG_JSON_CELLS = 200_000
@@ -148,16 +172,40 @@ async def _let_go_of_last_message(client: Any) -> None:
     """The SDK's dispatcher keeps the last message it read (here the whole answer, blob
     text included) until the next one arrives, so the memory would stay after `del df`.
     One small request on the wire makes that the next one (ping is gone from 2026-07-28,
-    and a cached tools/list never reaches the wire)."""
+    and a cached tools/list never reaches the wire). Not needed over mcp_magic's stdio
+    transport, whose reader does it without a round trip (`_reader_lets_go`)."""
+    if _reader_lets_go(client):
+        return
     with contextlib.suppress(Exception):
         await client.list_tools(cache_mode="refresh")
 
 
 def result_frame(result: Any) -> Any:
-    """The DataFrame of a result's binary table, or None when it carries none."""
+    """The DataFrame of a result's binary table, or None when it carries none.
+
+    The stop button during the conversion (the last part of a big call, on the main
+    thread) ends it as it ends the transfer: `sessions.Interrupted`, one line.
+    """
+    try:
+        return _result_frame(result)
+    except KeyboardInterrupt as exc:
+        from .sessions import Interrupted  # imported here: sessions imports this module
+
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted("turning the table into a DataFrame was stopped") from None
+
+
+def _result_frame(result: Any) -> Any:
     block = _table_block(result)
     if block is None:
-        return None
+        if compact_rows(result) is None:
+            return None
+        frame = big_json.frame(result)
+        if frame is not None:
+            release_memory()
+            _release_when_gone(frame)
+        return frame
     if block.type == "resource":
         resource = block.resource
         kind = _kind(resource.mime_type, str(resource.uri))

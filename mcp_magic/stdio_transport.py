@@ -22,9 +22,10 @@ Validating bytes rather than a decoded str also halves the parse of a 100 MB lin
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TextIO
 
 import anyio
@@ -94,43 +95,40 @@ class MessageTooLarge(Exception):
 
 
 class LineSplitter:
-    """Cuts a byte stream into lines; every byte is scanned and copied a bounded number of times."""
+    """Cuts a byte stream into lines; every byte is scanned and copied a bounded number of times.
+
+    A line that spans chunks grows in one bytearray (handed out as the line: no join, so
+    a 100 MB line never exists twice); a line within one chunk is a slice of it (bytes).
+    """
 
     def __init__(self, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._pending: list[bytes] = []
-        self._size = 0
+        self._pending = bytearray()
 
-    def feed(self, chunk: bytes) -> list[bytes]:
+    def feed(self, chunk: bytes) -> list[bytes | bytearray]:
         """The lines `chunk` completes, without their newline."""
-        lines: list[bytes] = []
+        lines: list[bytes | bytearray] = []
         start = 0
         while (end := chunk.find(b"\n", start)) >= 0:
-            piece = chunk[start:end]
             if self._pending:
-                self._check(self._size + len(piece))
-                self._pending.append(piece)
-                piece = b"".join(self._pending)
-                self._pending.clear()
-                self._size = 0
+                self._check(len(self._pending) + end - start)
+                self._pending += memoryview(chunk)[start:end]
+                lines.append(self._pending)
+                self._pending = bytearray()
             else:
-                self._check(len(piece))
-            lines.append(piece)
+                self._check(end - start)
+                lines.append(chunk[start:end])
             start = end + 1
         if start < len(chunk):
-            rest = chunk[start:] if start else chunk
-            self._check(self._size + len(rest))
-            self._pending.append(rest)
-            self._size += len(rest)
+            self._check(len(self._pending) + len(chunk) - start)
+            self._pending += memoryview(chunk)[start:] if start else chunk
         return lines
 
-    def finish(self) -> bytes | None:
+    def finish(self) -> bytes | bytearray | None:
         """The unterminated rest at end of stream, if any."""
         if not self._pending:
             return None
-        rest = b"".join(self._pending)
-        self._pending.clear()
-        self._size = 0
+        rest, self._pending = self._pending, bytearray()
         return rest
 
     def _check(self, size: int) -> None:
@@ -140,7 +138,8 @@ class LineSplitter:
             )
 
 
-def _big_response(data: bytes | str) -> SessionMessage | None:
+def _big_response(data: bytes | bytearray | str,
+                  compact: bool | None = None) -> SessionMessage | None:
     """A long line that is a result, parsed once, or None to parse it the usual way.
 
     The SDK's `jsonrpc_message_adapter` validates a union of message types; for a result
@@ -148,9 +147,18 @@ def _big_response(data: bytes | str) -> SessionMessage | None:
     twice as long as parsing the JSON. A result's `result` is any JSON object, so it
     needs no validation: the JSON is parsed once (`from_json`) and only the envelope is
     validated by the SDK's `JSONRPCResponse`; the parsed result is then put in as it is.
+    A table's rows are parsed into compact columns instead of Python lists
+    (`mcp_magic.big_json`).
     """
+    parsed = None
+    if not isinstance(data, str):
+        from .big_json import COMPACT, parse_result
+
+        if COMPACT.get() if compact is None else compact:
+            parsed = parse_result(data)  # a big table's rows as compact columns
     try:
-        parsed = pydantic_core.from_json(data)
+        if parsed is None:
+            parsed = pydantic_core.from_json(data)
     except ValueError:
         return None
     if not (isinstance(parsed, dict) and isinstance(parsed.get("result"), dict)
@@ -173,7 +181,9 @@ class _OnePassAdapter:
 
     def validate_json(self, data: Any, *args: Any, **kwargs: Any) -> Any:
         if not args and set(kwargs) <= {"by_name"} and len(data) > BIG_LINE:
-            fast = _big_response(data)
+            # The SDK's HTTP client parses in the context of the task that sent the
+            # request, not the transport's: compact columns for every caller here.
+            fast = _big_response(data, compact=True)
             if fast is not None:
                 return fast.message
         return self._adapter.validate_json(data, *args, **kwargs)
@@ -187,23 +197,26 @@ def parse_big_results_once(module: Any) -> None:
     long results this reader uses. Those modules parse with the `jsonrpc_message_adapter`
     they imported; the SDK has no parameter for it, so that name is replaced by a
     wrapper that hands everything else to the SDK's adapter. A module without the name
-    (another SDK version) is left as it is."""
+    (another SDK version) is left as it is. Big tables are then parsed into compact
+    columns (`mcp_magic.big_json`) for every client of the module in this process: a
+    `CompactRows` acts as the list of rows (indexing, iteration, pydantic dumps) except
+    to C-level readers of list storage such as `json.dumps`, until it is first read."""
     adapter = getattr(module, "jsonrpc_message_adapter", None)
     if adapter is not None and not isinstance(adapter, _OnePassAdapter):
         module.jsonrpc_message_adapter = _OnePassAdapter(adapter)
 
 
-def parse_line(line: bytes, encoding: str = "utf-8") -> SessionMessage | str:
+def parse_line(line: bytes | bytearray, encoding: str = "utf-8") -> SessionMessage | str:
     """One stdout line as a message, or why it is not one (a line for the log)."""
     utf8 = encoding.lower().replace("-", "").replace("_", "") == "utf8"
-    data: bytes | str = line if utf8 else line.decode(encoding, errors="replace")
+    data: bytes | bytearray | str = line if utf8 else line.decode(encoding, errors="replace")
     if len(data) > BIG_LINE and (fast := _big_response(data)) is not None:
         return fast
     try:
         return SessionMessage(jsonrpc_message_adapter.validate_json(data, by_name=False))
     except ValidationError as exc:
         error = exc
-    if isinstance(data, bytes):
+    if not isinstance(data, str):
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
@@ -243,14 +256,16 @@ async def read_messages(
     splitter = LineSplitter(max_bytes)
     ignored = 0
 
-    async def handle(line: bytes) -> None:
+    async def handle(line: bytes | bytearray) -> None:
         nonlocal ignored
         if not line or line.isspace():  # stops at the first other byte: no copy, no scan
             return
         parsed = parse_line(line, encoding)
+        big = len(line) > BIG_LINE
+        del line  # parsed: the bytes go before the message is used
         if isinstance(parsed, SessionMessage):
             await deliver(parsed)
-            if len(line) > BIG_LINE:
+            if big:
                 del parsed
                 await deliver(release_message())
             return
@@ -294,8 +309,23 @@ def _log_writer(errlog: TextIO) -> Callable[[str], None]:
     return log
 
 
+RELEASES_BIG_MESSAGES = "releases_big_messages"
+"""Attribute set (True) on the transport `stdio_client` returns: its reader follows every
+big message with `release_message()`, so the client need not do it (mcp_magic.columnar)."""
+
+
+def stdio_client(
+    server: StdioServerParameters, errlog: TextIO = sys.stderr
+) -> AbstractAsyncContextManager[tuple[Any, Any]]:
+    """Start a stdio MCP server and connect to it; a drop-in for the SDK's `stdio_client`
+    (see `_stdio_client`), marked with `RELEASES_BIG_MESSAGES`."""
+    transport = _stdio_client(server, errlog)
+    setattr(transport, RELEASES_BIG_MESSAGES, True)
+    return transport
+
+
 @asynccontextmanager
-async def stdio_client(
+async def _stdio_client(
     server: StdioServerParameters, errlog: TextIO = sys.stderr
 ) -> AsyncGenerator[tuple[Any, Any], None]:
     """Start a stdio MCP server and connect to it; a drop-in for the SDK's `stdio_client`.
@@ -318,6 +348,9 @@ async def stdio_client(
         SessionMessage | Exception
     ](0)
     write_stream, write_stream_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    from .big_json import COMPACT
+
+    compact = COMPACT.set(True)  # the reader's task inherits it: big tables as columns
     shutting_down = False
     writer_done = anyio.Event()
     log = _log_writer(errlog)
@@ -383,4 +416,6 @@ async def stdio_client(
             with anyio.CancelScope(shield=True):
                 await shutdown()
             tg.cancel_scope.cancel()
+    with contextlib.suppress(ValueError):  # left in another context: nothing to undo
+        COMPACT.reset(compact)
     await anyio.lowlevel.cancel_shielded_checkpoint()

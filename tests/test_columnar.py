@@ -343,7 +343,17 @@ def test_json_answer_pages_and_notes_too(db):
     assert last["truncated"] is False  # exactly the rest: nothing more
 
 
-def test_a_big_answer_reports_progress(db):
+def test_a_big_answer_over_http_with_progress_is_one_event_in_pieces(http_host, want):
+    """Progress turns an HTTP answer into an event stream: the big answer then goes out as
+    one event, written in pieces from its bytes."""
+    seen: list[tuple[float, float | None, str | None]] = []
+    result = http_host.manager.call_tool("data", "query_db", {"sql": SQL},
+                                         on_progress=lambda *item: seen.append(item))
+    assert is_arrow(result) and seen and seen[-1][0] == ROWS
+    same(interpret(result, "query_db").value, want)
+
+
+def test_a_big_answer_reports_progress(db, want):
     seen: list[tuple[float, float | None, str | None]] = []
 
     async def progress(value: float, total: float | None, message: str | None) -> None:
@@ -356,6 +366,7 @@ def test_a_big_answer_reports_progress(db):
     finally:
         client.close()
     assert is_arrow(result)
+    same(interpret(result, "query_db").value, want)
     assert len(seen) > 3 and seen[-1] == (ROWS, ROWS, f"{ROWS:,} rows")  # the bar fills
     assert seen[0][1] == 100_000  # out of the limit until the end is known
     assert [value for value, _, _ in seen] == sorted(value for value, _, _ in seen)
@@ -410,3 +421,12 @@ def test_parquet_written_by_pandas_keeps_its_index_and_dtypes():
     original.to_parquet(buffer)
     frame = frame_from_bytes(buffer.getvalue(), "parquet")
     pd.testing.assert_frame_equal(frame, original)
+
+
+def test_only_http_needs_a_round_trip_to_let_go_of_a_big_answer(stdio_host, http_host):
+    """mcp_magic's stdio reader sends its own release message after a big line; over HTTP
+    the host still makes one small request for it."""
+    from mcp_magic.columnar import _reader_lets_go
+
+    assert _reader_lets_go(stdio_host.manager.get("data").client)
+    assert not _reader_lets_go(http_host.manager.get("data").client)

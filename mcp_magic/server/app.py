@@ -17,6 +17,7 @@ from pydantic import Field
 
 from .arrow import ArrowTables, wants_arrow
 from .common import DEFAULT_DB, DEFAULT_LIMIT, Deadline, Settings, ToolFailure
+from .deferred import WRITER_EXPANDS
 from .files import Jail, list_files_table, read_csv_table
 from .sql import (
     connect,
@@ -39,7 +40,8 @@ def error_result(text: str) -> CallToolResult:
 
 async def call_in_thread(tool: str, settings: Settings,
                          work: Callable[[Deadline], Table | CallToolResult],
-                         grace: float = GRACE, arrow: bool = False) -> CallToolResult:
+                         grace: float = GRACE, arrow: bool = False,
+                         deferred: bool = False) -> CallToolResult:
     """Run blocking work in a thread, within the server's time limit per call.
 
     Anticipated failures become one-line isError results, and so does anything else (its
@@ -47,7 +49,8 @@ async def call_in_thread(tool: str, settings: Settings,
     return a little after the limit all the same, the call answers anyway and the thread
     is abandoned with its cancel flag set. A client's cancellation sets that flag too.
     With `arrow` a table becomes the Arrow answer (server/arrow.py); work may also build
-    its result itself.
+    its result itself. With `deferred` its big parts may stay bytes until this server's
+    writers send them (server/deferred.py).
     """
     cancel = threading.Event()
     deadline = Deadline(tool, settings.timeout, cancel)
@@ -59,7 +62,7 @@ async def call_in_thread(tool: str, settings: Settings,
         if arrow:
             from .arrow import arrow_table_result
 
-            return arrow_table_result(tool, answer)
+            return arrow_table_result(tool, answer, deferred)
         return table_result(answer)
 
     try:
@@ -190,9 +193,11 @@ def build_server(settings: Settings) -> MCPServer:
     ) -> Annotated[CallToolResult, Table]:
         arrow = wants_arrow(ctx)
         progress = progress_reporter(ctx, limit)
+        deferred = WRITER_EXPANDS.get()
         return await call_in_thread(
             "query_db", settings,
-            lambda d: run_query(settings, sql, limit, d.cancel, arrow, offset, progress))
+            lambda d: run_query(settings, sql, limit, d.cancel, arrow, offset, progress,
+                                deferred))
 
     @server.tool(
         title="List database tables",
@@ -238,7 +243,8 @@ def build_server(settings: Settings) -> MCPServer:
         return await call_in_thread(
             "list_files", settings,
             lambda d: list_files_table(jail, path, pattern, recursive, limit, d,
-                                       settings.max_answer_bytes), arrow=wants_arrow(ctx))
+                                       settings.max_answer_bytes), arrow=wants_arrow(ctx),
+            deferred=WRITER_EXPANDS.get())
 
     @server.tool(
         title="Read a CSV file",
@@ -256,7 +262,8 @@ def build_server(settings: Settings) -> MCPServer:
         return await call_in_thread(
             "read_csv", settings,
             lambda d: read_csv_table(jail, path, limit, d, settings.max_value_bytes,
-                                     settings.max_answer_bytes), arrow=wants_arrow(ctx))
+                                     settings.max_answer_bytes), arrow=wants_arrow(ctx),
+            deferred=WRITER_EXPANDS.get())
 
     @server.resource("schema://database", name="database schema", mime_type="application/sql",
                      description="The CREATE statements of the database's tables, indexes and "

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.extension import Extension
 from mcp.types import BlobResourceContents, CallToolResult, EmbeddedResource, TextContent
 
+from .deferred import Base64Blob, base64_chunks, defer
 from .tables import PREVIEW_ROWS, Table, table_text
 
 if TYPE_CHECKING:
@@ -245,37 +246,13 @@ def base64_text(pieces: list[Any]) -> str:
     """Base64 of the pieces' bytes joined, as str; each piece is dropped once encoded.
 
     Encoded into one bytearray of the final size, so at most the raw rest, the base64
-    bytes and (while the str is made) their copy exist: MCP wants a blob as text.
+    bytes and (while the str is made) their copy exist: MCP wants a blob as text. Only
+    for answers the SDK's own writers send; ours take a deferred blob instead.
     """
-    import binascii
-
     total = sum(len(memoryview(piece).cast("B")) for piece in pieces)
     out = bytearray(4 * ((total + 2) // 3))
     position = 0
-    carry = b""
-    step = 3 << 20
-    pieces.reverse()
-    while pieces:
-        view = memoryview(pieces.pop()).cast("B")
-        if carry:
-            head = carry + bytes(view[:3 - len(carry)])
-            view = view[3 - len(carry):]
-            if len(head) < 3 and pieces:
-                carry = head
-                continue
-            encoded = binascii.b2a_base64(head, newline=False)
-            out[position:position + len(encoded)] = encoded
-            position += len(encoded)
-            carry = b""
-        whole = len(view) - len(view) % 3 if pieces else len(view)
-        for start in range(0, whole, step):
-            encoded = binascii.b2a_base64(view[start:min(start + step, whole)], newline=False)
-            out[position:position + len(encoded)] = encoded
-            position += len(encoded)
-        carry = bytes(view[whole:])
-        del view
-    if carry:
-        encoded = binascii.b2a_base64(carry, newline=False)
+    for encoded in base64_chunks(pieces):
         out[position:position + len(encoded)] = encoded
         position += len(encoded)
     assert position == len(out)
@@ -446,34 +423,36 @@ class Encoded:
 
     names: list[str]
     num_rows: int
-    blob: str  # the IPC stream, base64
+    blob: str  # the IPC stream as base64, or the placeholder of a deferred Base64Blob
 
 
-def encode(table: pa.Table) -> Encoded:
+def encode(table: pa.Table, deferred: bool = False) -> Encoded:
     """Serialize once: IPC into one Arrow buffer, then base64 from it directly."""
-    return encode_owned([table])
+    return encode_owned([table], deferred)
 
 
-def encode_owned(box: list[pa.Table]) -> Encoded:
+def encode_owned(box: list[pa.Table], deferred: bool = False) -> Encoded:
     """`encode` for a table handed over in a one-item list: it is freed as soon as its IPC
     stream is written, so the uncompressed columns and the text never live at the same
-    time. MCP forces the rest: a blob is base64 *text* (`BlobResourceContents.blob: str`),
-    so the base64 bytes are copied once more into a str.
+    time. With `deferred` (the answer goes through this server's writers) the stream
+    stays bytes and is base64 encoded on the way out; else MCP forces the rest: a blob is
+    base64 *text* (`BlobResourceContents.blob: str`), so the base64 bytes are copied once
+    more into a str.
     """
     table = box.pop()
     names, rows = list(table.column_names), table.num_rows
     ipc = ipc_bytes(table)
     del table
     release_memory()  # the columns (from pyarrow's pool) and the fetched rows (malloc)
-    encoded = base64.b64encode(ipc)
-    del ipc  # the compressed stream goes before the text is made
-    release_memory()
-    return Encoded(names, rows, encoded.decode("ascii"))
+    return encode_ipc([ipc], names, rows, deferred)
 
 
-def encode_ipc(pieces: list[Any], names: list[str], rows: int) -> Encoded:
-    """`Encoded` from an IPC stream in pieces (`ColumnBuilder.finish_ipc`), each freed
-    once encoded."""
+def encode_ipc(pieces: list[Any], names: list[str], rows: int,
+               deferred: bool = False) -> Encoded:
+    """`Encoded` from an IPC stream in pieces (`ColumnBuilder.finish_ipc`): deferred, or
+    encoded now with each piece freed once encoded."""
+    if deferred:
+        return Encoded(names, rows, defer(Base64Blob(pieces)))
     text = base64_text(pieces)
     release_memory()
     return Encoded(names, rows, text)
@@ -497,12 +476,14 @@ def arrow_answer(tool: str, table: pa.Table | Encoded, types: list[str],
 
     The rows are serialized once, as IPC (`encode`; pass an `Encoded` to have the Arrow
     table freed before the base64 text exists; `_arrow_query` streams the IPC while it
-    fetches). What MCP and the SDK add: blobs are base64 text, so the text and the bytes
-    it is made from exist together once (2x the answer, the server's floor); on the way
-    out the SDK dumps the result to a dict (`model_dump(mode="json")`, which shares the
-    blob str), and this server's writers (server/stdio.py, server/http.py) serialize the
-    message once, the blob in 1 MiB pieces. On the client, the reader parses the line
-    once. With zstd these passes touch about a third of the bytes the JSON rows would.
+    fetches). When this server's writers send the answer (server/stdio.py,
+    server/http.py), the blob is a placeholder for the stream's bytes
+    (server/deferred.py), base64 encoded a few MiB at a time as the message goes out: the
+    server holds the compressed stream, never its text (about 1x the answer at 1M rows).
+    Otherwise MCP makes a blob base64 text, and the text and the bytes it is made from
+    exist together once (2x the answer); the SDK's dumps share that str. On the client,
+    the reader parses the line once. With zstd these passes touch about a third of the
+    bytes the JSON rows would.
     """
     from .tables import encode_blobs
 
@@ -536,11 +517,11 @@ def table_to_arrow(table: Table) -> tuple[pa.Table, list[str]]:
                    for kind, declared in zip(types, table["types"], strict=True)]
 
 
-def arrow_table_result(tool: str, table: Table) -> CallToolResult:
+def arrow_table_result(tool: str, table: Table, deferred: bool = False) -> CallToolResult:
     arrow, types = table_to_arrow(table)
     box = [arrow]
     del arrow
-    encoded = encode_owned(box)
+    encoded = encode_owned(box, deferred)
     extra = {key: value for key, value in table.items()
              if key not in ("columns", "types", "rows", "row_count", "truncated", "note")}
     return arrow_answer(tool, encoded, types, table["rows"][:PREVIEW_ROWS], table["truncated"],

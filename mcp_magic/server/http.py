@@ -11,7 +11,7 @@ Every HTTP request passes two checks before it reaches the MCP transport:
   With the variable set, a loopback server requires it too.
 
 A big answer leaves serialized once (see `install_answer_writers`) and goes to the socket
-in slices (`Guarded`), so neither the SDK nor the HTTP stack copies it whole.
+as it is serialized, in slices, so neither the SDK nor the HTTP stack copies it whole.
 
 Idle streamable-HTTP sessions are closed after ``--session-idle-timeout`` seconds and at
 most ``--max-sessions`` are open at once, so abandoned clients cannot pile up memory.
@@ -23,7 +23,7 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .common import shorten
+from .deferred import WRITER_EXPANDS
 
 BODY_SLICE = 1 << 20
 """Response bodies larger than this go to the HTTP server in slices of this size: uvicorn
@@ -155,23 +156,55 @@ class Guarded:
         await self.app(scope, receive, _sliced(send))
 
 
+class ChunkedBody:
+    """A response body given as chunks (an SSE event with a big answer in it): `_sliced`
+    sends them one by one, so the event never exists whole."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+
+
 def _sliced(send: Send) -> Send:
     """`send`, with a large response body passed on in `BODY_SLICE` pieces (each awaited,
-    so uvicorn's flow control holds the next one back while the socket is full)."""
+    so uvicorn's flow control holds the next one back while the socket is full), and a
+    `ChunkedBody` passed on chunk by chunk."""
 
     async def send_sliced(message: dict) -> None:  # type: ignore[type-arg]
         body = message.get("body") if message.get("type") == "http.response.body" else None
+        more = message.get("more_body", False)
+        if isinstance(body, ChunkedBody):
+            for piece in _gathered(body.chunks):
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": more})
+            return
         if body is None or len(body) <= BODY_SLICE:
             await send(message)
             return
         view = memoryview(body).cast("B")
-        more = message.get("more_body", False)
         for start in range(0, len(view), BODY_SLICE):
             last = start + BODY_SLICE >= len(view)
             await send({"type": "http.response.body", "body": view[start:start + BODY_SLICE],
                         "more_body": more or not last})
 
     return send_sliced
+
+
+def _gathered(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks regrouped into pieces of about `BODY_SLICE` bytes (small ones joined)."""
+    pending = bytearray()
+    for chunk in chunks:
+        if len(pending) + len(chunk) <= BODY_SLICE:
+            pending += chunk
+            continue
+        if pending:
+            yield bytes(pending)
+            pending = bytearray()
+        if len(chunk) >= BODY_SLICE:
+            yield chunk
+        else:
+            pending += chunk
+    if pending:
+        yield bytes(pending)
 
 
 def install_answer_writers() -> bool:
@@ -181,7 +214,12 @@ def install_answer_writers() -> bool:
     `json.dumps(msg.model_dump(mode="json"))` wrapped in an f-string and encoded: the
     answer as a str, again with its frame, and again as bytes. Its two writers are
     replaced here for results (errors keep the SDK's, they are small) by one
-    serialization into one buffer (`message_chunks`, bytes, big parts in chunks).
+    serialization (`message_chunks`, bytes, big parts in chunks) that goes to the socket
+    as it is made: a big answer is never whole in memory, and its deferred parts
+    (server/deferred.py) are written straight from their bytes. Requests the entry serves
+    run with `WRITER_EXPANDS` set, so tools may defer. The SSE writer returns a
+    `ChunkedBody` that only `Guarded` (`_sliced`) knows how to send: install this only
+    under `Guarded`, as `serve_http` does.
     The SDK gives no hook for this, so the module's functions are swapped; when they are
     not there (another SDK version) nothing changes. Where the SDK still copies: the
     handshake-era session transport (`mcp.server.streamable_http`, older clients) keeps
@@ -190,11 +228,13 @@ def install_answer_writers() -> bool:
     """
     try:
         from mcp.server import _streamable_http_modern as modern
+        from mcp.server import streamable_http_manager as manager
         from mcp_types import JSONRPCResponse
         from starlette.responses import Response
     except ImportError:
         return False
     write, sse_event = getattr(modern, "_write", None), getattr(modern, "_sse_event", None)
+    entry = getattr(manager, "handle_modern_request", None)
     if write is None or sse_event is None or getattr(write, "_mcp_magic", False):
         return False
     from .stdio import message_chunks
@@ -203,23 +243,47 @@ def install_answer_writers() -> bool:
         if not isinstance(msg, JSONRPCResponse):
             await write(msg, scope, receive, send)
             return
+        chunks = message_chunks(msg, end=b"")
         body = bytearray()
-        for chunk in message_chunks(msg, end=b""):
+        for chunk in chunks:
             body += chunk
-        await Response(memoryview(body), status_code=200,
-                       media_type="application/json")(scope, receive, send)
+            if len(body) > BODY_SLICE:
+                break
+        else:  # small: one body with its length, as before
+            await Response(memoryview(body), status_code=200,
+                           media_type="application/json")(scope, receive, send)
+            return
+        # Big: streamed as it is serialized (chunked transfer encoding, no length known).
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": bytes(body), "more_body": True})
+        del body
+        for piece in _gathered(chunks):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def sse_event_once(msg: Any) -> Any:
         if not isinstance(msg, JSONRPCResponse):
             return sse_event(msg)
-        event = bytearray(b"event: message\r\ndata: ")
-        for chunk in message_chunks(msg, end=b"\r\n\r\n"):
-            event += chunk
-        return event  # bytes-like: uvicorn and `_sliced` take it as it is
+
+        def event() -> Iterator[bytes]:
+            yield b"event: message\r\ndata: "
+            yield from message_chunks(msg, end=b"\r\n\r\n")
+
+        return ChunkedBody(event())
 
     write_once._mcp_magic = True  # type: ignore[attr-defined]
     modern._write = write_once
     modern._sse_event = sse_event_once
+    if entry is not None:
+        async def expanding_entry(*args: Any, **kwargs: Any) -> Any:
+            expands = WRITER_EXPANDS.set(True)  # the request's tasks inherit it
+            try:
+                return await entry(*args, **kwargs)
+            finally:
+                WRITER_EXPANDS.reset(expands)
+
+        manager.handle_modern_request = expanding_entry
     return True
 
 

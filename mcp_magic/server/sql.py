@@ -5,12 +5,26 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
-from mcp.types import CallToolResult
+import pydantic_core
+from mcp.types import CallToolResult, TextContent
 
 from .common import WRITES_HINT, Settings, ToolFailure, shorten
-from .tables import AnswerBudget, Table, TableDescription, encode_blobs, infer_type, make_table
+from .deferred import RawJson, defer
+from .tables import (
+    PREVIEW_ROWS,
+    TEXT_LIMIT,
+    AnswerBudget,
+    Table,
+    TableDescription,
+    encode_blobs,
+    infer_type,
+    make_table,
+    table_text,
+    type_of_kinds,
+)
 
 # --------------------------------------------------------------------------- SQLite access
 
@@ -288,6 +302,62 @@ def fetch_rows(cursor: sqlite3.Cursor, limit: int,
     return rows, False, None
 
 
+JSON_BATCH = 2048  # rows serialized at a time by `fetch_json`
+
+
+class JsonRows:
+    """Rows fetched for a deferred JSON answer: held as Python rows while the table is
+    small enough to be repeated as text (the answer is then built as always), else
+    serialized batch by batch as they come (`pieces`), with the Python types seen per
+    column (for the column types) and the first rows (for the text preview)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.rows: list[Any] = []  # not yet serialized
+        self.pieces: list[bytes] | None = None  # the serialized batches, once big
+        self.preview: list[Any] = []
+        self.kinds: list[set[type]] = [set() for _ in range(width)]
+        self.count = 0
+
+    def add(self, row: Any) -> None:
+        self.rows.append(row)
+        self.count += 1
+        if self.pieces is None:
+            if self.count * max(self.width, 1) > TEXT_LIMIT:  # never repeated as text
+                self.pieces = []
+                self.preview = encode_blobs([list(r) for r in self.rows[:PREVIEW_ROWS]],
+                                            ["BLOB"] * self.width)
+                self.flush()
+        elif len(self.rows) >= JSON_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Serialize the held rows (bytes as base64: they are in BLOB or TEXT columns)."""
+        rows = self.rows
+        if self.pieces is None or not rows:
+            return
+        for i, kinds in enumerate(self.kinds):
+            kinds.update(map(type, map(itemgetter(i), rows)))
+        if any(bytes in kinds for kinds in self.kinds):
+            rows = encode_blobs(rows, ["BLOB"] * self.width)
+        self.pieces.append(pydantic_core.to_json(rows)[1:-1])
+        self.rows = []
+
+
+def fetch_json(cursor: sqlite3.Cursor, limit: int, max_bytes: int,
+               width: int) -> tuple[JsonRows, bool, str | None]:
+    """`fetch_rows` for a deferred JSON answer: the same rows, the same cut."""
+    budget = AnswerBudget(max_bytes)
+    fetched = JsonRows(width)
+    for row in cursor:
+        if fetched.count == limit:
+            return fetched, True, None
+        if not budget.admits(row):
+            return fetched, True, budget.note(fetched.count)
+        fetched.add(row)
+    return fetched, False, None
+
+
 def skip_rows(cursor: sqlite3.Cursor, offset: int) -> None:
     """Step past the first `offset` rows (paging works for any statement this way)."""
     while offset > 0:
@@ -308,10 +378,13 @@ def page_note(kept: int, limit: int, offset: int, cut_by_size: str | None) -> st
 
 def run_query(settings: Settings, sql: str, limit: int,
               cancel: threading.Event | None = None, arrow: bool = False, offset: int = 0,
-              progress: Callable[[int, int | None], None] | None = None) -> Table | CallToolResult:
+              progress: Callable[[int, int | None], None] | None = None,
+              deferred: bool = False) -> Table | CallToolResult:
     """The statement's rows as a table, after skipping `offset`; with `arrow`, the Arrow
     answer (server/arrow.py), built column by column from the cursor in one pass.
-    `progress` hears the number of rows fetched so far (Arrow answers)."""
+    `progress` hears the number of rows fetched so far (Arrow answers). With `deferred`
+    (this server's writers send the answer) a big answer's rows or Arrow stream stay bytes
+    until they are written (server/deferred.py)."""
     statement = sql.strip()
     if not statement:
         raise ToolFailure("query_db needs an SQL statement")
@@ -327,8 +400,17 @@ def run_query(settings: Settings, sql: str, limit: int,
             skip_rows(cursor, offset)
             if arrow:
                 return _arrow_query(con, cursor, guard, names, limit, offset, settings, cancel,
-                                    progress)
-            rows, truncated, note = fetch_rows(cursor, limit, settings.max_answer_bytes)
+                                    progress, deferred)
+            if deferred:
+                fetched, truncated, note = fetch_json(cursor, limit, settings.max_answer_bytes,
+                                                      len(names))
+                if fetched.pieces is not None:
+                    cursor.close()
+                    return _json_answer(con, guard, names, fetched, limit, offset, truncated,
+                                        note)
+                rows = fetched.rows
+            else:
+                rows, truncated, note = fetch_rows(cursor, limit, settings.max_answer_bytes)
         except (sqlite3.Error, sqlite3.Warning) as exc:  # Python < 3.11 warns on ';' stacks
             cause: Exception = sqlite3.DataError("string or blob too big") if con.too_big else exc
             raise sql_failure(cause, statement, guard, settings, cancel) from None
@@ -342,10 +424,35 @@ def run_query(settings: Settings, sql: str, limit: int,
         con.close()
 
 
+def _json_answer(con: BoundedConnection, guard: Guard, names: list[str], fetched: JsonRows,
+                 limit: int, offset: int, truncated: bool, note: str | None) -> CallToolResult:
+    """The answer `table_result` gives for these rows, with the rows deferred: serialized
+    while they were fetched, written by this server's writers."""
+    fetched.flush()
+    declared = declared_types(con, set(guard.sources))
+    types = []
+    for name, kinds in zip(names, fetched.kinds, strict=True):
+        kind = type_of_kinds(kinds)
+        decl = declared.get(name)
+        if decl and (kind == "NULL" or kind == "TEXT" and decl in ("DATE", "TIMESTAMP")):
+            kind = decl
+        types.append(kind)
+    if truncated:
+        note = page_note(fetched.count, limit, offset, note)
+    table = make_table(names, types, fetched.preview, truncated, note)
+    table["row_count"] = fetched.count
+    text = table_text(table)
+    pieces, fetched.pieces = fetched.pieces, None
+    table["rows"] = defer(RawJson(pieces or []))  # type: ignore[typeddict-item]
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=dict(table))
+
+
 def _arrow_query(con: BoundedConnection, cursor: sqlite3.Cursor, guard: Guard,
                  names: list[str], limit: int, offset: int, settings: Settings,
                  cancel: threading.Event | None,
-                 progress: Callable[[int, int | None], None] | None) -> CallToolResult:
+                 progress: Callable[[int, int | None], None] | None,
+                 deferred: bool = False) -> CallToolResult:
     from .arrow import arrow_answer, encode_ipc, fetch_columns
 
     declared = declared_types(con, set(guard.sources))  # the statement is prepared by now
@@ -357,7 +464,7 @@ def _arrow_query(con: BoundedConnection, cursor: sqlite3.Cursor, guard: Guard,
     ipc, types = builder.finish_ipc()  # written chunk by chunk while fetching
     types = [declared.get(name, kind) if kind == "NULL" else kind
              for name, kind in zip(names, types, strict=True)]
-    encoded = encode_ipc(ipc, names, builder.rows)  # frees the stream as it encodes
+    encoded = encode_ipc(ipc, names, builder.rows, deferred)  # frees the stream as it encodes
     del ipc
     return arrow_answer("query_db", encoded, types, builder.preview, truncated, note)
 

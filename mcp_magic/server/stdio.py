@@ -8,10 +8,11 @@ as a str, that str again with its newline, then its UTF-8 encoding, all alive at
 claim (fd 0 and 1 diverted while serving), and replaces the two pipe ends:
 
 - the writer serializes a message once, to bytes (`pydantic_core`, no str), and writes
-  them to the pipe. A response's big parts -- a long string (an Arrow blob in base64)
-  or a long list (a table's rows) -- are cut out of the message first and written in
-  chunks of their own, so no copy of the whole answer is ever made: the server holds
-  the result plus one chunk;
+  them to the pipe. A response's big parts -- a long string, a long list, and above all
+  the placeholders of deferred parts (server/deferred.py: an Arrow stream written as
+  base64 on the way out, rows serialized while they were fetched) -- are cut out of the
+  message first and written in chunks of their own, so no copy of the whole answer is
+  ever made: the server holds the result plus one chunk;
 - the reader cuts stdin into lines with the client's linear `LineSplitter` and
   validates each line once, as bytes.
 
@@ -41,6 +42,7 @@ from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 
 from ..stdio_transport import LineSplitter, MessageTooLarge
+from . import deferred
 
 BIG_STRING = 1 << 16
 """Strings of more characters are written in chunks (JSON-escaped piece by piece)."""
@@ -69,6 +71,12 @@ def _cut_out(value: Any, parts: list[Any], depth: int = 0) -> Any:
     `parts`); containers on the way are copied, never changed. Long lists are not
     searched inside (their items are written as they are), so the walk stays short."""
     if isinstance(value, str):
+        if value.startswith(deferred.PREFIX):
+            part = deferred.take(value)
+            if part is None:
+                return value
+            parts.append(part)
+            return f"{_TOKEN}-{len(parts) - 1}"
         if len(value) <= BIG_STRING:
             return value
     elif isinstance(value, list):
@@ -88,8 +96,12 @@ def _cut_out(value: Any, parts: list[Any], depth: int = 0) -> Any:
     return f"{_TOKEN}-{len(parts) - 1}"
 
 
-def _chunks_of(part: str | list[Any]) -> Iterator[bytes]:
-    """A big string or list as JSON, in pieces (each piece serialized on its own)."""
+def _chunks_of(part: str | list[Any] | deferred.Deferred) -> Iterator[bytes]:
+    """A big string or list as JSON, in pieces (each piece serialized on its own), or a
+    deferred part (server/deferred.py) as it writes itself."""
+    if isinstance(part, deferred.Deferred):
+        yield from part.chunks()
+        return
     if isinstance(part, str):
         yield b'"'
         for start in range(0, len(part), STRING_CHUNK):
@@ -162,7 +174,7 @@ async def write_message(fd: int, message: types.JSONRPCMessage) -> None:
     await anyio.lowlevel.checkpoint()
 
 
-async def read_lines(fd: int) -> AsyncIterator[bytes]:
+async def read_lines(fd: int) -> AsyncIterator[bytes | bytearray]:
     """Lines of `fd` until its end (the unterminated rest too)."""
     splitter = LineSplitter()
     while True:
@@ -192,6 +204,7 @@ async def stdio_server() -> AsyncIterator[tuple[Any, Any]]:
             yield streams
         return
     restore_in = restore_out = None
+    expands = deferred.WRITER_EXPANDS.set(True)  # every answer goes through write_message
     try:
         stdin, restore_in = sdk_stdio._claim_fd(0, sys.stdin, "rb",
                                                 sdk_stdio._open_stdin_diversion)
@@ -236,6 +249,7 @@ async def stdio_server() -> AsyncIterator[tuple[Any, Any]]:
                 os.set_blocking(in_fd, blocking[0])
                 os.set_blocking(out_fd, blocking[1])
     finally:
+        deferred.WRITER_EXPANDS.reset(expands)
         if restore_out is not None:
             restore_out()
         if restore_in is not None:

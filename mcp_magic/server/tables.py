@@ -107,7 +107,12 @@ _VALUE_TYPES = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}
 
 def infer_type(values: Iterable[Any]) -> str:
     """SQL type of a column from its Python values; NULL when none is non-null."""
-    kinds = set(map(type, values))
+    return type_of_kinds(set(map(type, values)))
+
+
+def type_of_kinds(kinds: set[type]) -> str:
+    """`infer_type` from the set of the values' Python types."""
+    kinds = set(kinds)
     kinds.discard(type(None))
     if not kinds:
         return "NULL"
