@@ -260,7 +260,7 @@ def connect_with_sdk_reader(host: Host, name: str, db: Path, options: list[str])
     """The built-in server over the SDK's own stdio transport (the reader this repo replaced)."""
     import mcp.client.stdio
 
-    import mcp_magic.stdio_transport as ours
+    import mcp_magic.host.stdio_transport as ours
 
     linear = ours.stdio_client
     ours.stdio_client = mcp.client.stdio.stdio_client  # sessions looks it up at connect
@@ -275,7 +275,7 @@ def connect_with_sdk_reader(host: Host, name: str, db: Path, options: list[str])
 
 def answer_bytes(host: Host, name: str, rows: int) -> int:
     """The size of the answer's JSON on the wire (the server's own serialization)."""
-    from mcp_magic.big_json import compact_rows
+    from mcp_magic.tables.big_json import compact_rows
 
     result = host.manager.call_tool(name, "query_db", {"sql": sql_for(rows), "limit": rows})
     compact = compact_rows(result)

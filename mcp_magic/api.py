@@ -162,7 +162,7 @@ class Host:
 
     def call(self, target: str, arguments: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Call `server.tool`: a DataFrame for tables, else JSON or text; ToolError on error."""
-        from .results import interpret
+        from .tables.results import interpret
 
         server, tool = parse_target(target)
         definition = self.manager.tool(server, tool)

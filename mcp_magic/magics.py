@@ -759,7 +759,7 @@ class McpMagics(Magics):
         return tool_value(frame)
 
     def _page_value(self, server: str, tool: str, arguments: dict[str, Any]) -> Any:
-        from .results import interpret
+        from .tables.results import interpret
 
         result = self.manager.call_tool(server, tool, arguments)
         definition = self.manager.sessions[server].tools.get(tool)
@@ -782,7 +782,7 @@ class McpMagics(Magics):
 
     def _tool_value(self, server: str, tool: str, result: Any) -> Any:
         from .display.render import tool_value
-        from .results import interpret
+        from .tables.results import interpret
 
         definition = self.manager.sessions[server].tools.get(tool)
         outcome = interpret(result, tool, getattr(definition, "output_schema", None))

@@ -21,7 +21,7 @@ from mcp_magic.agent.providers import make_provider, resolve
 from mcp_magic.display.asking import ask_code
 from mcp_magic.host.config import builtin_spec
 from mcp_magic.host.sessions import SessionManager
-from mcp_magic.results import interpret
+from mcp_magic.tables.results import interpret
 
 MODEL = "openrouter:openai/gpt-4o-mini"
 SQL = "select region, count(distinct order_id) as n from sales group by region order by region"

@@ -28,8 +28,8 @@ from server_utils import (
 )
 
 from mcp_magic.api import Host
-from mcp_magic.columnar import ARROW_STREAM, EXTENSION_ID, frame_from_bytes
-from mcp_magic.results import interpret
+from mcp_magic.tables.columnar import ARROW_STREAM, EXTENSION_ID, frame_from_bytes
+from mcp_magic.tables.results import interpret
 
 __all__ = ["no_server_left_behind"]
 
@@ -295,7 +295,8 @@ def test_another_servers_json_still_works(foreign):
 
 
 def test_loading_does_not_import_pyarrow():
-    code = ("import sys, mcp_magic, mcp_magic.host.sessions, mcp_magic.results, mcp_magic.columnar;"
+    code = ("import sys, mcp_magic, mcp_magic.host.sessions, mcp_magic.tables.results, "
+            "mcp_magic.tables.columnar;"
             "assert 'pyarrow' not in sys.modules and 'pandas' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
@@ -426,7 +427,7 @@ def test_parquet_written_by_pandas_keeps_its_index_and_dtypes():
 def test_only_http_needs_a_round_trip_to_let_go_of_a_big_answer(stdio_host, http_host):
     """mcp_magic's stdio reader sends its own release message after a big line; over HTTP
     the host still makes one small request for it."""
-    from mcp_magic.columnar import _reader_lets_go
+    from mcp_magic.tables.columnar import _reader_lets_go
 
     assert _reader_lets_go(stdio_host.manager.get("data").client)
     assert not _reader_lets_go(http_host.manager.get("data").client)

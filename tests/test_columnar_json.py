@@ -9,16 +9,17 @@ import pandas as pd
 import pydantic_core
 import pytest
 
-from mcp_magic import big_json, tables
-from mcp_magic.results import interpret
-from mcp_magic.stdio_transport import parse_line
+from mcp_magic import tables
+from mcp_magic.host.stdio_transport import parse_line
+from mcp_magic.tables import big_json
+from mcp_magic.tables.results import interpret
 
 
 @pytest.fixture(autouse=True)
 def small_slices(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(big_json, "SLICE", 300)  # many slices, with cuts to retry
     monkeypatch.setattr(big_json, "MIN_ROWS_BYTES", 100)
-    monkeypatch.setattr("mcp_magic.stdio_transport.BIG_LINE", 100)
+    monkeypatch.setattr("mcp_magic.host.stdio_transport.BIG_LINE", 100)
     token = big_json.COMPACT.set(True)  # as in a host session's transport
     yield
     big_json.COMPACT.reset(token)

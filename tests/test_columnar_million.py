@@ -18,7 +18,7 @@ import pytest
 from server_utils import REPO, HttpServer, no_server_left_behind, server_env
 
 from mcp_magic.api import Host
-from mcp_magic.results import interpret
+from mcp_magic.tables.results import interpret
 
 sys.path.insert(0, str(REPO / "bench"))
 from make_big_table import DATE_COLUMNS, TABLE, make  # noqa: E402

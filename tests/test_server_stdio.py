@@ -12,9 +12,9 @@ import pytest
 from mcp.client.streamable_http import streamable_http_client
 from server_utils import free_port, server_env, stdio_params, wait_for_port
 
+from mcp_magic.host.stdio_transport import stdio_client
 from mcp_magic.server import deferred
 from mcp_magic.server.stdio import BIG_LIST, BIG_STRING, message_chunks
-from mcp_magic.stdio_transport import stdio_client
 
 
 def whole_line(message: types.JSONRPCMessage) -> bytes:
@@ -127,7 +127,7 @@ def test_big_answers_over_the_sdks_own_writers_are_plain_values() -> None:
     defer there (a placeholder would reach the client)."""
     from mcp.client.sse import sse_client
 
-    from mcp_magic.columnar import client_extensions, result_frame
+    from mcp_magic.tables.columnar import client_extensions, result_frame
 
     rows = 30_000  # 90,000 cells: more than a text repeats (rows deferred where allowed),
     # less than the SDK's SSE client takes in one event (1 MiB)

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from mcp.types import CallToolResult, TextContent
 
-from mcp_magic.results import frame_for_model, interpret
 from mcp_magic.tables import notices, parse_text, read_result, result_to_table
 from mcp_magic.tables.literals import literal_value, python_repr_to_json
+from mcp_magic.tables.results import frame_for_model, interpret
 
 UTC = dt.timezone.utc
 

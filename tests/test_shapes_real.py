@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from mcp.types import CallToolResult
 
-from mcp_magic.results import interpret
+from mcp_magic.tables.results import interpret
 
 SHAPES = Path(__file__).resolve().parent / "data" / "shapes"
 TOOLS = {"pgnode": "query", "dbhub": "execute_sql", "pgmcp": "execute_sql", "duck": "query",

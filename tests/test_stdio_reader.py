@@ -12,7 +12,7 @@ import anyio
 import psutil
 import pytest
 
-from mcp_magic.stdio_transport import (
+from mcp_magic.host.stdio_transport import (
     BIG_LINE,
     MAX_LOGGED_LINES,
     RELEASE_ID,
@@ -135,7 +135,7 @@ def test_a_big_message_is_followed_by_one_that_displaces_it():
 def test_a_big_result_parsed_once_equals_the_sdks_reading():
     from mcp_types import JSONRPCResponse, jsonrpc_message_adapter
 
-    from mcp_magic.stdio_transport import parse_line
+    from mcp_magic.host.stdio_transport import parse_line
 
     result = {"structuredContent": {"rows": [[i, f"é{i}", i / 3, None] for i in range(60_000)]},
               "content": [], "_meta": {"k": 1}}
@@ -155,7 +155,7 @@ def test_the_sdks_http_client_gets_the_same_one_pass_parse():
 
     from mcp_types import jsonrpc_message_adapter
 
-    from mcp_magic.stdio_transport import parse_big_results_once
+    from mcp_magic.host.stdio_transport import parse_big_results_once
 
     module = pytypes.SimpleNamespace(jsonrpc_message_adapter=jsonrpc_message_adapter)
     parse_big_results_once(module)

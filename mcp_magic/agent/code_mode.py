@@ -73,7 +73,7 @@ class ToolFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from ..host.arguments import missing_message
-        from ..results import interpret
+        from ..tables.results import interpret
 
         schema = self._tool.input_schema or {}
         names = list(schema.get("properties") or {})
@@ -367,7 +367,7 @@ def last_name(code: str) -> str | None:
 def value_preview(value: Any, name: str | None, max_rows: int = 30) -> str:
     """A bounded account of a value: DataFrames as `results.frame_for_model` tells them."""
     if is_frame(value):
-        from ..results import frame_for_model
+        from ..tables.results import frame_for_model
 
         return frame_for_model(value, name, max_rows=max_rows)
     try:

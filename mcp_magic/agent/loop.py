@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from ..apps import visible_to_model
 from ..host.config import HttpSpec, expand_vars
 from ..host.sessions import McpError, Session, SessionManager
-from ..results import frame_for_model, interpret
+from ..tables.results import frame_for_model, interpret
 from . import naming
 from .events import (
     ApprovalRequest,
@@ -850,7 +850,7 @@ def interpolate(template: str, namespace: MutableMapping[str, Any]) -> str:
         except (AttributeError, KeyError, IndexError, TypeError) as exc:
             raise PromptError(f"cannot fill {{{field_name}}}: {exc}") from None
         if hasattr(value, "to_csv") and hasattr(value, "dtypes") and not spec and not conversion:
-            from ..results import frame_summary
+            from ..tables.results import frame_summary
 
             pieces.append(frame_summary(value, root if root == field_name else field_name))
             continue

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..apps import client_extensions as app_extensions
-from ..columnar import client_extensions, settle_result
+from ..tables.columnar import client_extensions, settle_result
 from .auth import explain_failure as explain_auth_failure
 from .client_requests import ClientRequests
 from .config import (
@@ -219,7 +219,7 @@ def _open_transport(session: Session, errlog: Any, oauth: Any = None) -> Any:
     """The SDK transport for a spec, with `$VAR`s expanded only now."""
     spec = session.spec
     if isinstance(spec, StdioSpec):
-        from ..stdio_transport import StdioServerParameters, stdio_client
+        from .stdio_transport import StdioServerParameters, stdio_client
 
         env = inherited_environment()
         env.update({key: expand_vars(value) for key, value in spec.env.items()})
@@ -230,7 +230,7 @@ def _open_transport(session: Session, errlog: Any, oauth: Any = None) -> Any:
         return stdio_client(params, errlog=errlog)
     from mcp.client import streamable_http
 
-    from ..stdio_transport import parse_big_results_once
+    from .stdio_transport import parse_big_results_once
 
     parse_big_results_once(streamable_http)  # a big answer parsed once, as over stdio
     headers = {key: expand_vars(value) for key, value in spec.headers.items()}
@@ -268,7 +268,7 @@ def _lift_sse_event_limit(module: Any) -> None:
     import functools
     import inspect
 
-    from ..stdio_transport import MAX_MESSAGE_BYTES
+    from .stdio_transport import MAX_MESSAGE_BYTES
 
     original = getattr(module, "sse_within_origin", None)
     if original is None or getattr(original, "_mcp_magic_lifted", False):
@@ -289,7 +289,7 @@ class _HttpTransport:
     def __init__(self, url: str, http_client: Any) -> None:
         from mcp.client.streamable_http import streamable_http_client
 
-        from ..stdio_transport import MAX_MESSAGE_BYTES
+        from .stdio_transport import MAX_MESSAGE_BYTES
 
         self._http = http_client
         # The SDK's default 1 MiB SSE event limit fails any bigger answer from 2025 servers.
@@ -663,7 +663,7 @@ class SessionManager:
                     log_level="info",
                     message_handler=on_message,
                     client_info=Implementation(name=self.client_name, version="0.1.0"),
-                    # tables as Arrow (mcp_magic.columnar), tool views (mcp_magic.apps)
+                    # tables as Arrow (mcp_magic.tables.columnar), tool views (mcp_magic.apps)
                     extensions=client_extensions() + app_extensions(),
                     **self.client_requests.callbacks(session),  # elicitation, sampling, roots
                 )

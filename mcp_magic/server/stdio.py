@@ -41,7 +41,7 @@ from mcp.server import stdio as sdk_stdio
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 
-from ..stdio_transport import LineSplitter, MessageTooLarge
+from ..host.stdio_transport import LineSplitter, MessageTooLarge
 from . import deferred
 
 BIG_STRING = 1 << 16

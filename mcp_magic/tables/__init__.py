@@ -29,8 +29,6 @@ from typing import Any
 from .errors import envelope_error, error_text, shorten
 from .literals import parse_text
 from .notices import notices
-from .shapes import Hints, object_table
-from .text import text_table
 
 __all__ = ["Reading", "error_text", "notices", "parse_text", "read_result", "result_to_table"]
 
@@ -69,6 +67,8 @@ def read_result(
         error = envelope_error(structured_content)
     if error is not None:
         return Reading(error=error)
+    from .shapes import Hints, object_table  # pandas: imported on the first table
+
     hints = Hints(schema=output_schema if isinstance(output_schema, dict) else None,
                   expect_table=expect_table)
     if structured_content is not None:
@@ -90,6 +90,8 @@ def read_result(
         import pandas as pd
 
         return Reading(table=pd.DataFrame() if expect_table else None)
+    from .text import text_table
+
     table = text_table(text)
     return Reading(table=table, notices=notices(table) if table is not None else [])
 

@@ -14,7 +14,7 @@ tool calls, by the names it is offered (matched by suffix, `data__query_db` or
 `remote__query_db`, so server names do not matter), with the SQL a careful analyst would
 write for that tutorial question; once the results are back it writes a short answer
 computed from the rows it received (the tables reach a model as CSV, see
-`mcp_magic.results.frame_for_model`). Refused and failed calls are reported as such.
+`mcp_magic.tables.results.frame_for_model`). Refused and failed calls are reported as such.
 Where the host offers a `result_name` argument, the exploratory-analysis rules name
 their tables as an analyst would (`targets`, `actuals`, `south_categories`, ...). Every
 reply says `"model": "scripted-notebook-model"`, whatever model was asked for, so the

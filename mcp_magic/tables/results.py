@@ -28,7 +28,7 @@ def interpret(result: Any, tool: str, output_schema: dict | None = None) -> Outc
     `output_schema` is the tool's declared ``outputSchema``: it names and types the
     columns of answers that do not say so themselves.
     """
-    from . import tables
+    from .. import tables
 
     text = "\n".join(
         block.text for block in result.content if getattr(block, "type", None) == "text"
@@ -38,7 +38,7 @@ def interpret(result: Any, tool: str, output_schema: dict | None = None) -> Outc
     if not result.is_error and has_table(result):
         frame = result_frame(result)
         if frame is not None:
-            from .tables.notices import notices
+            from .notices import notices
 
             return Outcome(frame, None, text, notices(frame))
     reading = tables.read_result(
@@ -80,7 +80,7 @@ def frame_for_model(
 
     The full DataFrame stays in the kernel under `variable`, and the model is told so.
     """
-    from .tables import notices
+    from .notices import notices
 
     bound = f"The full table is in the notebook variable `{variable}`." if variable else ""
     # what the server said about its answer (rows cut, warnings) matters to the model too

@@ -84,7 +84,7 @@ def _table_block(result: Any) -> Any:
 
 def has_table(result: Any) -> bool:
     """Cheap check (no pyarrow): does the result carry a binary table, or a JSON table
-    the transport parsed into compact columns (`mcp_magic.big_json`)?"""
+    the transport parsed into compact columns (`mcp_magic.tables.big_json`)?"""
     return _table_block(result) is not None or compact_rows(result) is not None
 
 
@@ -109,7 +109,7 @@ def _reader_lets_go(client: Any) -> bool:
     """Whether the client's transport releases a big message itself: mcp_magic's stdio
     reader follows each with a message of its own (`stdio_transport.release_message`).
     Wrappers around the transport (the host's watcher) keep it as `_inner`."""
-    from .stdio_transport import RELEASES_BIG_MESSAGES
+    from ..host.stdio_transport import RELEASES_BIG_MESSAGES
 
     transport = getattr(client, "server", None)
     for _ in range(4):
@@ -189,7 +189,7 @@ def result_frame(result: Any) -> Any:
     try:
         return _result_frame(result)
     except KeyboardInterrupt as exc:
-        from .sessions import Interrupted  # imported here: sessions imports this module
+        from ..host.sessions import Interrupted  # imported here: sessions imports this module
 
         if isinstance(exc, Interrupted):
             raise

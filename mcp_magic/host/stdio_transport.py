@@ -148,11 +148,11 @@ def _big_response(data: bytes | bytearray | str,
     needs no validation: the JSON is parsed once (`from_json`) and only the envelope is
     validated by the SDK's `JSONRPCResponse`; the parsed result is then put in as it is.
     A table's rows are parsed into compact columns instead of Python lists
-    (`mcp_magic.big_json`).
+    (`mcp_magic.tables.big_json`).
     """
     parsed = None
     if not isinstance(data, str):
-        from .big_json import COMPACT, parse_result
+        from ..tables.big_json import COMPACT, parse_result
 
         if COMPACT.get() if compact is None else compact:
             parsed = parse_result(data)  # a big table's rows as compact columns
@@ -198,7 +198,7 @@ def parse_big_results_once(module: Any) -> None:
     they imported; the SDK has no parameter for it, so that name is replaced by a
     wrapper that hands everything else to the SDK's adapter. A module without the name
     (another SDK version) is left as it is. Big tables are then parsed into compact
-    columns (`mcp_magic.big_json`) for every client of the module in this process: a
+    columns (`mcp_magic.tables.big_json`) for every client of the module in this process: a
     `CompactRows` acts as the list of rows (indexing, iteration, pydantic dumps) except
     to C-level readers of list storage such as `json.dumps`, until it is first read."""
     adapter = getattr(module, "jsonrpc_message_adapter", None)
@@ -311,7 +311,7 @@ def _log_writer(errlog: TextIO) -> Callable[[str], None]:
 
 RELEASES_BIG_MESSAGES = "releases_big_messages"
 """Attribute set (True) on the transport `stdio_client` returns: its reader follows every
-big message with `release_message()`, so the client need not do it (mcp_magic.columnar)."""
+big message with `release_message()`, so the client need not do it (mcp_magic.tables.columnar)."""
 
 
 def stdio_client(
@@ -348,7 +348,7 @@ async def _stdio_client(
         SessionMessage | Exception
     ](0)
     write_stream, write_stream_reader = anyio.create_memory_object_stream[SessionMessage](0)
-    from .big_json import COMPACT
+    from ..tables.big_json import COMPACT
 
     compact = COMPACT.set(True)  # the reader's task inherits it: big tables as columns
     shutting_down = False

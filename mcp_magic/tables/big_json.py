@@ -305,7 +305,7 @@ def _arrow_text(rows: CompactRows, index: int) -> Any:
     import pandas as pd
     import pyarrow as pa
 
-    from .tables.columns import text_array
+    from .columns import text_array
 
     pieces = rows.columns[index]
     if not pieces or not all(isinstance(p, pa.StringArray) for p in pieces):
@@ -344,9 +344,9 @@ def frame(result: Any) -> Any:
     """
     import pandas as pd
 
-    from .tables import envelope_error, error_text
-    from .tables.columns import columns_frame
-    from .tables.dtypes import type_kind
+    from . import envelope_error, error_text
+    from .columns import columns_frame
+    from .dtypes import type_kind
 
     structured = result.structured_content
     rows: CompactRows = structured["rows"]
