@@ -730,7 +730,9 @@ class McpMagics(Magics):
             if progress is not None:
                 progress.close()
         if args.raw:
-            return result
+            from .tables.big_json import plain_rows
+
+            return plain_rows(result)
         from .apps import view_uri
 
         if view_uri(tool):  # the tool has a view (MCP Apps): show it above the value

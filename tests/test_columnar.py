@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import random
 import sqlite3
 import subprocess
@@ -138,7 +139,9 @@ def test_fast_path_equals_read_sql_query(transport, stdio_host, http_host, want)
 
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])
-def test_json_path_for_a_client_that_did_not_ask(transport, db, http_server, want):
+def test_json_path_for_a_client_that_did_not_ask(transport, db, http_server, http_host, want):
+    # `http_host` first: the host's one-pass parse of big HTTP answers is in place, and
+    # another client in the same process still gets plain rows.
     client = LiveClient(stdio_params("--db", str(db)) if transport == "stdio"
                         else http_server.url)
     try:
@@ -146,8 +149,25 @@ def test_json_path_for_a_client_that_did_not_ask(transport, db, http_server, wan
     finally:
         client.close()
     assert not is_arrow(result)
-    assert len(result.structured_content["rows"]) == ROWS
+    assert type(result.structured_content["rows"]) is list
+    assert len(json.loads(json.dumps(result.structured_content["rows"]))) == ROWS
     same(interpret(result, "query_db").value, want)
+
+
+def test_the_hosts_json_path_over_http_reads_compact_columns(http_server, monkeypatch, want):
+    from mcp_magic.tables.big_json import CompactRows, plain_rows
+
+    monkeypatch.setattr("mcp_magic.host.sessions.client_extensions", list)  # no Arrow asked
+    with Host() as host:
+        host.connect("data", url=http_server.url)
+        result = host.manager.call_tool("data", "query_db", {"sql": SQL})
+        assert not is_arrow(result)
+        assert isinstance(result.structured_content["rows"], CompactRows)
+        # Handed on as it is (--raw, a tool's view), the rows are a plain list again,
+        # which json.dumps reads whole.
+        rows = plain_rows(result).structured_content["rows"]
+        assert type(rows) is list and len(json.loads(json.dumps(rows))) == ROWS
+        same(host.call("data.query_db", sql=SQL), want)
 
 
 def test_meta_preference_turns_the_fast_path_on_and_off(db, stdio_host):

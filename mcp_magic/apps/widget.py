@@ -184,6 +184,9 @@ def show_view(
     uri = view_uri(tool) if tool is not None else None
     if uri is None:
         return None
+    from ..tables.big_json import plain_rows
+
+    result = plain_rows(result)  # the view gets the result as JSON
     line = view_line(server, tool_name, uri)
     if not _live_frontend():
         display(ViewLine(line))

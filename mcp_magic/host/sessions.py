@@ -833,6 +833,9 @@ class SessionManager:
         """Call a tool from the loop thread (the agent's concurrent calls use this)."""
         session = self.connected(name)
         failed_before = len(session.request_failures)
+        from ..tables.big_json import COMPACT
+
+        compact = COMPACT.set(True)  # big HTTP answers to this call: compact columns
         try:
             for attempt in (1, 2):
                 try:
@@ -863,6 +866,8 @@ class SessionManager:
             raise McpError(
                 f"{name}.{tool} failed: {session.redact(describe_exception(exc))}"
             ) from None
+        finally:
+            COMPACT.reset(compact)
 
     def request(self, name: str, make: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
         """Run any client request (resources, prompts, ...) with one-line errors."""

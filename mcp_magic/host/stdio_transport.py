@@ -182,8 +182,8 @@ class _OnePassAdapter:
     def validate_json(self, data: Any, *args: Any, **kwargs: Any) -> Any:
         if not args and set(kwargs) <= {"by_name"} and len(data) > BIG_LINE:
             # The SDK's HTTP client parses in the context of the task that sent the
-            # request, not the transport's: compact columns for every caller here.
-            fast = _big_response(data, compact=True)
+            # request: compact columns where that task is the host's (`acall_tool`).
+            fast = _big_response(data)
             if fast is not None:
                 return fast.message
         return self._adapter.validate_json(data, *args, **kwargs)
@@ -197,10 +197,9 @@ def parse_big_results_once(module: Any) -> None:
     long results this reader uses. Those modules parse with the `jsonrpc_message_adapter`
     they imported; the SDK has no parameter for it, so that name is replaced by a
     wrapper that hands everything else to the SDK's adapter. A module without the name
-    (another SDK version) is left as it is. Big tables are then parsed into compact
-    columns (`mcp_magic.tables.big_json`) for every client of the module in this process: a
-    `CompactRows` acts as the list of rows (indexing, iteration, pydantic dumps) except
-    to C-level readers of list storage such as `json.dumps`, until it is first read."""
+    (another SDK version) is left as it is. Big tables are parsed into compact columns
+    (`mcp_magic.tables.big_json`) only for the host's own calls (`COMPACT` is set by
+    `SessionManager.acall_tool`); any other client of the module gets plain rows."""
     adapter = getattr(module, "jsonrpc_message_adapter", None)
     if adapter is not None and not isinstance(adapter, _OnePassAdapter):
         module.jsonrpc_message_adapter = _OnePassAdapter(adapter)

@@ -29,10 +29,10 @@ from typing import Any
 import pydantic_core
 
 COMPACT: ContextVar[bool] = ContextVar("mcp_magic_compact_tables", default=False)
-"""True in the tasks of mcp_magic's stdio transport (`stdio_transport.stdio_client`); HTTP
-parses compactly once the host has patched the SDK's module
-(`stdio_transport.parse_big_results_once`). Elsewhere (the SDK's own stdio client) rows
-stay plain."""
+"""True in the tasks of mcp_magic's stdio transport (`stdio_transport.stdio_client`) and
+in the host's tool calls (`SessionManager.acall_tool`), where the SDK's HTTP client
+parses the answer (`stdio_transport.parse_big_results_once`). Elsewhere (another client
+in the same process, the SDK's own stdio client) rows stay plain."""
 
 SLICE = 1 << 20
 """Bytes of rows parsed at a time (about 10,000 rows of 8 cells)."""
@@ -333,6 +333,16 @@ def compact_rows(result: Any) -> CompactRows | None:
     structured = getattr(result, "structured_content", None)
     rows = structured.get("rows") if isinstance(structured, dict) else None
     return rows if isinstance(rows, CompactRows) else None
+
+
+def plain_rows(result: Any) -> Any:
+    """`result` with a plain row list in place of its `CompactRows`, if any: for a result
+    handed on as it is (`%mcp call --raw`, a tool's view), which code outside the host
+    may serialize with `json.dumps`, which reads a list's storage and would see none."""
+    rows = compact_rows(result)
+    if rows is not None:
+        result.structured_content["rows"] = rows.rows()
+    return result
 
 
 def frame(result: Any) -> Any:
