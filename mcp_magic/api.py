@@ -19,7 +19,7 @@ from typing import Any
 from .agent.driver import run_agent
 from .agent.events import ApprovalRequest, Decision, Event
 from .agent.loop import Agent, AgentOptions, RunResult, agent_for, interpolate
-from .display.asking import approve_call
+from .display.asking import approve_call, approve_code
 from .host import config
 from .host.arguments import missing_message, parse_target
 from .host.auth import OAuth, OAuthSettings
@@ -224,7 +224,7 @@ class Host:
             from .agent.driver import run_code_request
 
             def code_runner(request: Any) -> Any:
-                return run_code_request(request, self.namespace)
+                return run_code_request(request, self.namespace, approve_code)
 
         self._agent = agent_for(
             self._agent, self.manager, resolve(model, base_url=base_url), self.namespace

@@ -1042,7 +1042,7 @@ class McpMagics(Magics):
         from .agent.driver import run_agent, run_code_request
         from .agent.loop import AgentOptions, interpolate
         from .agent.providers import default_model
-        from .display.asking import approve_call
+        from .display.asking import approve_call, approve_code
 
         model = args.model or self.default_model or default_model()
         if not model:
@@ -1091,7 +1091,7 @@ class McpMagics(Magics):
                 view.handle,
                 approve_call,
                 idle=view.tick,
-                code=lambda request: run_code_request(request, namespace),
+                code=lambda request: run_code_request(request, namespace, approve_code),
             )
         finally:
             view.close()

@@ -82,19 +82,23 @@ def run_code_request(
     namespace: MutableMapping[str, Any],
     ask: Callable[[CodeRequest], tuple[str, str]] | None = None,
 ) -> CodeFinished:
-    """Ask about one code block (allow, deny, or edit and run), then run it here.
+    """Ask about one code block with `ask` (allow, deny, or edit and run: the notebook's
+    is `display.asking.approve_code`), then run it here; without `ask`, a block that
+    needs asking is denied.
 
     The stop button (KeyboardInterrupt, here or inside a tool the code called) cancels
     the request, so the loop ends the run and answers the call for the model, and is
     raised on to end the cell.
     """
-    from ..display.asking import approve_code
     from .code_mode import run_code
 
     code, edited = request.code, False
     try:
         if request.ask:
-            action, text = (ask or approve_code)(request)
+            if ask is None:
+                return CodeFinished(request.call_id, "denied", code,
+                                    error="code needs approval but nobody is asked here")
+            action, text = ask(request)
             if action == "deny":
                 return CodeFinished(request.call_id, "denied", code, error=text or None)
             if action == "edit":
