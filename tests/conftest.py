@@ -155,8 +155,10 @@ def endpoint(model_endpoint: Any) -> Any:
 USER_NAMES = "print(sorted(n for n in globals() if not n.startswith('_')))"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _replay_kernel(tmp_path_factory) -> Iterator[Any]:
+    # Once a module, not a session: its data server must not outlive the module, whose
+    # check that no server is left behind would find it (and kill it).
     from kernel_utils import ok, replay_kernel
 
     with replay_kernel(tmp_path_factory.mktemp("replay-kernel")) as (km, kc):
@@ -167,7 +169,7 @@ def _replay_kernel(tmp_path_factory) -> Iterator[Any]:
 def replay(_replay_kernel: Any) -> Any:
     """(km, kc) of a kernel that has never had a model (no key, no default model), the
     built-in data server connected as `data` and its namespace emptied (`%reset -f`) to
-    what a new kernel has: where an exported run is rerun. It starts once a session."""
+    what a new kernel has: where an exported run is rerun. It starts once a module."""
     from kernel_utils import ok
 
     km, kc, names = _replay_kernel
