@@ -151,7 +151,12 @@ def breakdown(shell: Any, manager: Any, rounds: int, calls: int) -> list[tuple[s
         return manager.call_tool("f", "echo", {"text": "hi"})
 
     def parsed() -> Any:
-        magics._parse(parser, line)
+        # As `_do_call` parses a line without options: words, target, typed arguments.
+        words = magics._split(line)
+        server, tool_name = magics.parse_target(words[0])
+        tool = manager.tool(server, tool_name)
+        arguments = magics.parse_tool_arguments(words[1:], tool.input_schema)
+        magics.missing_message(line, arguments, tool.input_schema)
         return plain()
 
     def with_progress() -> Any:
@@ -168,7 +173,7 @@ def breakdown(shell: Any, manager: Any, rounds: int, calls: int) -> list[tuple[s
 
     steps: dict[str, Callable[[], Any]] = {
         "SessionManager.call_tool": plain,
-        "  + argument parsing before it (shlex + argparse)": parsed,
+        "  + argument parsing before it (words, key=value)": parsed,
         "  + progress bar object and on_progress callback": with_progress,
         "  + result -> value after it (_tool_value)": with_value,
         "McpMagics._do_call (all of the above)": lambda: obj._do_call(parser, line),
