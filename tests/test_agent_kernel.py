@@ -185,11 +185,7 @@ def test_approval_prompt_in_the_kernel_allow_deny_and_answer(kernel, endpoint):
     _, reply = collect(kc, msg_id, timeout=30)
     assert reply["content"]["status"] == "ok"
     assert all("[y] allow" in p for p in prompts)
-    results = {
-        m["tool_call_id"]: m["content"]
-        for m in endpoint.requests[1].body["messages"]
-        if m["role"] == "tool"
-    }
+    results = wire.tool_results(endpoint.requests[1].body)
     assert "orders" in results["a1"]  # allowed: the tool ran
     assert "denied" in results["a2"]
     assert "42 rows, trust me" in results["a3"]

@@ -10,7 +10,7 @@ from fakes import openai_wire as wire
 from fakes.scripted_http import ScriptedServer
 from widget_front import WidgetFront
 
-from kernel_utils import collect, ok, start_kernel, stop_kernel
+from kernel_utils import collect, model_kernel, ok
 
 KEY = "sk-test-" + "a11" * 8
 MODEL = "openrouter:openai/gpt-4o-mini"
@@ -19,31 +19,16 @@ SQL = "select region, count(*) as n from sales group by region order by region"
 
 
 @pytest.fixture(scope="module")
-def endpoint():
-    with ScriptedServer() as server:
-        yield server
+def kernel(model_endpoint, tmp_path_factory):
+    """A kernel asking with widgets, its models answered by the module's endpoint."""
+    directory = tmp_path_factory.mktemp("approval-kernel")
+    url = model_endpoint.url + "/api/v1"
+    with model_kernel(directory, url, KEY, setup="%env MCP_MAGIC_ASK=widgets") as kernel:
+        yield kernel
 
 
-@pytest.fixture(scope="module")
-def kernel(endpoint, tmp_path_factory):
-    env = {"OPENROUTER_API_KEY": KEY, "OPENROUTER_BASE_URL": endpoint.url + "/api/v1",
-           "MCP_MAGIC_ASK": "widgets"}
-    km, kc = start_kernel(tmp_path_factory.mktemp("approval-kernel"), env=env)
-    ok(kc, "%load_ext mcp_magic")
-    ok(kc, "%mcp connect data --builtin", timeout=60)
-    yield km, kc
-    stop_kernel(km, kc)
-
-
-@pytest.fixture(autouse=True)
-def fresh_script(endpoint):
-    endpoint.replies.clear()
-    endpoint.requests.clear()
-
-
-def told(endpoint: ScriptedServer, index: int = 1) -> dict[str, str]:
-    messages = endpoint.requests[index].body["messages"]
-    return {m["tool_call_id"]: m["content"] for m in messages if m["role"] == "tool"}
+def told(endpoint: ScriptedServer, index: int = -1) -> dict[str, str]:
+    return wire.tool_results(endpoint.requests[index].body)
 
 
 def asking(front: WidgetFront) -> bool:
@@ -78,14 +63,14 @@ def test_a_tool_call_is_allowed_denied_or_answered_with_buttons(kernel, endpoint
     front.click("Allow")
     _, reply = collect(kc, msg_id, timeout=60)
     assert reply["content"]["status"] == "ok", reply["content"]
-    assert "rows" in told(endpoint, -1)["a1"] and "north" in told(endpoint, -1)["a1"].lower()
+    assert "rows" in told(endpoint)["a1"] and "north" in told(endpoint)["a1"].lower()
 
     endpoint.push(query_call("d1"), wire.stream(text="Fine."))
     msg_id, front = run_until_asked(kc, cell)
     front.click("Deny")
     _, reply = collect(kc, msg_id, timeout=60)
     assert reply["content"]["status"] == "ok", reply["content"]
-    assert told(endpoint, -1)["d1"].startswith("The user denied this tool call")
+    assert told(endpoint)["d1"].startswith("The user denied this tool call")
 
     endpoint.push(query_call("r1"), wire.stream(text="Thanks."))
     msg_id, front = run_until_asked(kc, cell)
@@ -95,19 +80,15 @@ def test_a_tool_call_is_allowed_denied_or_answered_with_buttons(kernel, endpoint
     front.click("Send the reply instead")
     _, reply = collect(kc, msg_id, timeout=60)
     assert reply["content"]["status"] == "ok", reply["content"]
-    assert told(endpoint, -1)["r1"] == (
+    assert told(endpoint)["r1"] == (
         "(answered by the user in place of the tool) use last week's figures")
-
-
-def code_call(call_id: str, code: str) -> wire.Reply:
-    return wire.stream(calls=[wire.Call(call_id, "notebook__run_python", {"code": code})])
 
 
 def test_a_code_block_runs_as_edited_in_its_box_or_is_denied(kernel, endpoint):
     km, kc = kernel
     ok(kc, "flag = 'untouched'")
     cell = f"%%agent {MODEL} --code --new\nchange things"
-    endpoint.push(code_call("e1", "flag = 'the model wrote this'"), wire.stream(text="ok"))
+    endpoint.push(wire.code_call("e1", "flag = 'the model wrote this'"), wire.stream(text="ok"))
     msg_id, front = run_until_asked(kc, cell)
     box = next(c for c, s in front.states.items() if s.get("_model_name") == "TextareaModel")
     assert front.states[box]["value"] == "flag = 'the model wrote this'"
@@ -117,21 +98,21 @@ def test_a_code_block_runs_as_edited_in_its_box_or_is_denied(kernel, endpoint):
     _, reply = collect(kc, msg_id, timeout=60)
     assert reply["content"]["status"] == "ok", reply["content"]
     assert ok(kc, "print(flag)").strip() == "edited"
-    assert "ran edited" in told(endpoint, -1)["e1"]
+    assert "ran edited" in told(endpoint)["e1"]
 
-    endpoint.push(code_call("r1", "flag = 'as written'"), wire.stream(text="ok"))
+    endpoint.push(wire.code_call("r1", "flag = 'as written'"), wire.stream(text="ok"))
     msg_id, front = run_until_asked(kc, cell)
     front.click("Run")
     _, reply = collect(kc, msg_id, timeout=60)
     assert ok(kc, "print(flag)").strip() == "as written"
 
-    endpoint.push(code_call("d1", "flag = 'denied'"), wire.stream(text="ok"))
+    endpoint.push(wire.code_call("d1", "flag = 'denied'"), wire.stream(text="ok"))
     msg_id, front = run_until_asked(kc, cell)
     front.click("Deny")
     _, reply = collect(kc, msg_id, timeout=60)
     assert reply["content"]["status"] == "ok", reply["content"]
     assert ok(kc, "print(flag)").strip() == "as written"
-    assert told(endpoint, -1)["d1"].startswith("Not run")
+    assert told(endpoint)["d1"].startswith("Not run")
 
 
 def test_the_stop_button_while_a_tool_call_waits_for_its_buttons(kernel, endpoint):

@@ -81,8 +81,7 @@ def offered(body: dict) -> list[str]:
     return [t["function"]["name"] for t in body.get("tools") or []]
 
 
-def tool_messages(body: dict) -> dict[str, str]:
-    return {m["tool_call_id"]: m["content"] for m in body["messages"] if m["role"] == "tool"}
+tool_messages = wire.tool_results
 
 
 # -- notebook tools ----------------------------------------------------------------------
@@ -170,7 +169,7 @@ def test_code_mode_runs_code_that_calls_tools_and_keeps_its_variables(manager, s
     namespace: dict = {"pd": pd}
     agent = agent_for(manager, scripted, namespace)
     scripted.push(
-        wire.stream(calls=[wire.Call("c1", "notebook__run_python", {"code": CODE})]),
+        wire.code_call("c1", CODE),
         wire.stream(text="Five regions."),
     )
     result, events = turn(agent, "orders per region?", code=True, code_approval=False)
@@ -197,7 +196,7 @@ def test_code_mode_never_shadows_a_users_variable(manager, scripted):
     agent = agent_for(manager, scripted, namespace)
     code = f"n = len(mcp_servers.data.query_db(sql={SQL!r}))\nn"
     scripted.push(
-        wire.stream(calls=[wire.Call("c", "notebook__run_python", {"code": code})]),
+        wire.code_call("c", code),
         wire.stream(text="ok"),
     )
     turn(agent, "count", code=True, code_approval=False)
@@ -211,8 +210,8 @@ def test_code_mode_deny_and_edit(manager, scripted):
     namespace: dict = {"pd": pd}
     agent = agent_for(manager, scripted, namespace)
     scripted.push(
-        wire.stream(calls=[wire.Call("d", "notebook__run_python", {"code": "wiped = True"})]),
-        wire.stream(calls=[wire.Call("e", "notebook__run_python", {"code": "x = 1\nx"})]),
+        wire.code_call("d", "wiped = True"),
+        wire.code_call("e", "x = 1\nx"),
         wire.stream(text="done"),
     )
     answers = iter([("deny", ""), ("edit", "x = 41 + 1\nx")])
@@ -234,7 +233,7 @@ def test_code_mode_with_nobody_to_ask_denies_in_one_line(manager, scripted):
     namespace: dict = {}
     agent = agent_for(manager, scripted, namespace)
     scripted.push(
-        wire.stream(calls=[wire.Call("q", "notebook__run_python", {"code": "ran = 1"})]),
+        wire.code_call("q", "ran = 1"),
         wire.stream(text="ok"),
     )
     _, events = turn(agent, "go", ask=lambda r: ask_code(r, read=no_stdin), code=True)
@@ -277,7 +276,7 @@ def test_server_names_become_identifiers():
 def test_code_requests_are_denied_without_a_runner(manager, scripted):
     agent = agent_for(manager, scripted, {})
     scripted.push(
-        wire.stream(calls=[wire.Call("r", "notebook__run_python", {"code": "1"})]),
+        wire.code_call("r", "1"),
         wire.stream(text="ok"),
     )
     events: list = []
@@ -290,7 +289,7 @@ def test_pandas_is_there_and_cut_tables_say_so(manager, scripted):
     agent = agent_for(manager, scripted, namespace)
     code = "rows = data.query_db(sql='select * from sales', limit=3)\npd.DataFrame(rows).shape"
     scripted.push(
-        wire.stream(calls=[wire.Call("p", "notebook__run_python", {"code": code})]),
+        wire.code_call("p", code),
         wire.stream(text="ok"),
     )
     turn(agent, "go", code=True, code_approval=False)
@@ -333,7 +332,7 @@ def test_allow_and_deny_reach_into_the_code(manager, scripted):
     agent = agent_for(manager, scripted, namespace)
     code = "data.query_db(sql='select 1 as one')"
     scripted.push(
-        wire.stream(calls=[wire.Call("a", "notebook__run_python", {"code": code})]),
+        wire.code_call("a", code),
         wire.stream(text="ok"),
     )
     turn(agent, "go", code=True, code_approval=False, deny=["data.query_db"])
@@ -350,7 +349,7 @@ def test_allow_and_deny_reach_into_the_code(manager, scripted):
     scripted.requests.clear()
     code = "data.read_csv(path='x.csv')"
     scripted.push(
-        wire.stream(calls=[wire.Call("b", "notebook__run_python", {"code": code})]),
+        wire.code_call("b", code),
         wire.stream(text="ok"),
     )
     turn(agent, "go", code=True, code_approval=False, deny=["data"])

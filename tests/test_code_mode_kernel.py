@@ -32,13 +32,11 @@ def cell(prompt: str, options: str = "") -> str:
     return f"%%agent {MODEL} --code --new {options}\n{prompt}"
 
 
-def code_call(call_id: str, code: str) -> wire.Reply:
-    return wire.stream(calls=[wire.Call(call_id, "notebook__run_python", {"code": code})])
+code_call = wire.code_call
 
 
 def told(endpoint: ScriptedServer, index: int = 1) -> dict[str, str]:
-    messages = endpoint.requests[index].body["messages"]
-    return {m["tool_call_id"]: m["content"] for m in messages if m["role"] == "tool"}
+    return wire.tool_results(endpoint.requests[index].body)
 
 
 def answer_prompts(kc, msg_id: str, answers: list[str]) -> list[str]:

@@ -34,13 +34,11 @@ def terminal(request, endpoint, tmp_path, monkeypatch):
     term.close()
 
 
-def code_call(call_id: str, code: str) -> wire.Reply:
-    return wire.stream(calls=[wire.Call(call_id, "notebook__run_python", {"code": code})])
+code_call = wire.code_call
 
 
 def told(endpoint: ScriptedServer) -> dict[str, str]:
-    messages = endpoint.requests[-1].body["messages"]
-    return {m["tool_call_id"]: m["content"] for m in messages if m["role"] == "tool"}
+    return wire.tool_results(endpoint.requests[-1].body)
 
 
 def test_allow_deny_and_edit_at_the_terminal_prompt(terminal, endpoint):

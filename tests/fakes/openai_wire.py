@@ -170,6 +170,16 @@ def stream(
     return raw_stream(items, done=done, delay=delay)
 
 
+def code_call(call_id: str, code: str) -> Reply:
+    """A streamed reply asking to run `code` in the notebook (code mode's one tool)."""
+    return stream(calls=[Call(call_id, "notebook__run_python", {"code": code})])
+
+
+def tool_results(body: dict[str, Any]) -> dict[str, str]:
+    """What a chat request tells the model its tools returned: call id -> content."""
+    return {m["tool_call_id"]: m["content"] for m in body["messages"] if m["role"] == "tool"}
+
+
 def error_object(code: int | str, message: str) -> dict[str, Any]:
     """OpenRouter's error shape, in a body or inside a 200 stream."""
     return {"error": {"code": code, "message": message}}
