@@ -70,6 +70,19 @@ PYTHON_KERNELSPEC = {
 }
 
 
+# The notebook `name` is open, its kernel connected and idle, and it can run.
+READY = """name => {
+    const app = window.jupyterapp;
+    const panel = app.shell.currentWidget;
+    if (!panel || !panel.context || panel.context.path !== name || !panel.context.isReady) {
+        return false;
+    }
+    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+    return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle'
+        && app.commands.isEnabled('notebook:run-all-cells');
+}"""
+
+
 class ScriptedModel(ScriptedServer):
     """An OpenAI-compatible endpoint that answers by the conversation, not by a queue.
 

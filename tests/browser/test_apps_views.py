@@ -31,6 +31,7 @@ from fakes import openai_wire as wire
 from fakes.scripted_http import Recorded, Reply, ScriptedServer
 
 from .labserver import (
+    READY,
     ROOT,
     UI_TIMEOUT_MS,
     WIDGETS_PLUGIN,
@@ -134,16 +135,6 @@ RUN_DONE = """name => {
     if (!kernel || kernel.status !== 'idle') return false;
     return panel.content.widgets.every(cell => cell.model.type !== 'code'
         || cell.model.executionCount !== null);
-}"""
-READY = """name => {
-    const app = window.jupyterapp;
-    const panel = app.shell.currentWidget;
-    if (!panel || !panel.context || panel.context.path !== name || !panel.context.isReady) {
-        return false;
-    }
-    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
-    return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle'
-        && app.commands.isEnabled('notebook:run-all-cells');
 }"""
 
 

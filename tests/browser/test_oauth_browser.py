@@ -31,7 +31,7 @@ import nbformat
 import pytest
 from test_auth import _start_protected
 
-from .labserver import JupyterServer, new_context, python_notebook
+from .labserver import READY, JupyterServer, new_context, python_notebook
 
 NOTEBOOK = "oauth/oauth.ipynb"
 LIFETIME = 4  # seconds an access token lives
@@ -64,15 +64,6 @@ def context(chromium: Any) -> Iterator[Any]:
         browser.close()
 
 
-READY = """name => {
-    const app = window.jupyterapp;
-    const panel = app.shell.currentWidget;
-    if (!panel || !panel.context || panel.context.path !== name || !panel.context.isReady) {
-        return false;
-    }
-    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
-    return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
-}"""
 IDLE = """() => {
     const panel = window.jupyterapp.shell.currentWidget;
     const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
