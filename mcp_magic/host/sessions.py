@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..apps import client_extensions as app_extensions
+from ..tables.big_json import COMPACT
 from ..tables.columnar import client_extensions, settle_result
 from .auth import explain_failure as explain_auth_failure
 from .client_requests import ClientRequests
@@ -833,8 +834,6 @@ class SessionManager:
         """Call a tool from the loop thread (the agent's concurrent calls use this)."""
         session = self.connected(name)
         failed_before = len(session.request_failures)
-        from ..tables.big_json import COMPACT
-
         compact = COMPACT.set(True)  # big HTTP answers to this call: compact columns
         try:
             for attempt in (1, 2):

@@ -214,6 +214,20 @@ def _compact(values: list[Any]) -> Any:
     return np.fromiter(values, dtype=object, count=len(values))
 
 
+def _rows_until(data: Any, view: memoryview, position: int, separator: bytes,
+                from_: int) -> tuple[int, Any]:
+    """The rows from `position` to the first `separator` at or after `from_` where they
+    parse (a cut inside a string or a nested list does not), and that cut; (-1, None)
+    when there is none."""
+    cut = data.find(separator, from_)
+    while cut >= 0:
+        try:
+            return cut, pydantic_core.from_json(b"[" + view[position:cut + 1] + b"]")
+        except ValueError:
+            cut = data.find(separator, cut + 1)
+    return -1, None
+
+
 def _rows_span(data: bytes | bytearray | memoryview, start: int) -> tuple[int, list[Any]] | None:
     """Parse the row array whose ``[`` is at `start`: its end (after its ``]``) and the
     compact columns, or None when it is not a list of equally long lists."""
@@ -224,22 +238,9 @@ def _rows_span(data: bytes | bytearray | memoryview, start: int) -> tuple[int, l
     count = 0
     end_of_array = False
     while not end_of_array:
-        cut = data.find(b"],[", min(position + SLICE, len(data)))
-        rows = None
-        while cut >= 0:
-            try:
-                rows = pydantic_core.from_json(b"[" + view[position:cut + 1] + b"]")
-                break
-            except ValueError:
-                cut = data.find(b"],[", cut + 1)
+        cut, rows = _rows_until(data, view, position, b"],[", min(position + SLICE, len(data)))
         if rows is None:  # the last slice: it ends where the array does
-            cut = data.find(b"]]", position)
-            while cut >= 0:
-                try:
-                    rows = pydantic_core.from_json(b"[" + view[position:cut + 1] + b"]")
-                    break
-                except ValueError:
-                    cut = data.find(b"]]", cut + 1)
+            cut, rows = _rows_until(data, view, position, b"]]", position)
             if rows is None:
                 return None
             end_of_array = True
