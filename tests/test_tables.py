@@ -589,3 +589,89 @@ def test_benchmark_script_runs_small():
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     assert "Python literal [tuples]" in out and "/parsed" in out and "/user" in out
+
+
+# --------------------------------------------------------------------------- plain text
+
+
+ONE_LINERS = [
+    "hi", "  hi there, friend", "42", "true", "null", "-1.5", '"quoted"', "a,b", "a\tb",
+    "| a | b |", "Total: 1 file, 0 directories", "Total: nothing here", "[FILE] a.txt",
+    "[DIR] sub", "{\"a\": 1}", "[1, 2]", "(1, 2)", "Error: no such table: foo",
+    '{"error": "boom"}', "", "   ", "two\nlines", "a,b\n1,2", "a\rb",
+]
+STRUCTURED = [
+    None, {"result": "hi"}, {"result": 1}, {"result": None}, {"result": [1, 2]},
+    {"result": {"columns": ["a"], "rows": [[1]]}}, {"name": "a.txt", "type": "file"},
+    {"result": "x", "note": "y"}, [1, 2],
+]
+
+
+@pytest.mark.parametrize("structured", STRUCTURED)
+@pytest.mark.parametrize("text", ONE_LINERS)
+def test_plainly_text_is_only_said_of_answers_no_reader_takes(text, structured):
+    """The shortcut for plain answers skips every reader only where none would answer."""
+    from mcp_magic.tables import parse_text, plainly_text
+    from mcp_magic.tables.errors import envelope_error
+    from mcp_magic.tables.shapes import Hints, object_table
+    from mcp_magic.tables.text import text_table
+
+    if not plainly_text(structured, text):
+        return
+    assert text.strip() and "\n" not in text
+    assert envelope_error(structured) is None
+    for expect_table in (False, True):
+        assert object_table(structured, Hints(expect_table=expect_table)) is None
+    assert parse_text(text) == (None, False)
+    assert text_table(text) is None
+
+
+def test_plainly_text_takes_the_common_small_answers():
+    from mcp_magic.tables import plainly_text
+
+    assert plainly_text(None, "hi") and plainly_text({"result": "hi"}, "hi")
+    assert plainly_text({"result": 3}, "3")
+    assert not plainly_text({"result": [1]}, "[1]")
+    assert not plainly_text(None, "Total: 1 file, 0 directories")
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "error"),
+    [
+        ("hi", "hi", None),
+        ("Error: no such table: foo", None, "Error: no such table: foo"),
+        ("[FILE] a.txt", "table", None),
+        ("Total: 2 files, 0 directories", "table", None),
+    ],
+)
+def test_interpret_one_text_block(text, value, error):
+    from mcp.types import CallToolResult, TextContent
+
+    from mcp_magic.tables.results import interpret
+
+    result = CallToolResult(
+        content=[TextContent(type="text", text=text)], structuredContent={"result": text}
+    )
+    outcome = interpret(result, "t")
+    assert outcome.error == error
+    if value == "table":
+        assert isinstance(outcome.value, pd.DataFrame)
+    else:
+        assert outcome.value == value
+
+
+def test_a_plain_text_answer_does_not_import_pandas():
+    code = (
+        "import sys\n"
+        "from mcp.types import CallToolResult, TextContent\n"
+        "from mcp_magic.tables.results import interpret\n"
+        "r = CallToolResult(content=[TextContent(type='text', text='done')],"
+        " structuredContent={'result': 'done'})\n"
+        "assert interpret(r, 'echo').value == 'done'\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+        cwd=ROOT,
+    ).stdout
+    assert out.strip() == "False"

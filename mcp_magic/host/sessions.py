@@ -436,15 +436,14 @@ class LoopThread:
         with a `label` ("call to data.query_db") as a one-line `Interrupted`.
         """
         events = events if events is not None else queue.SimpleQueue()
-        done = object()
         # Waiting before the coroutine starts: a question it asks at once finds this wait.
         self._waits.append(events)
         try:
-            future = self.submit(coro)
+            call = _LoopCall(self.loop, coro, events)
         except BaseException:
             self._waits.remove(events)
+            coro.close()
             raise
-        future.add_done_callback(lambda _: events.put(done))
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
@@ -457,10 +456,10 @@ class LoopThread:
                     if deadline is None or time.monotonic() < deadline:
                         on_idle()  # type: ignore[misc]
                         continue
-                    future.cancel()
+                    call.cancel()
                     raise TimeoutError(f"timed out after {timeout:g} s") from None
-                if item is done:
-                    return future.result()
+                if item is call:
+                    return call.result()
                 if isinstance(item, MainThreadCall):
                     if deadline is not None:  # time spent asking the user does not count
                         started = time.monotonic()
@@ -471,9 +470,8 @@ class LoopThread:
                 elif on_event is not None:
                     on_event(item)
         except KeyboardInterrupt:
-            future.cancel()
-            with contextlib.suppress(Exception):
-                concurrent.futures.wait([future], timeout=1.0)
+            call.cancel()
+            call.wait_briefly(1.0)
             if label is None or isinstance(sys.exc_info()[1], Interrupted):
                 raise
             raise Interrupted(f"{label} cancelled") from None
@@ -489,14 +487,89 @@ class LoopThread:
             self.loop.close()
 
 
+class _LoopCall:
+    """A coroutine run on the loop for a waiting thread, which it wakes when done.
+
+    It puts itself on `events` from the coroutine's own last step, not from a done
+    callback a loop turn later, and has no second future to chain (as
+    `run_coroutine_threadsafe` has): for a small `%mcp call` the hand-offs between the
+    threads are most of what it costs beyond the SDK's own round trip.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, coro: Coroutine, events: Any) -> None:
+        self._loop = loop
+        self._coro = coro
+        self._events = events
+        self._task: asyncio.Task | None = None
+        self._cancelled = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+        loop.call_soon_threadsafe(self._start)
+
+    def _start(self) -> None:  # on the loop
+        if self._cancelled:
+            self._coro.close()
+            self._events.put(self)
+        else:
+            self._task = self._loop.create_task(self._run())
+
+    async def _run(self) -> None:  # on the loop
+        try:
+            self._value = await self._coro
+        except asyncio.CancelledError:
+            self._cancelled = True
+            raise
+        except BaseException as exc:
+            self._error = exc
+            if not isinstance(exc, Exception):  # SystemExit and the like stop the loop
+                raise
+        finally:
+            self._events.put(self)
+
+    def _cancel(self) -> None:  # on the loop
+        self._cancelled = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def cancel(self) -> None:
+        """Cancel the coroutine (from the waiting thread)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+            self._loop.call_soon_threadsafe(self._cancel)
+
+    def wait_briefly(self, seconds: float) -> None:
+        """Give a cancelled coroutine a moment to finish its cleanup (waiting thread).
+
+        Other events that arrive meanwhile stay queued, in order.
+        """
+        deadline = time.monotonic() + seconds
+        kept = []
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    item = self._events.get(timeout=left)
+                except queue.Empty:
+                    break
+                if item is self:
+                    break
+                kept.append(item)
+        finally:
+            for item in kept:
+                self._events.put(item)
+
+    def result(self) -> Any:
+        """The coroutine's value, or its exception raised (once it put itself on events)."""
+        if self._error is not None:
+            raise self._error
+        if self._cancelled:
+            raise concurrent.futures.CancelledError()
+        return self._value
+
+
 def _cancel_questions(events: queue.SimpleQueue) -> None:
     """Questions left unasked when a wait ends are cancelled; other events stay queued."""
     kept = []
-    while True:
-        try:
-            item = events.get_nowait()
-        except queue.Empty:
-            break
+    while not events.empty():
+        item = events.get_nowait()
         if isinstance(item, MainThreadCall):
             item.reply.cancel()
         else:

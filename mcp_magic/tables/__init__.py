@@ -30,9 +30,23 @@ from .errors import envelope_error, error_text, shorten
 from .literals import parse_text
 from .notices import notices
 
-__all__ = ["Reading", "error_text", "notices", "parse_text", "read_result", "result_to_table"]
+__all__ = [
+    "Reading",
+    "error_text",
+    "notices",
+    "parse_text",
+    "plainly_text",
+    "read_result",
+    "result_to_table",
+]
 
 _ENVELOPE_ERROR_MAX_CHARS = 100_000
+
+LISTING_STARTS = ("[FILE]", "[DIR]", "Total:")
+"""How a file listing (`text._listing_table`) starts: the one table a single line can be."""
+
+_PLAIN_LINE_MAX_CHARS = 4096
+_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass
@@ -67,6 +81,8 @@ def read_result(
         error = envelope_error(structured_content)
     if error is not None:
         return Reading(error=error)
+    if text is not None and plainly_text(structured_content, text):
+        return Reading()  # no reader below would take it: skip them (and pandas)
     from .shapes import Hints, object_table  # pandas: imported on the first table
 
     hints = Hints(schema=output_schema if isinstance(output_schema, dict) else None,
@@ -94,6 +110,29 @@ def read_result(
 
     table = text_table(text)
     return Reading(table=table, notices=notices(table) if table is not None else [])
+
+
+def plainly_text(structured_content: object, text: str) -> bool:
+    """Whether an answer is text that no reader of `read_result` turns into anything else.
+
+    The common small answer (a status line, an echo) then costs a few checks, not every
+    reader. It is one line (Markdown and CSV tables need two), not blank, starting like
+    no JSON or literal container and no file listing; and its structured content is
+    absent or one wrapped scalar, ``{"result": "hi"}``, which is how SDK servers return a
+    function's plain value.
+    """
+    if len(text) > _PLAIN_LINE_MAX_CHARS or "\n" in text or "\r" in text:
+        return False
+    stripped = text.lstrip()
+    if not stripped or stripped[0] in "[{(" or stripped.startswith(LISTING_STARTS):
+        return False
+    if structured_content is None:
+        return True
+    return (
+        type(structured_content) is dict
+        and len(structured_content) == 1
+        and isinstance(structured_content.get("result", ()), _SCALARS)
+    )
 
 
 def _flagged_error(structured_content: object, text: str | None) -> str:

@@ -30,9 +30,16 @@ def interpret(result: Any, tool: str, output_schema: dict | None = None) -> Outc
     """
     from .. import tables
 
-    text = "\n".join(
-        block.text for block in result.content if getattr(block, "type", None) == "text"
-    )
+    content = result.content
+    if len(content) == 1 and getattr(content[0], "type", None) == "text":
+        text = content[0].text  # the common small answer: one text block
+        if not result.is_error and tables.plainly_text(result.structured_content, text):
+            error = tables.error_text(text, False)
+            return Outcome(None, error, text) if error else Outcome(text, None, text)
+    else:
+        text = "\n".join(
+            block.text for block in content if getattr(block, "type", None) == "text"
+        )
     from .columnar import has_table, result_frame  # Arrow/Parquet content: columnar first
 
     if not result.is_error and has_table(result):

@@ -11,6 +11,7 @@ import re
 
 import pandas as pd
 
+from . import LISTING_STARTS
 from .dtypes import infer_columns
 
 __all__ = ["text_table"]
@@ -39,7 +40,7 @@ def _listing_table(text: str) -> pd.DataFrame | None:
     ``list_directory_with_sizes`` appends sizes such as ``1.20 KB``; they become an
     approximate byte count in ``size``. Its summary lines are skipped.
     """
-    if not text.lstrip().startswith(("[FILE]", "[DIR]", "Total:")):
+    if not text.lstrip().startswith(LISTING_STARTS):
         return None
     entries: list[tuple[str, str]] = []
     has_summary = False
