@@ -19,6 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import dedent
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
 
+from .display.render import Progress, tool_value
 from .host import config
 from .host.arguments import (
     LINE_LIMIT,
@@ -724,11 +725,10 @@ class McpMagics(Magics):
             return self._call_all(server, tool_name, tool, arguments, progress, args.raw)
         try:
             result = self.manager.call_tool(
-                server, tool_name, arguments, on_progress=progress.update if progress else None
+                server, tool_name, arguments, on_progress=progress.update
             )
         finally:
-            if progress is not None:
-                progress.close()
+            progress.close()
         if args.raw:
             from .tables.big_json import plain_rows
 
@@ -742,22 +742,19 @@ class McpMagics(Magics):
         return self._tool_value(server, tool_name, result)
 
     def _call_all(self, server: str, name: str, tool: Any, arguments: dict[str, Any],
-                  progress: Any, raw: bool) -> Any:
-        from .display.render import tool_value
+                  progress: Progress, raw: bool) -> Any:
         from .host.paging import call_pages, page_tool_problem
 
         problem = page_tool_problem(tool.input_schema) or ("--raw and --all do not go together"
                                                            if raw else None)
         if problem:
-            if progress is not None:
-                progress.close()
+            progress.close()
             raise UsageError(f"--all: {problem}")
         try:
             frame = call_pages(lambda page: self._page_value(server, name, page), arguments,
-                               progress=progress.update if progress else None)
+                               progress=progress.update)
         finally:
-            if progress is not None:
-                progress.close()
+            progress.close()
         return tool_value(frame)
 
     def _page_value(self, server: str, tool: str, arguments: dict[str, Any]) -> Any:
@@ -770,7 +767,11 @@ class McpMagics(Magics):
             raise McpRuntimeError(f"{server}.{tool}: {outcome.error}")
         return outcome.value
 
-    def _progress(self, label: str) -> Any:
+    def _progress(self, label: str) -> Progress:
+        return Progress(label, self._progress_place)
+
+    def _progress_place(self) -> str | None:
+        """Where a call's progress bar goes: asked only when a slow call reports progress."""
         if not self.show_progress:
             return None
         kernel = getattr(self.shell, "kernel", None)
@@ -778,12 +779,9 @@ class McpMagics(Magics):
             # Run by nbclient (nbval, papermill): nobody watches the bar, and whether it
             # appeared would depend on the machine's speed, changing the saved outputs.
             return None
-        from .display.render import Progress
-
-        return Progress(label, terminal=type(self.shell).__name__ == "TerminalInteractiveShell")
+        return "terminal" if type(self.shell).__name__ == "TerminalInteractiveShell" else "notebook"
 
     def _tool_value(self, server: str, tool: str, result: Any) -> Any:
-        from .display.render import tool_value
         from .tables.results import interpret
 
         definition = self.manager.sessions[server].tools.get(tool)

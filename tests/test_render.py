@@ -100,14 +100,14 @@ def test_status_table_with_no_servers_is_one_line():
 
 
 def test_a_quick_call_leaves_no_progress_bar(capsys):
-    bar = render.Progress("data.query_db", terminal=True, delay=60)
+    bar = render.Progress("data.query_db", "terminal", delay=60)
     bar.update(5, 5, "5 rows")
     bar.close()
     assert capsys.readouterr().out == ""
 
 
 def test_a_slow_call_shows_its_progress_bar(capsys):
-    bar = render.Progress("data.query_db", terminal=True, delay=0)
+    bar = render.Progress("data.query_db", "terminal", delay=0)
     bar.update(5, 10, "5 rows")
     bar.close()
     assert "data.query_db [##########" in capsys.readouterr().out

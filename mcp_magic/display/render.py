@@ -10,7 +10,7 @@ import html
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..host.arguments import format_size, parameter_summary
@@ -265,23 +265,34 @@ class Progress:
     """A live progress bar for a running tool call, in Jupyter or a terminal.
 
     It appears only once the call has run for `delay` seconds: a quick call that reports
-    progress anyway (a small table in chunks) leaves no bar behind in the cell.
+    progress anyway (a small table in chunks) leaves no bar behind in the cell. `place`
+    is "terminal", "notebook" or None (no bar), or a function that says which: asked
+    only then, so a call that shows no bar costs no more than making this object.
     """
 
-    def __init__(self, label: str, terminal: bool, delay: float = 0.3) -> None:
+    def __init__(self, label: str, place: str | None | Callable[[], str | None],
+                 delay: float = 0.3) -> None:
         self.label = label
-        self.terminal = terminal
+        self._place = place
         self.delay = delay
         self._started = time.monotonic()
         self._handle: Any = None
         self._last = 0.0
         self._shown = False
 
+    @property
+    def terminal(self) -> bool:
+        return self._place == "terminal"
+
     def update(self, progress: float, total: float | None, message: str | None) -> None:
         now = time.monotonic()
         if now - self._started < self.delay:
             return
         if now - self._last < 0.1 and not (total and progress >= total):
+            return
+        if callable(self._place):
+            self._place = self._place()
+        if self._place is None:
             return
         self._last = now
         text = self._text(progress, total, message)
