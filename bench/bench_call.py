@@ -15,7 +15,19 @@ ipykernel runs cells inside its own loop), so nothing is torn down between block
 Goal: median `%mcp call` per call <= 1.10x the raw median. A round trip's time spreads
 widely on a loaded machine (p10 to p90 is about 1.2 to 1.9 ms here), so the full run
 takes 1,000 calls per side; ``--quick`` (90) is a smoke test whose ratio moves by 0.1.
-Run ``python bench/bench_call.py`` (10 rounds x 100 calls per side) or ``--quick``.
+
+A second part times calls one at a time, ``--pause`` ms apart (20), the sides taking
+turns call by call: the way a user runs cells. Between calls every thread and the
+server go idle, so each call pays for waking them and for code that has left the CPU's
+caches; a warm run does not show that.
+
+A third part is what a user sees: cells in a real kernel (ipykernel, started here), one
+at a time and ``--pause`` apart, timed from the execute request to its reply:
+``r = await client.call_tool("echo", {"text": "hi"})`` on an `mcp.Client` opened in an
+earlier cell, against ``r = %mcp call f.echo text=hi``. ``--cells`` per side (100).
+
+Run ``python bench/bench_call.py`` (10 rounds x 100 calls per side, then 200 calls per
+side one at a time, then 100 cells per side) or ``--quick`` (no kernel).
 """
 
 from __future__ import annotations
@@ -79,10 +91,12 @@ class Samples:
         self.main_cpu: dict[str, float] = dict.fromkeys(SIDES, 0.0)
         self.block_ratios: dict[str, list[float]] = {side: [] for side in SIDES}
         self.rounds: list[dict[str, float]] = []
+        self.spaced: dict[str, list[float]] = {}  # one call at a time, per side
 
 
 async def measure(
-    shell: Any, manager: Any, rounds: int, calls: int, block: int, warmup: int
+    shell: Any, manager: Any, rounds: int, calls: int, block: int, warmup: int,
+    spaced: int = 0, pause: float = 0.02,
 ) -> Samples:
     import mcp
 
@@ -133,7 +147,67 @@ async def measure(
             for side in SIDES:
                 out.wall[side] += round_wall[side]
             out.rounds.append({side: statistics.median(round_wall[side]) for side in SIDES})
+        if spaced:
+            out.spaced = await one_at_a_time(calls_by_side, spaced, pause)
     return out
+
+
+async def one_at_a_time(
+    calls_by_side: dict[str, tuple[Callable[[], Any], bool]], count: int, pause: float
+) -> dict[str, list[float]]:
+    """Wall time of single calls `pause` seconds apart, the sides taking turns."""
+    wall: dict[str, list[float]] = {side: [] for side in SIDES}
+    for number in range(count):
+        for side in SIDES[number % 3 :] + SIDES[: number % 3]:
+            call, is_async = calls_by_side[side]
+            time.sleep(pause)  # idle, as between cells (the loop is not needed meanwhile)
+            start = time.perf_counter()
+            if is_async:
+                await call()
+            else:
+                call()
+            wall[side].append(time.perf_counter() - start)
+    return wall
+
+
+KERNEL_CELLS = {
+    "raw": 'r = await client.call_tool("echo", {"text": "hi"})',
+    "magic": "r = %mcp call f.echo text=hi",
+}
+
+
+def kernel_cells(count: int, pause: float) -> dict[str, list[float]]:
+    """Execute-to-reply time of `KERNEL_CELLS` in a real kernel, taking turns."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from kernel_utils import ok, start_kernel, stop_kernel
+
+    command = f"{shlex.quote(sys.executable)} {shlex.quote(str(SERVER))}"
+    with tempfile.TemporaryDirectory(prefix="bench-call-") as directory:
+        km, kc = start_kernel(Path(directory))
+        try:
+            ok(kc, f"%load_ext mcp_magic\n%mcp connect f -- {command}")
+            ok(kc, "import mcp, sys\n"
+                   "client = mcp.Client(mcp.StdioServerParameters("
+                   f"command=sys.executable, args=[{str(SERVER)!r}]))\n"
+                   "await client.__aenter__()")
+            wall: dict[str, list[float]] = {side: [] for side in KERNEL_CELLS}
+            for number in range(count):
+                for side in list(KERNEL_CELLS)[:: 1 if number % 2 else -1]:
+                    time.sleep(pause)
+                    start = time.perf_counter()
+                    reply = kc.execute_interactive(KERNEL_CELLS[side], timeout=60,
+                                                   output_hook=lambda _msg: None)
+                    wall[side].append(time.perf_counter() - start)
+                    if reply["content"]["status"] != "ok":
+                        raise RuntimeError(f"{side} cell failed: {reply['content']}")
+            # The raw client cannot be closed from another cell (anyio: "exit cancel scope
+            # in a different task"); its server goes when the kernel does.
+            ok(kc, "%mcp disconnect f")
+        finally:
+            stop_kernel(km, kc)
+    return wall
 
 
 def breakdown(shell: Any, manager: Any, rounds: int, calls: int) -> list[tuple[str, float]]:
@@ -203,10 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=100, help="calls per side per round (100)")
     parser.add_argument("--block", type=int, default=10, help="calls per side per turn (10)")
     parser.add_argument("--warmup", type=int, default=50, help="warm-up calls per side (50)")
+    parser.add_argument("--spaced", type=int, default=200,
+                        help="calls per side one at a time (200; 0: skip)")
+    parser.add_argument("--pause", type=float, default=20.0,
+                        help="milliseconds between those calls (20)")
+    parser.add_argument("--cells", type=int, default=100,
+                        help="cells per side in a real kernel (100; 0: skip)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.calls, args.block, args.warmup = 3, 30, 5, 20
+        args.spaced, args.cells = 30, 0
 
     import psutil
     from IPython.core.interactiveshell import InteractiveShell
@@ -218,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         shell.run_line_magic("mcp", f"connect f -- {command}")
         manager = shell.magics_manager.registry["McpMagics"].manager
         samples = asyncio.run(
-            measure(shell, manager, args.rounds, args.calls, args.block, args.warmup)
+            measure(shell, manager, args.rounds, args.calls, args.block, args.warmup,
+                    args.spaced, args.pause / 1e3)
         )
         try:
             parts = breakdown(shell, manager, *((2, 10) if args.quick else (6, 100)))
@@ -227,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(breakdown skipped: {type(exc).__name__}: {exc})")
     finally:
         shell.run_line_magic("unload_ext", "mcp_magic")
+    cells = kernel_cells(args.cells, args.pause / 1e3) if args.cells else {}
 
     n = len(samples.wall["raw"])
     print(
@@ -264,6 +347,24 @@ def main(argv: list[str] | None = None) -> int:
         f"overhead per call (medians): manager - raw {ms(medians['manager'] - medians['raw'])}, "
         f"magic - manager {ms(medians['magic'] - medians['manager'])}"
     )
+    if samples.spaced:
+        raw_spaced = statistics.median(samples.spaced["raw"][5:])
+        print(f"one call at a time, {args.pause:g} ms apart, sides taking turns "
+              f"({len(samples.spaced['raw'])} calls per side, the first 5 left out):")
+        for side in SIDES:
+            data = samples.spaced[side][5:]
+            median = statistics.median(data)
+            print(f"  {LABELS[side]:34s} {ms(median)} {ms(pct(data, 0.1))} "
+                  f"{ms(pct(data, 0.9))}  {median / raw_spaced:5.2f}x")
+    if cells:
+        raw_cell = statistics.median(cells["raw"][5:])
+        print(f"cells in a real kernel, {args.pause:g} ms apart, taking turns "
+              f"({len(cells['raw'])} per side, the first 5 left out), execute to reply:")
+        for side, code in KERNEL_CELLS.items():
+            data = cells[side][5:]
+            median = statistics.median(data)
+            print(f"  {code:52s} {ms(median)} {ms(pct(data, 0.1))} {ms(pct(data, 0.9))}  "
+                  f"{median / raw_cell:5.2f}x")
     if parts:
         print("where the magic's time goes: main-thread CPU per call, steps added one by one")
         base = parts[0][1]
@@ -271,10 +372,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label:52s} {seconds * 1e6:7.1f} us  ({(seconds - base) * 1e6:+6.1f} us)")
     magic_ratio = medians["magic"] / medians["raw"]
     verdict = "OK" if magic_ratio <= GOAL else "SLOWER THAN GOAL"
+    spaced = ""
+    if samples.spaced:
+        one = {side: statistics.median(samples.spaced[side][5:]) for side in ("magic", "raw")}
+        spaced = f"; one at a time {one['magic'] / one['raw']:.2f}x"
+    if cells:
+        cell = {side: statistics.median(cells[side][5:]) for side in KERNEL_CELLS}
+        spaced += f"; cells in a kernel {cell['magic'] / cell['raw']:.2f}x"
     print(
         f"ratio %mcp call / raw (medians): {magic_ratio:.2f}x  (goal <= {GOAL:.2f}x)  {verdict}   "
         f"[paired {statistics.median(samples.block_ratios['magic']):.2f}x; "
-        f"SessionManager.call_tool / raw {medians['manager'] / medians['raw']:.2f}x]"
+        f"SessionManager.call_tool / raw {medians['manager'] / medians['raw']:.2f}x{spaced}]"
     )
 
     left = [p for p in psutil.Process().children(recursive=True) if p.is_running()]

@@ -19,6 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.text import dedent
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
 
+from .apps import view_uri
 from .display.render import Progress, tool_value
 from .host import config
 from .host.arguments import (
@@ -568,10 +569,11 @@ class McpMagics(Magics):
     @no_var_expand
     @line_magic
     def mcp(self, line: str) -> Any:
+        limit = self.line_limit
         try:
-            check_line_length(line, self.line_limit)
+            check_line_length(line, limit)
             line = self._expand(strip_comment(line))  # `%mcp connect ...  # why`
-            check_line_length(line, self.line_limit)
+            check_line_length(line, limit)
         except config.ConfigError as exc:
             raise UsageError(str(exc)) from None
         command, _, rest = line.strip().partition(" ")
@@ -733,13 +735,11 @@ class McpMagics(Magics):
             from .tables.big_json import plain_rows
 
             return plain_rows(result)
-        from .apps import view_uri
-
         if view_uri(tool):  # the tool has a view (MCP Apps): show it above the value
             from .apps.widget import show_view
 
             show_view(self.manager, server, tool_name, arguments, result)
-        return self._tool_value(server, tool_name, result)
+        return self._tool_value(server, tool_name, result, tool)
 
     def _call_all(self, server: str, name: str, tool: Any, arguments: dict[str, Any],
                   progress: Progress, raw: bool) -> Any:
@@ -781,10 +781,11 @@ class McpMagics(Magics):
             return None
         return "terminal" if type(self.shell).__name__ == "TerminalInteractiveShell" else "notebook"
 
-    def _tool_value(self, server: str, tool: str, result: Any) -> Any:
+    def _tool_value(self, server: str, tool: str, result: Any, definition: Any = None) -> Any:
         from .tables.results import interpret
 
-        definition = self.manager.sessions[server].tools.get(tool)
+        if definition is None:
+            definition = self.manager.sessions[server].tools.get(tool)
         outcome = interpret(result, tool, getattr(definition, "output_schema", None))
         if outcome.error is not None:
             raise McpRuntimeError(f"{server}.{tool}: {outcome.error}")
