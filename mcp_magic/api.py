@@ -19,11 +19,12 @@ from typing import Any
 from .agent.driver import run_agent
 from .agent.events import ApprovalRequest, Decision, Event
 from .agent.loop import Agent, AgentOptions, RunResult, agent_for, interpolate
+from .agent.sampling import model_sampler
 from .display.asking import approve_call, approve_code
 from .host import config
 from .host.arguments import missing_message, parse_target
 from .host.auth import OAuth, OAuthSettings
-from .host.client_requests import ClientRequests, ElicitHandler, SamplingRequest, model_sampler
+from .host.client_requests import ClientRequests, ElicitHandler, SamplingRequest
 from .host.sessions import McpError, Session, SessionManager
 
 

@@ -510,8 +510,8 @@ class McpMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        from .agent.sampling import model_sampler
         from .display import asking
-        from .host.client_requests import model_sampler
 
         self.oauth = OAuth(ask_redirect=asking.pasted_redirect)
         self.manager = SessionManager(
