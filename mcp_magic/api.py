@@ -208,8 +208,11 @@ class Host:
 
         `model` defaults to `MCP_MAGIC_MODEL` (environment or `.env`). By default the
         answer and the tool calls are printed as they happen; pass
-        `show=lambda event: None` to stay quiet. `{name}` in the prompt fills in from
-        `self.namespace`, where table results are bound too.
+        `show=lambda event: None` to stay quiet, or your own function to get each event
+        (`mcp_magic.agent.events`: text, tool calls started and finished, an
+        `ApprovalRequest` before `approve` is asked and an `ApprovalAnswered` after).
+        `{name}` in the prompt fills in from `self.namespace`, where table results are
+        bound too.
         """
         from .agent.providers import ProviderError, default_model, resolve
         from .display.agent_view import AgentView

@@ -74,7 +74,7 @@ def test_header_while_running() -> None:
 
 def test_a_call_waiting_for_approval_says_so_until_answered(monkeypatch) -> None:
     import mcp_magic.display.agent_view as agent_view
-    from mcp_magic.agent.events import ApprovalRequest, Decision
+    from mcp_magic.agent.events import ApprovalAnswered, ApprovalRequest, Decision
 
     shown: list[dict] = []
 
@@ -90,7 +90,7 @@ def test_a_call_waiting_for_approval_says_so_until_answered(monkeypatch) -> None
     assert shown[-1]["text/plain"].startswith("⏸ db.query_db — waiting for approval")
     assert "mcp-magic-waiting" in shown[-1]["text/html"]
     request.reply.set_result(Decision("allow"))
-    view.handle(request)
+    view.handle(ApprovalAnswered("c1", Decision("allow")))
     assert shown[-1]["text/plain"].startswith("⏳ db.query_db — running")
 
 

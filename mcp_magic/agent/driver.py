@@ -16,7 +16,15 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from ..host.sessions import SessionManager
-from .events import ApprovalRequest, CodeFinished, CodeRequest, Decision, Event, Notice
+from .events import (
+    ApprovalAnswered,
+    ApprovalRequest,
+    CodeFinished,
+    CodeRequest,
+    Decision,
+    Event,
+    Notice,
+)
 from .loop import Agent, AgentOptions, RunResult
 
 
@@ -43,7 +51,7 @@ def run_agent(
             if decision.action == "deny" and decision.text:
                 show(Notice(decision.text, level="warning"))
             event.reply.set_result(decision)
-            show(event)  # answered
+            show(ApprovalAnswered(event.call_id, decision))
         elif isinstance(event, CodeRequest):
             show(event)  # the block with the code, before anyone is asked about it
             if code is None:

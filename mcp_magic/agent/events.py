@@ -93,6 +93,14 @@ class ApprovalRequest:
 
 
 @dataclass
+class ApprovalAnswered:
+    """The user answered an `ApprovalRequest`: the call runs, or is denied."""
+
+    call_id: str
+    decision: Decision
+
+
+@dataclass
 class CodeRequest:
     """Code mode: the model asks to run Python in the kernel.
 
@@ -129,6 +137,7 @@ Event = (
     | UsageReport
     | Notice
     | ApprovalRequest
+    | ApprovalAnswered
     | CodeRequest
     | CodeFinished
     | ModelReply

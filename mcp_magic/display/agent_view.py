@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from ..agent.events import (
+    ApprovalAnswered,
     ApprovalRequest,
     CodeFinished,
     CodeRequest,
@@ -621,6 +622,8 @@ class AgentView:
             self.notice(event)
         elif isinstance(event, ApprovalRequest):
             self.approval_asked(event)
+        elif isinstance(event, ApprovalAnswered):
+            self.approval_answered(event)
         elif isinstance(event, CodeRequest):
             self.code_requested(event)
         elif isinstance(event, CodeFinished):
@@ -696,12 +699,18 @@ class AgentView:
         block.show(self.live)
 
     def approval_asked(self, ev: ApprovalRequest) -> None:
-        """Shown before the question (the call's block says it waits, and the question
-        comes after the text so far) and again once answered (it runs, or is denied)."""
+        """Shown before the question: the call's block says it waits, and the question
+        comes after the text so far."""
         self.flush()
         block = self.blocks.get(ev.call_id)
         if block is not None and block.finished is None and not self.terminal:
-            block.wait_for_approval(not ev.reply.done())
+            block.wait_for_approval(True)
+
+    def approval_answered(self, ev: ApprovalAnswered) -> None:
+        """The call runs (or is denied): its block no longer waits."""
+        block = self.blocks.get(ev.call_id)
+        if block is not None and block.finished is None and not self.terminal:
+            block.wait_for_approval(False)
 
     def tool_finished(self, ev: ToolCallFinished) -> None:
         """Update the call's block in place with its status, duration, variable, result."""
