@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib
 import os
 import queue
 import re
@@ -565,6 +566,40 @@ class _LoopCall:
         return self._value
 
 
+OUTPUT_CHECK_MODULE = "jsonschema.validators"
+"""What the SDK checks a tool's structured output with, imported on the first such call."""
+_output_checks_warming = False
+
+
+def warm_output_checks(sessions: Iterable[Session]) -> None:
+    """Import the SDK's output-schema checker in the background, once, after a connect
+    that brought a tool with an `outputSchema`.
+
+    The SDK imports `jsonschema` when a call first needs it. With the format checkers a
+    Jupyter install brings, that took a second, added to the first `%mcp call`; imported
+    while the user writes the next cell, it is ready. A call that comes sooner waits for
+    the same import, no longer than before.
+    """
+    global _output_checks_warming
+    if _output_checks_warming or OUTPUT_CHECK_MODULE in sys.modules:
+        return
+    if not any(
+        getattr(tool, "output_schema", None)
+        for session in sessions
+        for tool in session.tools.values()
+    ):
+        return
+    _output_checks_warming = True
+    threading.Thread(
+        target=_import_quietly, args=(OUTPUT_CHECK_MODULE,), name="mcp-magic-warm", daemon=True
+    ).start()
+
+
+def _import_quietly(module: str) -> None:
+    with contextlib.suppress(Exception):  # the call imports it again and says what failed
+        importlib.import_module(module)
+
+
 def _cancel_questions(events: queue.SimpleQueue) -> None:
     """Questions left unasked when a wait ends are cancelled; other events stay queued."""
     kept = []
@@ -646,7 +681,7 @@ class SessionManager:
                     f"a server named {name!r} is already connected "
                     f"(use %mcp disconnect {name} or another name)"
                 )
-        return self.run(
+        results = self.run(
             self._connect_many(specs),
             # A remote server may send the user to authorize first (mcp_magic.host.auth): the
             # consent in the browser gets its own time, as in `_wait_ready`.
@@ -656,6 +691,8 @@ class SessionManager:
             ),
             label=f"connecting {', '.join(map(repr, specs))}",
         )
+        warm_output_checks(s for s in results.values() if isinstance(s, Session))
+        return results
 
     async def _connect_many(self, specs: dict[str, ServerSpec]) -> dict[str, Session | McpError]:
         sessions = [self._new_session(name, spec) for name, spec in specs.items()]
