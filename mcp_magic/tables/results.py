@@ -31,23 +31,19 @@ def interpret(result: Any, tool: str, output_schema: dict | None = None) -> Outc
     from .. import tables
 
     content = result.content
-    if len(content) == 1 and getattr(content[0], "type", None) == "text":
-        text = content[0].text  # the common small answer: one text block
-        if not result.is_error and tables.plainly_text(result.structured_content, text):
-            error = tables.error_text(text, False)
-            return Outcome(None, error, text) if error else Outcome(text, None, text)
-    else:
-        text = "\n".join(
-            block.text for block in content if getattr(block, "type", None) == "text"
-        )
-    from .columnar import has_table, result_frame  # Arrow/Parquet content: columnar first
+    text = "\n".join(block.text for block in content if getattr(block, "type", None) == "text")
+    # One block of plain text (an echo, a status line) carries no binary table: the
+    # columnar check and its imports are skipped, and `read_result` takes it quickly.
+    plain = len(content) == 1 and tables.plainly_text(result.structured_content, text)
+    if not result.is_error and not plain:
+        from .columnar import has_table, result_frame  # Arrow/Parquet content first
 
-    if not result.is_error and has_table(result):
-        frame = result_frame(result)
-        if frame is not None:
-            from .notices import notices
+        if has_table(result):
+            frame = result_frame(result)
+            if frame is not None:
+                from .notices import notices
 
-            return Outcome(frame, None, text, notices(frame))
+                return Outcome(frame, None, text, notices(frame))
     reading = tables.read_result(
         result.structured_content,
         text or None,
