@@ -51,6 +51,17 @@ class Terminal:
         self.child.expect(f"MARK {mark}\r", timeout=timeout)
         return ESCAPES.sub("", self.child.before)
 
+    def interrupt(self, shown: str, timeout: float = 60) -> str:
+        """Ctrl-C, then everything shown up to the next marker. The marker is typed only
+        once `shown` and the next prompt have appeared: typed while the interrupted line
+        still runs, the terminal echoes it in the middle of the output."""
+        self.child.sendintr()
+        self.child.expect_exact(shown, timeout=timeout)
+        seen = self.child.before + self.child.after
+        self.child.expect(r"In \[\d+\]", timeout=timeout)
+        seen += self.child.before + self.child.after
+        return ESCAPES.sub("", seen) + self.settle(timeout)
+
     def run(self, line: str, timeout: float = 60) -> str:
         self.child.send(line + "\r")
         return self.settle(timeout)
@@ -87,8 +98,7 @@ def test_ctrl_c_during_a_call_is_one_line_and_the_session_lives_on(terminal, tmp
     assert "Connected 'f'" in out, out
     terminal.child.send("%mcp call f.sleep seconds=60\r")
     wait_for(events, "start sleep", timeout=60)
-    terminal.child.sendintr()
-    out = terminal.settle(timeout=60)
+    out = terminal.interrupt("Interrupted: call to f.sleep cancelled")
     assert "Interrupted: call to f.sleep cancelled" in out, out
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
     shown = [line for line in out.splitlines() if line.strip() and "In [" not in line]
@@ -114,8 +124,7 @@ def test_ctrl_c_during_a_connect_is_one_line(terminal, tmp_path):
     terminal.child.send(f"%mcp connect hung -- {sys.executable} {hung}\r")
     # Ctrl-C once the connect is waiting on the handshake, however long that took to begin.
     wait_for(heard, '"initialize"', timeout=60)
-    terminal.child.sendintr()
-    out = terminal.settle(timeout=60)
+    out = terminal.interrupt("Interrupted: connecting 'hung' cancelled")
     assert "Interrupted: connecting 'hung' cancelled" in out, out
     assert "Traceback" not in out, out
     out = terminal.run("%mcp list") + terminal.run("import gc; gc.collect()")

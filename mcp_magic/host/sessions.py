@@ -472,7 +472,7 @@ class LoopThread:
                     on_event(item)
         except KeyboardInterrupt:
             call.cancel()
-            call.wait_briefly(1.0)
+            call.wait_briefly(0.5)  # within the stop button's 1 s, however the cleanup goes
             if label is None or isinstance(sys.exc_info()[1], Interrupted):
                 raise
             raise Interrupted(f"{label} cancelled") from None
